@@ -1,0 +1,20 @@
+// Runtime logging like runc: --log FILE --log-format text|json --debug.
+// Without --log, warnings and errors go to stderr; debug only with --debug.
+#pragma once
+#include <string>
+
+namespace envrun::log {
+
+enum class Level { Debug, Info, Warn, Error };
+
+void init(const std::string& file, bool json, bool debug);
+void write(Level level, const std::string& msg);
+inline void debug(const std::string& m) { write(Level::Debug, m); }
+inline void info(const std::string& m) { write(Level::Info, m); }
+inline void warn(const std::string& m) { write(Level::Warn, m); }
+inline void error(const std::string& m) { write(Level::Error, m); }
+bool debug_enabled();
+// True when a log file is configured (errors then also go there).
+bool has_file();
+
+}  // namespace envrun::log
