@@ -1,0 +1,1 @@
+#include "bundle/spec_parser.hpp"
