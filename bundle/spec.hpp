@@ -33,6 +33,27 @@ struct ConsoleSize {
   uint32_t width = 0;
 };
 
+// Added (runtime-spec 1.2): process.scheduler, sched_setattr(2).
+struct Scheduler {
+  std::string policy;  // SCHED_OTHER SCHED_FIFO SCHED_RR SCHED_BATCH SCHED_ISO SCHED_IDLE SCHED_DEADLINE
+  std::optional<int32_t> nice;
+  std::optional<int32_t> priority;
+  std::vector<std::string> flags;  // SCHED_FLAG_RESET_ON_FORK ...
+  std::optional<uint64_t> runtime, deadline, period;  // nanoseconds (SCHED_DEADLINE)
+};
+
+// Added (runtime-spec 1.2): process.ioPriority, ioprio_set(2).
+struct IoPriority {
+  std::string io_class;  // IOPRIO_CLASS_RT IOPRIO_CLASS_BE IOPRIO_CLASS_IDLE
+  int32_t priority = 0;  // 0..7
+};
+
+// Added (runtime-spec 1.2): process.execCPUAffinity ("0-3,7" cpu lists).
+struct ExecCpuAffinity {
+  std::string initial;
+  std::string final;  // a contextual keyword only, fine as a member name
+};
+
 struct Process {
   bool terminal = false;
   std::optional<ConsoleSize> console_size;
@@ -46,11 +67,20 @@ struct Process {
   std::optional<int> oom_score_adj;
   std::string apparmor_profile;  // accepted, not applied (no AppArmor here)
   std::string selinux_label;     // accepted, not applied
+  std::optional<Scheduler> scheduler;               // added (1.2)
+  std::optional<IoPriority> io_priority;            // added (1.2)
+  std::optional<ExecCpuAffinity> exec_cpu_affinity; // added (1.2)
 };
 
 struct Root {
   std::string path = "rootfs";  // relative to the bundle, or absolute
   bool readonly = false;
+};
+
+struct IdMapping {
+  uint32_t container_id = 0;
+  uint32_t host_id = 0;
+  uint32_t size = 0;
 };
 
 struct Mount {
@@ -59,6 +89,9 @@ struct Mount {
   std::string source;
   std::vector<std::string> options;
   std::vector<std::string> uid_mappings_raw;  // idmapped mounts: not supported yet
+  // Added: runtime-spec 1.2 idmapped mounts (mounts[].uidMappings / gidMappings). The entries
+  // are also dumped as JSON text into uid_mappings_raw so that a non-empty check still works.
+  std::vector<IdMapping> uid_mappings, gid_mappings;
 };
 
 struct Hook {
@@ -76,12 +109,6 @@ struct Hooks {
 struct Namespace {
   std::string type;  // pid network mount ipc uts user cgroup time
   std::string path;  // join this namespace when non-empty
-};
-
-struct IdMapping {
-  uint32_t container_id = 0;
-  uint32_t host_id = 0;
-  uint32_t size = 0;
 };
 
 struct Device {
@@ -147,6 +174,18 @@ struct HugepageLimit {
   uint64_t limit = 0;
 };
 
+// Added: linux.resources.network (cgroup v1 net_cls / net_prio).
+struct NetworkResources {
+  std::optional<uint32_t> class_id;
+  std::map<std::string, uint32_t> priorities;  // interface name -> priority
+};
+
+// Added: linux.resources.rdma entries (keyed by device name in Resources::rdma).
+struct RdmaLimit {
+  std::optional<uint32_t> hca_handles;
+  std::optional<uint32_t> hca_objects;
+};
+
 struct Resources {
   std::vector<DeviceCgroupRule> devices;
   std::optional<MemoryResources> memory;
@@ -155,6 +194,8 @@ struct Resources {
   std::optional<BlockIoResources> block_io;
   std::vector<HugepageLimit> hugepage_limits;
   std::map<std::string, std::string> unified;  // raw cgroup v2 files
+  std::optional<NetworkResources> network;     // added
+  std::map<std::string, RdmaLimit> rdma;       // added
 };
 
 struct SeccompArg {
@@ -181,6 +222,12 @@ struct Seccomp {
   std::vector<SeccompSyscall> syscalls;
 };
 
+// Added: linux.personality, personality(2).
+struct Personality {
+  std::string domain;              // LINUX LINUX32
+  std::vector<std::string> flags;  // reserved by the spec
+};
+
 struct Linux {
   std::vector<Namespace> namespaces;
   std::vector<IdMapping> uid_mappings, gid_mappings;
@@ -193,6 +240,11 @@ struct Linux {
   std::vector<std::string> masked_paths, readonly_paths;
   std::string mount_label;
   std::optional<int64_t> time_offsets_monotonic_secs, time_offsets_boottime_secs;
+  // Added: the nanosecond parts of timeOffsets, the personality, and linux.netDevices
+  // (1.2: host interface name -> name inside the container, empty = keep the name).
+  std::optional<uint32_t> time_offsets_monotonic_nanosecs, time_offsets_boottime_nanosecs;
+  std::optional<Personality> personality;
+  std::map<std::string, std::string> net_devices;
 };
 
 // envrun's own section ("envrun" key at the top level; unknown to other runtimes).

@@ -1,2 +1,83 @@
-// Placeholder: replaced by the CLI (one file per command).
-int main() { return 1; }
+// envrun: the command line. Each command lives in cmd_<name>.cpp.
+#include <cstdio>
+
+#include "cli/cli.hpp"
+#include "kernel/log.hpp"
+
+using namespace envrun;
+
+namespace envrun::cli {
+
+int exit_code(ErrorKind k) {
+  switch (k) {
+    case ErrorKind::Generic: return 1;
+    case ErrorKind::Usage: return 2;
+    case ErrorKind::Config: return 3;
+    case ErrorKind::NotFound: return 4;
+    case ErrorKind::State: return 5;
+    case ErrorKind::Exec: return 6;
+    case ErrorKind::System: return 7;
+  }
+  return 1;
+}
+
+int fail(const std::string& op, const std::string& id, const Error& e) {
+  std::string line = op + (id.empty() ? "" : " " + id) + ": " + e.message;
+  log::error(line);
+  std::fprintf(stderr, "envrun: %s\n", line.c_str());
+  return exit_code(e.kind);
+}
+
+void on_run(CLI::App* sub, Globals& g, const std::string& op, const std::string* id,
+            std::function<Result<int>()> body) {
+  sub->callback([&g, op, id, body = std::move(body)] {
+    log::init(g.log_file, g.log_format == "json", g.debug);
+    auto r = body();
+    g.rc = r ? *r : fail(op, id ? *id : "", r.error());
+  });
+}
+
+}  // namespace envrun::cli
+
+int main(int argc, char** argv) {
+  cli::Globals g;
+  CLI::App app{"envrun: a container runtime (runc-compatible) for OCI bundles", "envrun"};
+  app.set_version_flag("-v,--version", std::string("envrun version ") + ENVRUN_VERSION + "\nspec: 1.2.0");
+  app.add_option("--root", g.root, "root directory for container state")->capture_default_str();
+  app.add_option("--log", g.log_file, "log file (default: errors on stderr)");
+  app.add_option("--log-format", g.log_format, "log format")->check(CLI::IsMember({"text", "json"}));
+  app.add_flag("--debug", g.debug, "enable debug logging");
+  app.add_flag("--systemd-cgroup", g.systemd_cgroup, "accepted for runc compatibility (cgroupsPath slice:prefix:name is understood either way)");
+  app.add_option("--rootless", g.rootless, "accepted for runc compatibility");
+  app.require_subcommand(1);
+  app.fallthrough();
+
+  cli::add_create(app, g);
+  cli::add_run(app, g);
+  cli::add_start(app, g);
+  cli::add_state(app, g);
+  cli::add_kill(app, g);
+  cli::add_delete(app, g);
+  cli::add_list(app, g);
+  cli::add_ps(app, g);
+  cli::add_exec(app, g);
+  cli::add_pause_resume(app, g);
+  cli::add_spec(app, g);
+  cli::add_features(app, g);
+  cli::add_events(app, g);
+  cli::add_update(app, g);
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    std::fprintf(stderr, "envrun: %s\nRun 'envrun --help' for usage.\n", e.what());
+    return 2;
+  }
+  return g.rc;
+}

@@ -53,6 +53,10 @@ class [[nodiscard]] Result {
   const T* operator->() const { return &value(); }
   const Error& error() const& { return std::get<1>(v_); }
   Error&& error() && { return std::get<1>(std::move(v_)); }
+  template <class U>
+  T value_or(U&& fallback) const& {
+    return ok() ? std::get<0>(v_) : static_cast<T>(std::forward<U>(fallback));
+  }
 
  private:
   std::variant<T, Error> v_;

@@ -93,7 +93,7 @@ std::vector<std::string> StateStore::ids() const {
 
 Status StateStore::status(const ContainerState& st) const {
   if (!proc::alive(st.pid, st.pid_start)) return Status::Stopped;
-  if (!st.started && fs::exists(fifo_path(st.id))) return Status::Created;
+  if (!st.started && fs::exists(start_socket_path(st.id))) return Status::Created;
   // Paused: the container cgroup's freezer says FROZEN (v1 freezer or v2 cgroup.freeze).
   if (!st.cgroup_path.empty()) {
     auto v1 = fs::read_file("/sys/fs/cgroup/freezer" + st.cgroup_path + "/freezer.state");

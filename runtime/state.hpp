@@ -1,6 +1,6 @@
 // Container state on disk: <root>/<id>/state.json, written crash-safely.
-// The status is computed from the recorded init pid + start time, the exec fifo
-// and the freezer, never trusted from the file alone.
+// The status is computed from the recorded init pid + start time, the start socket
+// the start socket and the freezer, never trusted from the file alone.
 #pragma once
 #include <sys/types.h>
 
@@ -40,7 +40,7 @@ class StateStore {
   explicit StateStore(std::string root) : root_(std::move(root)) {}
   const std::string& root() const { return root_; }
   std::string dir(const std::string& id) const { return root_ + "/" + id; }
-  std::string fifo_path(const std::string& id) const { return dir(id) + "/exec.fifo"; }
+  std::string start_socket_path(const std::string& id) const { return dir(id) + "/start.sock"; }
   std::string config_path(const std::string& id) const { return dir(id) + "/config.json"; }
 
   // Ids: 1..1024 chars of [A-Za-z0-9_.+-], not "." or "..".

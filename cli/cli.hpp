@@ -1,0 +1,47 @@
+// Shared by the CLI's command files: global options, the error line, exit codes.
+#pragma once
+#include <CLI/CLI.hpp>
+#include <functional>
+#include <string>
+
+#include "kernel/result.hpp"
+#include "runtime/state.hpp"
+
+namespace envrun::cli {
+
+struct Globals {
+  std::string root = runtime::kDefaultRoot;
+  std::string log_file;
+  std::string log_format = "text";
+  bool debug = false;
+  bool systemd_cgroup = false;
+  std::string rootless = "auto";
+  int rc = 0;  // the exit status the command chose
+  runtime::StateStore store() const { return runtime::StateStore(root); }
+};
+
+// Exit status of an error kind (documented in envrun(1)).
+int exit_code(ErrorKind k);
+// Print "envrun: <op> <id>: <message>" (and log it) and return the exit status.
+int fail(const std::string& op, const std::string& id, const Error& e);
+// Run `body` as the command's action: its Result decides the exit status.
+void on_run(CLI::App* sub, Globals& g, const std::string& op, const std::string* id,
+            std::function<Result<int>()> body);
+
+// One function per command file (cmd_<name>.cpp).
+void add_create(CLI::App& app, Globals& g);
+void add_run(CLI::App& app, Globals& g);
+void add_start(CLI::App& app, Globals& g);
+void add_state(CLI::App& app, Globals& g);
+void add_kill(CLI::App& app, Globals& g);
+void add_delete(CLI::App& app, Globals& g);
+void add_list(CLI::App& app, Globals& g);
+void add_ps(CLI::App& app, Globals& g);
+void add_exec(CLI::App& app, Globals& g);
+void add_pause_resume(CLI::App& app, Globals& g);
+void add_spec(CLI::App& app, Globals& g);
+void add_features(CLI::App& app, Globals& g);
+void add_events(CLI::App& app, Globals& g);
+void add_update(CLI::App& app, Globals& g);
+
+}  // namespace envrun::cli

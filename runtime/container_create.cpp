@@ -1,0 +1,286 @@
+// create: the parent side. Clones the init into its namespaces, maps ids, joins the
+// cgroup, runs the runtime-namespace hooks and records the state once the init is Ready.
+#include <fcntl.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <cstring>
+
+#include "bundle/spec_parser.hpp"
+#include "kernel/fs.hpp"
+#include "kernel/log.hpp"
+#include "kernel/process.hpp"
+#include "runtime/cgroup.hpp"
+#include "runtime/container.hpp"
+#include "runtime/container_internal.hpp"
+#include "runtime/hooks.hpp"
+#include "runtime/init.hpp"
+#include "runtime/terminal.hpp"
+
+namespace envrun::runtime {
+namespace {
+
+int ns_flag(const std::string& type) {
+  if (type == "pid") return CLONE_NEWPID;
+  if (type == "network") return CLONE_NEWNET;
+  if (type == "mount") return CLONE_NEWNS;
+  if (type == "ipc") return CLONE_NEWIPC;
+  if (type == "uts") return CLONE_NEWUTS;
+  if (type == "user") return CLONE_NEWUSER;
+  if (type == "cgroup") return CLONE_NEWCGROUP;
+  if (type == "time") return CLONE_NEWTIME;
+  return 0;
+}
+
+// Everything `create` made so far; undone on failure.
+struct CreateGuard {
+  std::string state_dir;
+  std::unique_ptr<CgroupManager> cgroup;
+  pid_t child = -1;
+  bool committed = false;
+  ~CreateGuard() {
+    if (committed) return;
+    if (child > 0) {
+      ::kill(child, SIGKILL);
+      while (::waitpid(child, nullptr, 0) < 0 && errno == EINTR) {
+      }
+    }
+    if (cgroup) (void)cgroup->destroy();
+    if (!state_dir.empty()) (void)fs::remove_tree(state_dir);
+  }
+};
+
+Result<std::string> absolute(const std::string& p) {
+  char* r = ::realpath(p.c_str(), nullptr);
+  if (!r) return Error::make(ErrorKind::Config, "bundle " + p + ": " + std::strerror(errno));
+  std::string out(r);
+  std::free(r);
+  return out;
+}
+
+// Listening socket at <state_dir>/start.sock; bound through /proc/self/fd so that long
+// state paths do not hit the 108-byte sun_path limit.
+Result<UniqueFd> make_start_socket(const std::string& state_dir) {
+  UniqueFd dir(::open(state_dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!dir) return Error::sys("open " + state_dir);
+  UniqueFd s(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (!s) return Error::sys("socket");
+  auto addr = unix_addr_in(dir.get(), "start.sock");
+  if (::bind(s.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) return Error::sys("bind start.sock");
+  if (::listen(s.get(), 1) != 0) return Error::sys("listen start.sock");
+  return s;
+}
+
+Result<void> write_id_maps(pid_t pid, const oci::Linux& lx) {
+  auto fmt = [](const std::vector<oci::IdMapping>& m) {
+    std::string s;
+    for (auto& e : m)
+      s += std::to_string(e.container_id) + " " + std::to_string(e.host_id) + " " + std::to_string(e.size) + "\n";
+    return s;
+  };
+  std::string base = "/proc/" + std::to_string(pid);
+  auto r = fs::write_file(base + "/uid_map", fmt(lx.uid_mappings));
+  if (!r) return std::move(r).error().with_context("linux.uidMappings");
+  r = fs::write_file(base + "/gid_map", fmt(lx.gid_mappings));
+  if (!r) return std::move(r).error().with_context("linux.gidMappings");
+  return ok();
+}
+
+struct NamespacePlan {
+  uint64_t clone_flags = 0;
+  unsigned long unshare_flags = 0;
+  std::vector<std::pair<int, std::string>> paths;  // to join in the child (pid: in the parent)
+  std::string pid_path;
+  bool new_user = false, mount = false, cgroup = false, pid = false;
+};
+
+NamespacePlan plan_namespaces(const oci::Spec& spec) {
+  NamespacePlan p;
+  if (!spec.linux) return p;
+  bool joins_user = false;
+  for (auto& ns : spec.linux->namespaces) joins_user |= (ns.type == "user" && !ns.path.empty());
+  for (auto& ns : spec.linux->namespaces) {
+    int f = ns_flag(ns.type);
+    if (f == CLONE_NEWNS) p.mount = true;
+    if (f == CLONE_NEWPID) p.pid = true;
+    if (f == CLONE_NEWCGROUP) p.cgroup = true;
+    if (!ns.path.empty()) {
+      if (f == CLONE_NEWPID) p.pid_path = ns.path;
+      else p.paths.emplace_back(f, ns.path);
+      continue;
+    }
+    if (f == CLONE_NEWUSER) p.new_user = true;
+    // The cgroup namespace is made after the init has joined its cgroup; with a joined
+    // user namespace the others are made after joining it, so that it owns them.
+    if (f == CLONE_NEWCGROUP || (joins_user && f != CLONE_NEWPID)) p.unshare_flags |= unsigned(f);
+    else p.clone_flags |= uint64_t(f);
+  }
+  return p;
+}
+
+// Runs the init's side of the protocol until Ready; runs the runtime-namespace hooks.
+Result<void> drive_init(const SyncChannel& ch, const oci::Spec& spec, ContainerState& st) {
+  for (;;) {
+    std::string payload;
+    auto msg = ch.recv(&payload);
+    if (!msg) {
+      if (msg.error().sys_errno == EPIPE)
+        return Error::make(ErrorKind::Generic, "container init exited during set-up");
+      return std::move(msg).error();
+    }
+    if (*msg == SyncMsg::Ready) return ok();
+    if (*msg == SyncMsg::Error) {
+      ErrorKind kind = payload.empty() ? ErrorKind::Generic : ErrorKind(payload[0] - '0');
+      return Error::make(kind, payload.size() > 1 ? payload.substr(1) : "container init failed");
+    }
+    if (*msg == SyncMsg::Hooks) {
+      std::string state_json = oci_state_json(st, Status::Creating).dump();
+      ENVRUN_CHECK(run_hooks(spec.hooks.prestart, "prestart", state_json));
+      ENVRUN_CHECK(run_hooks(spec.hooks.create_runtime, "createRuntime", state_json));
+      ENVRUN_CHECK(ch.send(SyncMsg::HooksDone, state_json));
+    }
+  }
+}
+
+Result<std::string> spec_as_json_text(const std::string& bundle) {
+  if (fs::exists(bundle + "/config.json")) return fs::read_file(bundle + "/config.json");
+  std::string name = fs::exists(bundle + "/config.yaml") ? "config.yaml" : "config.yml";
+  auto text = ENVRUN_TRY(fs::read_file(bundle + "/" + name));
+  auto j = ENVRUN_TRY(bundle::yaml_to_json(text, name));
+  return j.dump();
+}
+
+}  // namespace
+
+std::string resolve_cgroup_path(const std::string& p, const std::string& id) {
+  if (p.empty()) return "/envrun/" + id;
+  auto c1 = p.find(':');
+  if (p[0] != '/' && c1 != std::string::npos) {  // systemd style "slice:prefix:name"
+    auto c2 = p.find(':', c1 + 1);
+    std::string slice = p.substr(0, c1);
+    std::string prefix = c2 == std::string::npos ? "" : p.substr(c1 + 1, c2 - c1 - 1);
+    std::string name = c2 == std::string::npos ? p.substr(c1 + 1) : p.substr(c2 + 1);
+    if (slice.empty()) slice = "system.slice";
+    return "/" + slice + "/" + (prefix.empty() ? "" : prefix + "-") + name + ".scope";
+  }
+  if (p[0] == '/') return fs::normalize(p);
+  return fs::normalize("/envrun/" + p);
+}
+
+Result<Created> create_container(const StateStore& store, const CreateOptions& opt, bool relay_console) {
+  ENVRUN_CHECK(StateStore::validate_id(opt.id));
+  std::string bundle = ENVRUN_TRY(absolute(opt.bundle.empty() ? "." : opt.bundle));
+  oci::Spec spec = ENVRUN_TRY(bundle::load_spec(bundle));
+  if (!spec.process) return Error::make(ErrorKind::Config, "config: process: missing");
+
+  ENVRUN_CHECK(fs::mkdir_p(store.root(), 0700));
+  CreateGuard guard;
+  std::string dir = store.dir(opt.id);
+  if (::mkdir(dir.c_str(), 0700) != 0) {
+    if (errno == EEXIST) return Error::make(ErrorKind::State, "container \"" + opt.id + "\" already exists");
+    return Error::sys("mkdir " + dir);
+  }
+  guard.state_dir = dir;
+  ENVRUN_CHECK(fs::atomic_write(store.config_path(opt.id), ENVRUN_TRY(spec_as_json_text(bundle)), 0600));
+
+  ContainerState st;
+  st.id = opt.id;
+  st.bundle = bundle;
+  st.rootfs = bundle::rootfs_path(spec, bundle);
+  st.created = now_rfc3339();
+  st.owner = "root";
+  st.annotations = spec.annotations;
+  NamespacePlan ns = plan_namespaces(spec);
+  st.own_pidns = ns.pid && ns.pid_path.empty();
+
+  auto mounts = ENVRUN_TRY(CgroupMounts::detect());
+  st.cgroup_path = resolve_cgroup_path(spec.linux ? spec.linux->cgroups_path : "", opt.id);
+  guard.cgroup = CgroupManager::make(mounts, st.cgroup_path);
+  ENVRUN_CHECK(guard.cgroup->create());
+  if (spec.linux && spec.linux->resources) ENVRUN_CHECK(guard.cgroup->apply(*spec.linux->resources));
+
+  UniqueFd console, console_peer;
+  if (spec.process->terminal) {
+    if (!opt.console_socket.empty()) {
+      console = ENVRUN_TRY(connect_console_socket(opt.console_socket));
+    } else if (relay_console) {
+      int sv[2];
+      if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) return Error::sys("socketpair");
+      console = UniqueFd(sv[0]);
+      console_peer = UniqueFd(sv[1]);
+    }
+  }
+  UniqueFd start_sock = ENVRUN_TRY(make_start_socket(dir));
+  auto [parent_ch, child_ch] = ENVRUN_TRY(SyncChannel::make_pair());
+
+  InitContext ictx;
+  ictx.spec = &spec;
+  ictx.rootfs = st.rootfs;
+  ictx.sync_fd = child_ch.fd();
+  ictx.start_listen_fd = start_sock.get();
+  ictx.console_fd = console.get();
+  ictx.preserve_fds = opt.preserve_fds;
+  ictx.ns_paths = ns.paths;
+  ictx.unshare_flags = ns.unshare_flags;
+  ictx.new_user_ns = ns.new_user;
+  ictx.mount_ns = ns.mount;
+  ictx.cgroup_ns = ns.cgroup;
+  ictx.no_pivot = opt.no_pivot;
+  ictx.cgroup_mounts = &mounts;
+  ictx.cgroup_path = st.cgroup_path;
+  if (const char* lf = std::getenv("LISTEN_FDS")) {
+    int n = std::atoi(lf);
+    if (n > 0) {
+      ictx.preserve_fds = std::max(ictx.preserve_fds, n);
+      ictx.extra_env = {"LISTEN_FDS=" + std::to_string(n), "LISTEN_PID="};
+    }
+  }
+
+  UniqueFd own_pidns;
+  if (!ns.pid_path.empty()) own_pidns = ENVRUN_TRY(join_pid_namespace_for_children(ns.pid_path));
+  auto cloned = proc::clone3_fork(ns.clone_flags, false);
+  if (cloned && cloned->pid == 0) container_init(ictx);  // never returns
+  restore_pid_namespace_for_children(own_pidns);
+  auto child = ENVRUN_TRY(std::move(cloned));
+  guard.child = child.pid;
+  child_ch.close();
+  start_sock.reset();
+  console.reset();
+  st.pid = child.pid;
+  st.pid_start = proc::start_time(child.pid).value_or(0);
+
+  if (ns.new_user) ENVRUN_CHECK(write_id_maps(child.pid, *spec.linux));
+  ENVRUN_CHECK(guard.cgroup->add_process(child.pid));
+  if (spec.process->oom_score_adj) {
+    auto r = fs::write_file("/proc/" + std::to_string(child.pid) + "/oom_score_adj",
+                            std::to_string(*spec.process->oom_score_adj));
+    if (!r) return std::move(r).error().with_context("process.oomScoreAdj");
+  }
+  ENVRUN_CHECK(parent_ch.send(SyncMsg::Go));
+  ENVRUN_CHECK(drive_init(parent_ch, spec, st));
+
+  Created out;
+  if (console_peer) {
+    UniqueFd master;
+    std::string name;
+    SyncChannel peer{std::move(console_peer)};
+    (void)peer.recv(&name, &master);
+    out.console_master = master.release();
+  }
+  ENVRUN_CHECK(store.save(st));
+  if (!opt.pid_file.empty()) {
+    auto r = fs::atomic_write(opt.pid_file, std::to_string(st.pid), 0644);
+    if (!r) return std::move(r).error().with_context("--pid-file");
+  }
+  guard.committed = true;
+  out.state = st;
+  return out;
+}
+
+}  // namespace envrun::runtime

@@ -1,0 +1,105 @@
+#!/usr/bin/env bash
+# The envrun demo: install dependencies, build, run the example bundle in the
+# foreground, then walk a detached container through its whole lifecycle
+# (create, start, state, list, ps, exec, kill, delete), printing each step.
+# Exits non-zero as soon as a step fails.
+#
+#   bash scripts/demo.sh            (as root, on Debian 12)
+#   BUILD_DIR=build DEMO_DIR=/tmp/envrun-demo ENVRUN_ROOT=/run/envrun bash scripts/demo.sh
+set -euo pipefail
+
+SRC=$(cd "$(dirname "$0")/.." && pwd)
+BUILD_DIR=${BUILD_DIR:-$SRC/build}
+DEMO_DIR=${DEMO_DIR:-/tmp/envrun-demo}
+ENVRUN_ROOT=${ENVRUN_ROOT:-/run/envrun}
+TIMEOUT=30
+
+bold() { if [[ -t 1 ]]; then printf '\033[1m%s\033[0m\n' "$*"; else printf '%s\n' "$*"; fi; }
+say() { echo; bold "==> $*"; }
+die() { echo "demo: FAILED: $*" >&2; exit 1; }
+[[ $(id -u) -eq 0 ]] || die "run as root (containers need namespaces, cgroups and mounts)"
+
+# er ARGS...: show the command, then run it (bounded in time).
+er() {
+  echo "\$ envrun $*"
+  timeout -k 5 "$TIMEOUT" "$ENVRUN" --root "$ENVRUN_ROOT" "$@"
+}
+status_of() {
+  timeout 10 "$ENVRUN" --root "$ENVRUN_ROOT" state "$1" 2>/dev/null |
+    sed -n 's/^ *"status": *"\([a-z]*\)".*/\1/p'
+}
+wait_status() {  # wait_status ID STATUS: at most 15 s
+  local i
+  for ((i = 0; i < 150; i++)); do
+    [[ $(status_of "$1") == "$2" ]] && { echo "   (status is now $2)"; return 0; }
+    sleep 0.1
+  done
+  die "$1 did not reach status $2 (status: $(status_of "$1"))"
+}
+
+say "1. dependencies (scripts/deps.sh)"
+bash "$SRC/scripts/deps.sh"
+
+say "2. build ($BUILD_DIR)"
+if [[ ! -f $BUILD_DIR/CMakeCache.txt ]]; then
+  cmake -S "$SRC" -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=RelWithDebInfo
+fi
+cmake --build "$BUILD_DIR" --target envrun -j"$(nproc)"
+ENVRUN=$BUILD_DIR/cli/envrun
+[[ -x $ENVRUN ]] || die "no envrun binary at $ENVRUN"
+"$ENVRUN" --version
+
+say "3. bundles in $DEMO_DIR (examples/ + a busybox rootfs built by tests/fixtures/make-rootfs.sh)"
+for ex in busybox busybox-service; do
+  mkdir -p "$DEMO_DIR/$ex"
+  cp "$SRC/examples/$ex/config.yaml" "$DEMO_DIR/$ex/config.yaml"
+  bash "$SRC/tests/fixtures/make-rootfs.sh" "$DEMO_DIR/$ex/rootfs"
+done
+# Leftovers of an earlier, interrupted demo.
+for id in demo-hello demo-service; do
+  timeout 20 "$ENVRUN" --root "$ENVRUN_ROOT" delete --force "$id" >/dev/null 2>&1 || true
+done
+
+say "4. run the example in the foreground: its output is ours, its exit code too"
+out=$(er run --bundle "$DEMO_DIR/busybox" demo-hello) || die "envrun run exited $?"
+echo "$out" | sed 's/^/   | /'
+grep -q "hello from envrun" <<<"$out" || die "the container did not greet"
+[[ -z $(status_of demo-hello) ]] || die "run left the container behind"
+echo "   run exited 0 and removed the container"
+
+say "5. a detached container: create (its stdout goes to $DEMO_DIR/service.log)"
+er create --bundle "$DEMO_DIR/busybox-service" --pid-file "$DEMO_DIR/service.pid" demo-service \
+  >"$DEMO_DIR/service.log" 2>&1 </dev/null
+echo "   init pid $(cat "$DEMO_DIR/service.pid") waits for start"
+er state demo-service
+[[ $(status_of demo-service) == created ]] || die "status after create is not created"
+
+say "6. start, state, list"
+er start demo-service
+wait_status demo-service running
+er state demo-service
+er list
+
+say "7. ps (host pids of the container's processes) and exec (a second process inside)"
+er ps demo-service
+er exec demo-service sh -c 'echo "exec: I am pid $$ next to: $(ps -o pid,comm | tr "\n" " ")"'
+
+say "8. pause and resume (cgroup freezer)"
+er pause demo-service
+wait_status demo-service paused
+er resume demo-service
+wait_status demo-service running
+
+say "9. kill (SIGTERM: the service handles it and exits)"
+er kill demo-service TERM
+wait_status demo-service stopped
+echo "   service.log:"
+sed 's/^/   | /' "$DEMO_DIR/service.log"
+grep -q "got SIGTERM" "$DEMO_DIR/service.log" || die "the service did not see SIGTERM"
+
+say "10. delete"
+er delete demo-service
+[[ -z $(status_of demo-service) ]] || die "delete left the container behind"
+er list
+
+say "demo finished: every step succeeded"
