@@ -47,6 +47,7 @@ void add_exec(CLI::App& app, Globals& g) {
   sub->add_option("--preserve-fds", o.preserve_fds, "pass N extra fds (3..3+N-1)");
   sub->add_option("id", o.id, "container id")->required();
   sub->prefix_command();
+  sub->fallthrough(false);  // everything after the id belongs to the command
   on_run(sub, g, "exec", &o.id, [&g, sub]() -> Result<int> {
     o.args = sub->remaining();
     if (!o.args.empty() && o.args[0] == "--") o.args.erase(o.args.begin());

@@ -33,6 +33,7 @@ void add_ps(CLI::App& app, Globals& g) {
   sub->add_option("-f,--format", format, "table or json")->check(CLI::IsMember({"table", "json"}));
   sub->add_option("id", id, "container id")->required();
   sub->prefix_command();
+  sub->fallthrough(false);  // everything after the id belongs to the command
   on_run(sub, g, "ps", &id, [&g, sub]() -> Result<int> {
     auto pids = ENVRUN_TRY(runtime::container_pids(g.store(), id));
     if (format == "json") {

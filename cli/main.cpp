@@ -1,4 +1,5 @@
 // envrun: the command line. Each command lives in cmd_<name>.cpp.
+#include <algorithm>
 #include <cstdio>
 
 #include "cli/cli.hpp"
@@ -67,8 +68,21 @@ int main(int argc, char** argv) {
   cli::add_events(app, g);
   cli::add_update(app, g);
 
+  // `exec ID -- CMD` and `ps ID -- ARGS`: CLI11 hands what follows "--" back to the
+  // parent app once the id is filled, so drop the marker: these commands stop option
+  // parsing at the first word after the id anyway (prefix_command).
+  std::vector<std::string> args(argv + 1, argv + argc);
+  bool prefix_cmd = false;
+  for (size_t i = 0; i < args.size(); ++i) {
+    if (args[i] == "exec" || args[i] == "ps") prefix_cmd = true;
+    if (args[i] == "--" && prefix_cmd) {
+      args.erase(args.begin() + long(i));
+      break;
+    }
+  }
+  std::reverse(args.begin(), args.end());  // CLI11 takes the arguments reversed
   try {
-    app.parse(argc, argv);
+    app.parse(args);
   } catch (const CLI::CallForHelp& e) {
     return app.exit(e);
   } catch (const CLI::CallForAllHelp& e) {

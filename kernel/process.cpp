@@ -29,7 +29,8 @@ Result<CloneResult> clone3_fork(uint64_t flags, bool want_pidfd, int cgroup_fd) 
     args.flags |= CLONE_INTO_CGROUP;
     args.cgroup = uint64_t(cgroup_fd);
   }
-  args.exit_signal = SIGCHLD;
+  // The kernel refuses an exit signal with CLONE_PARENT (the child inherits ours).
+  args.exit_signal = (flags & CLONE_PARENT) ? 0 : SIGCHLD;
   long r = ::syscall(SYS_clone3, &args, sizeof args);
   if (r < 0) return Error::sys("clone3");
   CloneResult out;

@@ -72,9 +72,14 @@ Result<ResolvedCaps> resolve(const oci::Capabilities& caps) {
   if (int c = first_missing(r.effective, r.permitted); c >= 0)
     return Error::make(ErrorKind::Config, "process.capabilities.effective: \"" + capability_name(c) +
                                               "\" is not in the permitted set");
-  if (int c = first_missing(r.ambient, r.permitted & r.inheritable); c >= 0)
-    return Error::make(ErrorKind::Config, "process.capabilities.ambient: \"" + capability_name(c) +
-                                              "\" must also be in the permitted and inheritable sets");
+  // The kernel raises an ambient capability only when it is permitted and inheritable.
+  // runc accepts such configs (its own `runc spec` default is one) and skips them; so do we.
+  for (int c = first_missing(r.ambient, r.permitted & r.inheritable); c >= 0;
+       c = first_missing(r.ambient, r.permitted & r.inheritable)) {
+    log::warn("process.capabilities.ambient: \"" + capability_name(c) +
+              "\" is not in both the permitted and inheritable sets; not raised");
+    r.ambient &= ~(CapMask{1} << c);
+  }
   return r;
 }
 

@@ -95,15 +95,14 @@ struct ExecPlan {
     auto r = setup_console(plan.console_fd, p.console_size);
     if (!r) fail(r.error());
   }
-  std::vector<std::string> warnings;
-  auto r = apply_rlimits(p.rlimits, &warnings);
-  if (!r) fail(r.error());
   if (::chdir(p.cwd.c_str()) != 0)
     fail(Error::make(ErrorKind::Exec, "cwd " + p.cwd + ": " + std::strerror(errno)));
   auto exe = find_executable(p.args[0], p.env);
   if (!exe) fail(exe.error());
-  r = apply_process_security(p, plan.spec->linux ? plan.spec->linux->seccomp : std::nullopt, &warnings);
+  std::vector<std::string> warnings;
+  auto r = apply_process_security(p, plan.spec->linux ? plan.spec->linux->seccomp : std::nullopt, &warnings);
   if (!r) fail(r.error());
+  for (auto& w : warnings) log::warn(w);
   std::vector<std::string> args = p.args, env = p.env;
   std::vector<char*> argv, envp;
   for (auto& a : args) argv.push_back(a.data());

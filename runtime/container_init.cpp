@@ -88,9 +88,6 @@ Result<std::string> prepare(const InitContext& ctx, const SyncChannel& ch) {
     ENVRUN_CHECK(setup_console(ctx.console_fd, proc.console_size));
     ::close(ctx.console_fd);
   }
-  std::vector<std::string> warnings;
-  ENVRUN_CHECK(apply_rlimits(proc.rlimits, &warnings));
-  for (auto& w : warnings) log::warn(w);
   if (::chdir(proc.cwd.c_str()) != 0)
     return Error::make(ErrorKind::Exec, "process.cwd " + proc.cwd + ": " + std::strerror(errno));
   std::vector<std::string> env = proc.env;
@@ -152,6 +149,7 @@ void container_init(const InitContext& ctx) {
   std::vector<std::string> warnings;
   auto sec = apply_process_security(proc, spec.linux ? spec.linux->seccomp : std::nullopt, &warnings);
   if (!sec) report_start_failure(conn->get(), sec.error());
+  for (auto& w : warnings) log::warn(w);
 
   std::vector<std::string> env = proc.env;
   env.insert(env.end(), ctx.extra_env.begin(), ctx.extra_env.end());

@@ -58,9 +58,13 @@ def main():
     srv.bind(a.socket)
     srv.listen(1)
     srv.settimeout(a.timeout)
-    conn, _ = srv.accept()
-    conn.settimeout(max(1.0, deadline - time.monotonic()))
-    master, name = receive_master(conn)
+    try:
+        conn, _ = srv.accept()
+        conn.settimeout(max(1.0, deadline - time.monotonic()))
+        master, name = receive_master(conn)
+    except (OSError, RuntimeError) as e:  # socket.timeout is an OSError
+        print(f"console_receiver: no pty master received: {e}", file=sys.stderr)
+        return 1
     conn.close()
     srv.close()
     with open(a.outfile + ".name", "wb") as f:

@@ -101,7 +101,7 @@ assert_eq "events --stats prints JSON with pids" yes \
 
 # ---------------------------------------------------------------------------
 section "kill --all"
-make_bundle many 'script("sleep 300 & sleep 300 & echo spawned; wait")'
+make_bundle many 'script("sleep 300 </etc/hostname & sleep 300 </etc/hostname & echo spawned; wait")'
 check "run -d a container with children" er run -d -b "$T/many" many
 wait_status many running
 wait_for 10 sh -c "[ \$(cat /sys/fs/cgroup/pids/$CG_PREFIX/many/cgroup.procs 2>/dev/null | wc -l) -ge 3 ]"

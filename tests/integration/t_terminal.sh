@@ -20,7 +20,7 @@ wait_receiver() {
   kill "$RECEIVER" 2>/dev/null
   wait "$RECEIVER"; RRC=$?
 }
-tty_out() { tr -d '\r' <"$T/$1.out" 2>/dev/null; }
+tty_out() { cat "$T/$1.out" 2>/dev/null | tr -d '\r'; }
 
 # ---------------------------------------------------------------------------
 section "create + start with a console socket"
@@ -32,7 +32,7 @@ check "create --console-socket" er create --console-socket "$T/c1.sock" -b "$B" 
 check "start" er start ttyc
 wait_receiver
 out=$(tty_out c1)
-assert_eq "receiver got the master and read to the end" 0 "$RRC" || cat "$T/c1.rerr"
+assert_eq "receiver got the master and read to the end" 0 "$RRC" || sed 's/^/       /' "$T/c1.rerr"
 assert_line_match "container output through the pty" "$out" '^tty-ok$'
 assert_line_match "tty prints /dev/pts/N" "$out" '^/dev/pts/[0-9]+$'
 assert_line_match "stdin and stdout are the terminal" "$out" '^stdio-is-tty$'
