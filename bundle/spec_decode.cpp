@@ -121,6 +121,7 @@ bool Decoder::read(const Node& n, std::string& out) {
     auto it = sources_->find(n.ptr);
     if (it != sources_->end() && it->second.plain) {
       out = *it->second.plain;
+      if (fixups_) fixups_->emplace_back(n.ptr, out);
       return true;
     }
   }

@@ -11,6 +11,7 @@
 #include <string>
 #include <string_view>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -31,9 +32,13 @@ using SourceMap = std::map<std::string, SourcePos>;  // key: JSON pointer ("" = 
 // yaml_to_json that also fills `sources` (may be null).
 Result<nlohmann::json> yaml_to_json_mapped(std::string_view text, const std::string& filename,
                                            SourceMap* sources);
-// The shared JSON -> oci::Spec conversion (no semantic validation).
+// YAML plain scalars read as text where the spec wants a string ("hostname: 12"):
+// JSON pointer -> the text, so that the JSON can be rewritten to say "12".
+using TextFixups = std::vector<std::pair<std::string, std::string>>;
+
+// The shared JSON -> oci::Spec conversion (no semantic validation). `fixups` may be null.
 Result<oci::Spec> spec_from_json(const nlohmann::json& doc, const std::string& filename,
-                                 const SourceMap* sources);
+                                 const SourceMap* sources, TextFixups* fixups = nullptr);
 
 // "~" and "/" escaped as the JSON pointer syntax requires.
 std::string pointer_token(std::string_view key);
@@ -57,8 +62,8 @@ struct Node {
 
 class Decoder {
  public:
-  Decoder(std::string filename, const SourceMap* sources)
-      : filename_(std::move(filename)), sources_(sources) {}
+  Decoder(std::string filename, const SourceMap* sources, TextFixups* fixups = nullptr)
+      : filename_(std::move(filename)), sources_(sources), fixups_(fixups) {}
 
   Node root(const nlohmann::json& doc) const { return Node{&doc, "", ""}; }
   bool failed() const { return error_.has_value(); }
@@ -142,6 +147,7 @@ class Decoder {
 
   std::string filename_;
   const SourceMap* sources_;
+  TextFixups* fixups_;
   std::optional<Error> error_;
 };
 

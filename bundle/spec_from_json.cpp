@@ -227,8 +227,8 @@ void read_spec(Decoder& d, const Node& n, oci::Spec& s) {
 }  // namespace
 
 Result<oci::Spec> spec_from_json(const json& doc, const std::string& filename,
-                                 const SourceMap* sources) {
-  Decoder d(filename, sources);
+                                 const SourceMap* sources, TextFixups* fixups) {
+  Decoder d(filename, sources, fixups);
   Node root = d.root(doc);
   if (doc.is_null()) {
     d.fail(root, "empty document (expected an object)");

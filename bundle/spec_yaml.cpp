@@ -199,8 +199,16 @@ Result<json> yaml_to_json_mapped(std::string_view text, const std::string& filen
 
 }  // namespace detail
 
+// The JSON that parse_spec_json reads as the same Spec parse_spec_yaml gives: plain
+// scalars used as strings ("hostname: 12") become JSON strings, so the document must
+// also convert to a Spec (type errors are reported with their line:column).
 Result<nlohmann::json> yaml_to_json(std::string_view text, const std::string& filename) {
-  return detail::yaml_to_json_mapped(text, filename, nullptr);
+  detail::SourceMap sources;
+  nlohmann::json doc = ENVRUN_TRY(detail::yaml_to_json_mapped(text, filename, &sources));
+  detail::TextFixups fixups;
+  ENVRUN_CHECK(detail::spec_from_json(doc, filename, &sources, &fixups));
+  for (auto& [ptr, value] : fixups) doc[nlohmann::json::json_pointer(ptr)] = value;
+  return doc;
 }
 
 }  // namespace envrun::bundle

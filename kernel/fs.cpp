@@ -41,7 +41,7 @@ Result<void> write_file(const std::string& path, std::string_view data, int flag
   return ok();
 }
 
-Result<void> atomic_write(const std::string& path, std::string_view data, mode_t mode) {
+Result<void> atomic_write(const std::string& path, std::string_view data, mode_t mode, bool durable) {
   std::string tmp = path + ".tmp";
   {
     UniqueFd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode));
@@ -57,7 +57,7 @@ Result<void> atomic_write(const std::string& path, std::string_view data, mode_t
       }
       off += size_t(n);
     }
-    if (::fsync(fd.get()) != 0) {
+    if (durable && ::fsync(fd.get()) != 0) {
       int e = errno;
       ::unlink(tmp.c_str());
       return Error::sys("fsync " + tmp, e);
@@ -68,6 +68,7 @@ Result<void> atomic_write(const std::string& path, std::string_view data, mode_t
     ::unlink(tmp.c_str());
     return Error::sys("rename " + tmp, e);
   }
+  if (!durable) return ok();
   auto slash = path.rfind('/');
   std::string dir = slash == std::string::npos ? "." : (slash == 0 ? "/" : path.substr(0, slash));
   UniqueFd dfd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));

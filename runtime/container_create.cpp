@@ -176,6 +176,7 @@ std::string resolve_cgroup_path(const std::string& p, const std::string& id) {
 Result<Created> create_container(const StateStore& store, const CreateOptions& opt, bool relay_console) {
   ENVRUN_CHECK(StateStore::validate_id(opt.id));
   std::string bundle = ENVRUN_TRY(absolute(opt.bundle.empty() ? "." : opt.bundle));
+  log::debug("create " + opt.id + ": loading " + bundle);
   oci::Spec spec = ENVRUN_TRY(bundle::load_spec(bundle));
   if (!spec.process) return Error::make(ErrorKind::Config, "config: process: missing");
 
@@ -187,7 +188,6 @@ Result<Created> create_container(const StateStore& store, const CreateOptions& o
     return Error::sys("mkdir " + dir);
   }
   guard.state_dir = dir;
-  ENVRUN_CHECK(fs::atomic_write(store.config_path(opt.id), ENVRUN_TRY(spec_as_json_text(bundle)), 0600));
 
   ContainerState st;
   st.id = opt.id;
@@ -196,11 +196,13 @@ Result<Created> create_container(const StateStore& store, const CreateOptions& o
   st.created = now_rfc3339();
   st.owner = "root";
   st.annotations = spec.annotations;
+  st.config_json = ENVRUN_TRY(spec_as_json_text(bundle));
   NamespacePlan ns = plan_namespaces(spec);
   st.own_pidns = ns.pid && ns.pid_path.empty();
 
   auto mounts = ENVRUN_TRY(CgroupMounts::detect());
   st.cgroup_path = resolve_cgroup_path(spec.linux ? spec.linux->cgroups_path : "", opt.id);
+  log::debug("create " + opt.id + ": cgroup " + st.cgroup_path);
   guard.cgroup = CgroupManager::make(mounts, st.cgroup_path);
   ENVRUN_CHECK(guard.cgroup->create());
   if (spec.linux && spec.linux->resources) ENVRUN_CHECK(guard.cgroup->apply(*spec.linux->resources));
@@ -249,6 +251,7 @@ Result<Created> create_container(const StateStore& store, const CreateOptions& o
   restore_pid_namespace_for_children(own_pidns);
   auto child = ENVRUN_TRY(std::move(cloned));
   guard.child = child.pid;
+  log::debug("create " + opt.id + ": init is pid " + std::to_string(child.pid));
   child_ch.close();
   start_sock.reset();
   console.reset();
@@ -256,15 +259,22 @@ Result<Created> create_container(const StateStore& store, const CreateOptions& o
   st.pid_start = proc::start_time(child.pid).value_or(0);
 
   if (ns.new_user) ENVRUN_CHECK(write_id_maps(child.pid, *spec.linux));
+  // Joining v1 cgroups costs an RCU grace period (milliseconds): let the init set up its
+  // mounts meanwhile. It waits for HooksDone, sent only after this, before it can exec;
+  // a cgroup namespace must be made after joining, so then the init waits for Go.
+  bool early_go = !ns.cgroup;
+  if (early_go) ENVRUN_CHECK(parent_ch.send(SyncMsg::Go));
   ENVRUN_CHECK(guard.cgroup->add_process(child.pid));
   if (spec.process->oom_score_adj) {
     auto r = fs::write_file("/proc/" + std::to_string(child.pid) + "/oom_score_adj",
                             std::to_string(*spec.process->oom_score_adj));
     if (!r) return std::move(r).error().with_context("process.oomScoreAdj");
   }
-  ENVRUN_CHECK(parent_ch.send(SyncMsg::Go));
+  log::debug("create " + opt.id + ": joined cgroups");
+  if (!early_go) ENVRUN_CHECK(parent_ch.send(SyncMsg::Go));
   ENVRUN_CHECK(drive_init(parent_ch, spec, st));
 
+  log::debug("create " + opt.id + ": init ready");
   Created out;
   if (console_peer) {
     UniqueFd master;
@@ -275,10 +285,11 @@ Result<Created> create_container(const StateStore& store, const CreateOptions& o
   }
   ENVRUN_CHECK(store.save(st));
   if (!opt.pid_file.empty()) {
-    auto r = fs::atomic_write(opt.pid_file, std::to_string(st.pid), 0644);
+    auto r = fs::atomic_write(opt.pid_file, std::to_string(st.pid), 0644, /*durable=*/false);
     if (!r) return std::move(r).error().with_context("--pid-file");
   }
   guard.committed = true;
+  log::debug("create " + opt.id + ": state saved");
   out.state = st;
   return out;
 }

@@ -189,7 +189,7 @@ Result<int> exec_in_container(const StateStore& store, const ExecOptions& opt) {
   pid_t pid = ENVRUN_TRY(launch(plan, *cg));
   console.reset();
   if (!opt.pid_file.empty()) {
-    auto r = fs::atomic_write(opt.pid_file, std::to_string(pid), 0644);
+    auto r = fs::atomic_write(opt.pid_file, std::to_string(pid), 0644, /*durable=*/false);
     if (!r) return std::move(r).error().with_context("--pid-file");
   }
   if (opt.detach) return 0;

@@ -66,13 +66,16 @@ Result<void> delete_container(const StateStore& store, const std::string& id, bo
   if (s != Status::Stopped || !st.own_pidns) ENVRUN_CHECK(kill_everything(st, *cg));
   // Reap the init if it is our child (foreground run); harmless otherwise.
   ::waitpid(st.pid, nullptr, WNOHANG);
+  log::debug("delete " + id + ": removing cgroups");
   ENVRUN_CHECK(cg->destroy());
   auto spec = container_spec(store, id);
   if (spec) {
     auto hooks = run_hooks(spec->hooks.poststop, "poststop", oci_state_json(st, Status::Stopped).dump());
     if (!hooks) log::warn(hooks.error().message);  // the spec: poststop failures are logged, not fatal
   }
-  return fs::remove_tree(store.dir(id));
+  auto removed = fs::remove_tree(store.dir(id));
+  log::debug("delete " + id + ": done");
+  return removed;
 }
 
 Result<void> pause_container(const StateStore& store, const std::string& id) {

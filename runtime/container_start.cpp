@@ -17,8 +17,8 @@
 namespace envrun::runtime {
 
 Result<oci::Spec> container_spec(const StateStore& store, const std::string& id) {
-  auto text = ENVRUN_TRY(fs::read_file(store.config_path(id)));
-  return bundle::parse_spec_json(text, store.config_path(id));
+  auto st = ENVRUN_TRY(store.load(id));
+  return bundle::parse_spec_json(st.config_json, store.dir(id) + "/state.json: config");
 }
 
 // Connect to the init's start socket and read until it closes: EOF means the user
@@ -46,12 +46,11 @@ static Result<void> release_init(const StateStore& store, const std::string& id)
 
 Result<void> start_container(const StateStore& store, const std::string& id) {
   auto st = ENVRUN_TRY(load_in_status(store, id, {Status::Created}, "start"));
-  auto spec = ENVRUN_TRY(container_spec(store, id));
+  auto spec = ENVRUN_TRY(bundle::parse_spec_json(st.config_json, store.dir(id) + "/state.json: config"));
   auto released = release_init(store, id);
-  ::unlink(store.start_socket_path(id).c_str());
-  st.started = true;
-  ENVRUN_CHECK(store.save(st));
+  ::unlink(store.start_socket_path(id).c_str());  // from now on the status is running (or stopped)
   if (!released) return released;
+  log::debug("start " + id + ": process started");
   auto hooks = run_hooks(spec.hooks.poststart, "poststart", oci_state_json(st, Status::Running).dump());
   if (!hooks) log::warn(hooks.error().message);  // the spec: poststart failures are logged, not fatal
   return ok();

@@ -65,11 +65,11 @@ Result<ContainerState> StateStore::load(const std::string& id) const {
   st.created = j.value("created", "");
   st.owner = j.value("owner", "");
   st.cgroup_path = j.value("cgroup_path", "");
-  st.started = j.value("started", false);
   st.own_pidns = j.value("own_pidns", false);
   if (j.contains("annotations") && j["annotations"].is_object())
     for (auto& [k, v] : j["annotations"].items())
       if (v.is_string()) st.annotations[k] = v.get<std::string>();
+  if (j.contains("config")) st.config_json = j["config"].dump();
   return st;
 }
 
@@ -78,8 +78,9 @@ Result<void> StateStore::save(const ContainerState& st) const {
                       {"pid_start", st.pid_start}, {"bundle", st.bundle},
                       {"rootfs", st.rootfs},   {"created", st.created},
                       {"owner", st.owner},     {"cgroup_path", st.cgroup_path},
-                      {"started", st.started}, {"own_pidns", st.own_pidns},
+                      {"own_pidns", st.own_pidns},
                       {"annotations", st.annotations}};
+  if (!st.config_json.empty()) j["config"] = nlohmann::json::parse(st.config_json, nullptr, false);
   return fs::atomic_write(dir(st.id) + "/state.json", j.dump(), 0600);
 }
 
@@ -93,7 +94,7 @@ std::vector<std::string> StateStore::ids() const {
 
 Status StateStore::status(const ContainerState& st) const {
   if (!proc::alive(st.pid, st.pid_start)) return Status::Stopped;
-  if (!st.started && fs::exists(start_socket_path(st.id))) return Status::Created;
+  if (fs::exists(start_socket_path(st.id))) return Status::Created;
   // Paused: the container cgroup's freezer says FROZEN (v1 freezer or v2 cgroup.freeze).
   if (!st.cgroup_path.empty()) {
     auto v1 = fs::read_file("/sys/fs/cgroup/freezer" + st.cgroup_path + "/freezer.state");

@@ -1,5 +1,6 @@
 // Container state on disk: <root>/<id>/state.json, written crash-safely.
-// The status is computed from the recorded init pid + start time, the start socket
+// One file, written once by create (the config is inside it: one fsync). The status is
+// computed from the recorded init pid + start time, the start socket (present until `start`)
 // the start socket and the freezer, never trusted from the file alone.
 #pragma once
 #include <sys/types.h>
@@ -30,9 +31,9 @@ struct ContainerState {
   std::string created;      // RFC 3339, UTC
   std::string owner;
   std::string cgroup_path;  // resolved, absolute within each hierarchy
-  bool started = false;
   bool own_pidns = false;   // container has its own pid namespace
   std::map<std::string, std::string> annotations;
+  std::string config_json;  // the bundle's config as JSON text, recorded at create (exec, delete hooks)
 };
 
 class StateStore {
@@ -41,7 +42,6 @@ class StateStore {
   const std::string& root() const { return root_; }
   std::string dir(const std::string& id) const { return root_ + "/" + id; }
   std::string start_socket_path(const std::string& id) const { return dir(id) + "/start.sock"; }
-  std::string config_path(const std::string& id) const { return dir(id) + "/config.json"; }
 
   // Ids: 1..1024 chars of [A-Za-z0-9_.+-], not "." or "..".
   static Result<void> validate_id(const std::string& id);
