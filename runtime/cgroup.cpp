@@ -2,12 +2,14 @@
 // the v2 manager in cgroup_v2.cpp, mount detection in cgroup_detect.cpp.
 #include "runtime/cgroup.hpp"
 
+#include <dirent.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <charconv>
 #include <chrono>
+#include <set>
 #include <thread>
 
 #include "kernel/fs.hpp"
@@ -17,7 +19,36 @@ namespace envrun::runtime {
 std::unique_ptr<CgroupManager> CgroupManager::make(const CgroupMounts& mounts,
                                                    const std::string& path) {
   if (mounts.layout == CgroupLayout::V2) return cgroup_detail::make_v2(mounts, path, false);
-  return cgroup_detail::make_v1(mounts, path);
+  return cgroup_detail::make_v1(mounts, path, false, nullptr);
+}
+
+std::unique_ptr<CgroupManager> CgroupManager::make(const CgroupMounts& mounts, const std::string& path,
+                                                   const oci::Resources* planned) {
+  if (mounts.layout == CgroupLayout::V2) return cgroup_detail::make_v2(mounts, path, false);
+  return cgroup_detail::make_v1(mounts, path, true, planned);
+}
+
+Result<bool> CgroupManager::is_frozen_at(const CgroupMounts& mounts, const std::string& path) {
+  std::string p = fs::normalize("/" + path);
+  auto missing = [](const std::string& d) {
+    return Error{ENOENT, ErrorKind::System, "cgroup: " + d + " does not exist"};
+  };
+  auto v1_frozen = [&]() -> std::optional<bool> {  // nullopt: no freezer directory
+    auto it = mounts.v1.find("freezer");
+    if (it == mounts.v1.end()) return std::nullopt;
+    auto s = cgroup_detail::read_knob(fs::join(it->second, p), "freezer.state");
+    if (!s) return std::nullopt;
+    return *s == "FROZEN";
+  };
+  if (mounts.layout == CgroupLayout::V1) {
+    if (auto f = v1_frozen()) return *f;
+    return missing(fs::join(mounts.v1.count("freezer") ? mounts.v1.at("freezer") : "freezer", p));
+  }
+  std::string dir = fs::join(mounts.unified, p);
+  auto events = fs::read_file(fs::join(dir, "cgroup.events"));
+  if (!events) return missing(dir);
+  if (events->find("frozen 1") != std::string::npos) return true;
+  return mounts.layout == CgroupLayout::Hybrid && v1_frozen().value_or(false);
 }
 
 namespace cgroup_detail {
@@ -47,15 +78,35 @@ std::optional<uint64_t> parse_u64(std::string_view s) {
 
 void sleep_ms(int ms) { std::this_thread::sleep_for(std::chrono::milliseconds(ms)); }
 
-// rmdir with retries while the cgroup is still populated (processes exiting).
+// rmdir with retries while the cgroup is still populated (processes exiting): no pause when the
+// first rmdir works, then pauses of 50 us doubling up to 10 ms.
 Result<void> rmdir_retry(const std::string& dir) {
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
-  for (;;) {
+  for (int pause_us = 50;; pause_us = std::min(pause_us * 2, 10000)) {
     if (::rmdir(dir.c_str()) == 0 || errno == ENOENT) return ok();
     if (errno != EBUSY || std::chrono::steady_clock::now() >= deadline)
       return Error::sys("cgroup: rmdir " + dir);
-    sleep_ms(10);
+    std::this_thread::sleep_for(std::chrono::microseconds(pause_us));
   }
+}
+
+// The sub-directories of a cgroup (its child cgroups), from readdir's d_type: no stat per file.
+std::vector<std::string> child_cgroups(const std::string& dir) {
+  std::vector<std::string> out;
+  DIR* d = ::opendir(dir.c_str());
+  if (!d) return out;
+  while (auto* e = ::readdir(d)) {
+    if (e->d_name[0] == '.' && (e->d_name[1] == 0 || (e->d_name[1] == '.' && e->d_name[2] == 0))) continue;
+    bool is_dir = e->d_type == DT_DIR;
+    if (e->d_type == DT_UNKNOWN) {
+      struct stat st;
+      std::string child = fs::join(dir, e->d_name);
+      is_dir = ::lstat(child.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+    }
+    if (is_dir) out.push_back(fs::join(dir, e->d_name));
+  }
+  ::closedir(d);
+  return out;
 }
 
 }  // namespace
@@ -118,10 +169,17 @@ static Result<void> check_not_root(const std::string& path) {
 Result<std::vector<std::string>> make_levels(const std::string& root, const std::string& path,
                                              const std::function<void(const std::string&)>& before) {
   ENVRUN_CHECK(check_not_root(path));
+  std::string norm = fs::normalize("/" + path);
+  std::string leaf = fs::join(root, norm);
+  std::string parent = leaf.substr(0, leaf.rfind('/'));
+  // Usually the parent exists (other containers live there): one mkdir.
+  if (before && fs::is_dir(parent)) before(parent);
+  if (::mkdir(leaf.c_str(), 0755) == 0) return std::vector<std::string>{leaf};
+  if (errno == EEXIST) return std::vector<std::string>{};
+  if (errno != ENOENT) return Error::sys("cgroup: mkdir " + leaf);
   std::vector<std::string> created;
   std::string cur = root;
-  std::string norm = fs::normalize(path);
-  size_t i = 0;
+  size_t i = 1;
   while (i < norm.size()) {
     size_t j = norm.find('/', i);
     if (j == std::string::npos) j = norm.size();
@@ -137,15 +195,13 @@ Result<std::vector<std::string>> make_levels(const std::string& root, const std:
 }
 
 Result<void> remove_cgroup(const std::string& dir) {
-  if (!fs::is_dir(dir)) return ok();
+  if (::rmdir(dir.c_str()) == 0 || errno == ENOENT) return ok();  // the usual case: empty
+  if (errno != EBUSY) return Error::sys("cgroup: rmdir " + dir);
+  // Busy: child cgroups left over, or processes still exiting. Never descend into a root.
   auto parent = fs::normalize(dir + "/..");
   if (!fs::exists(parent + "/cgroup.procs"))  // dir is a hierarchy root (or not a cgroup)
     return Error::make(ErrorKind::System, "cgroup: refusing to remove " + dir + ": not a child cgroup");
-  for (const auto& name : fs::list_dir(dir)) {
-    std::string child = fs::join(dir, name);
-    struct stat st;
-    if (::lstat(child.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) ENVRUN_CHECK(remove_cgroup(child));
-  }
+  for (const auto& child : child_cgroups(dir)) ENVRUN_CHECK(remove_cgroup(child));
   return rmdir_retry(dir);
 }
 
@@ -173,11 +229,7 @@ static void collect_into(const std::string& dir, std::vector<pid_t>& out) {
       if (ec == std::errc() && p > 0) out.push_back(p);
     }
   }
-  for (const auto& name : fs::list_dir(dir)) {
-    std::string child = fs::join(dir, name);
-    struct stat st;
-    if (::lstat(child.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) collect_into(child, out);
-  }
+  for (const auto& child : child_cgroups(dir)) collect_into(child, out);
 }
 
 Result<std::vector<pid_t>> collect_pids(const std::string& dir) {
@@ -187,6 +239,28 @@ Result<std::vector<pid_t>> collect_pids(const std::string& dir) {
   std::sort(out.begin(), out.end());
   out.erase(std::unique(out.begin(), out.end()), out.end());
   return out;
+}
+
+bool v2_frozen(const std::string& dir) { return read_keyed(dir, "cgroup.events")["frozen"] == 1; }
+
+Result<void> move_processes(const std::function<Result<std::vector<pid_t>>()>& members,
+                            const std::string& dir) {
+  std::set<pid_t> gone;
+  for (int round = 0; round < 100; ++round) {
+    auto want = ENVRUN_TRY(members());
+    auto have = ENVRUN_TRY(collect_pids(dir));
+    bool moved = false;
+    for (pid_t p : want) {
+      if (gone.count(p) || std::binary_search(have.begin(), have.end(), p)) continue;
+      auto r = fs::write_file(fs::join(dir, "cgroup.procs"), std::to_string(p));
+      if (r) moved = true;
+      else if (r.error().sys_errno == ESRCH) gone.insert(p);  // exited meanwhile
+      else return std::move(r).error().with_context("cgroup: move process " + std::to_string(p) + " to " + dir);
+    }
+    if (!moved) return ok();
+  }
+  return Error{EAGAIN, ErrorKind::System, "cgroup: moving the container's processes to " + dir +
+                                              ": still forking after 100 rounds"};
 }
 
 bool wait_until(int timeout_ms, const std::function<bool()>& done) {

@@ -72,16 +72,21 @@ Result<void> apply_memory(const std::string& dir, const oci::MemoryResources& m)
 
 // ---- cpu, cpuset ----
 
+// The first cpu-controller knob set ("shares", "quota", ...), or nullptr when none is.
+const char* first_cpu_knob(const oci::CpuResources& c) {
+  return (c.shares && *c.shares)                     ? "shares"
+         : (c.quota && *c.quota)                       ? "quota"
+         : (c.period && *c.period)                     ? "period"
+         : c.burst                                     ? "burst"
+         : (c.realtime_runtime && *c.realtime_runtime) ? "realtimeRuntime"
+         : (c.realtime_period && *c.realtime_period)   ? "realtimePeriod"
+         : c.idle                                      ? "idle"
+                                                       : nullptr;
+}
+
 Result<void> apply_cpu(const DirOf& dir_of, const oci::CpuResources& c) {
   const std::string f = "linux.resources.cpu.";
-  const char* first = (c.shares && *c.shares)                       ? "shares"
-                      : (c.quota && *c.quota)                         ? "quota"
-                      : (c.period && *c.period)                       ? "period"
-                      : c.burst                                       ? "burst"
-                      : (c.realtime_runtime && *c.realtime_runtime)   ? "realtimeRuntime"
-                      : (c.realtime_period && *c.realtime_period)     ? "realtimePeriod"
-                      : c.idle                                        ? "idle"
-                                                                      : nullptr;
+  const char* first = first_cpu_knob(c);
   if (first) {
     auto dir = ENVRUN_TRY(need(dir_of, "cpu", f + first));
     auto knob = [&](const char* file, std::string v, const char* field) {
@@ -131,6 +136,12 @@ Result<void> fill_cpuset(const std::string& mount, const std::string& leaf) {
 }
 
 // ---- blkio ----
+
+bool has_blkio_knobs(const oci::BlockIoResources& b) {
+  return (b.weight && *b.weight) || (b.leaf_weight && *b.leaf_weight) || !b.weight_device.empty() ||
+         !b.throttle_read_bps_device.empty() || !b.throttle_write_bps_device.empty() ||
+         !b.throttle_read_iops_device.empty() || !b.throttle_write_iops_device.empty();
+}
 
 Result<void> apply_blkio(const std::string& dir, const oci::BlockIoResources& b) {
   const std::string f = "linux.resources.blockIO.";
@@ -199,6 +210,7 @@ Result<void> apply_devices(const std::string& dir, const std::vector<oci::Device
 
 nlohmann::json blkio_entries(const std::string& dir, const std::vector<std::string>& candidates) {
   nlohmann::json out = nlohmann::json::array();
+  if (dir.empty()) return out;  // blkio not joined
   for (const auto& file : candidates) {
     auto text = fs::read_file(fs::join(dir, file));
     if (!text) continue;
@@ -230,7 +242,7 @@ nlohmann::json cpu_stats(const std::string& cpu, const std::string& acct) {
   }
   auto ticks = read_keyed(acct, "cpuacct.stat");  // USER_HZ ticks
   uint64_t hz = uint64_t(std::max(1L, ::sysconf(_SC_CLK_TCK)));
-  auto thr = read_keyed(cpu, "cpu.stat");
+  auto thr = cpu.empty() ? std::map<std::string, uint64_t>{} : read_keyed(cpu, "cpu.stat");
   return {{"usage", {{"total", read_u64(acct, "cpuacct.usage").value_or(0)}, {"percpu", percpu},
                      {"kernel", ticks["system"] * (1000000000 / hz)}, {"user", ticks["user"] * (1000000000 / hz)}}},
           {"throttling", {{"periods", thr["nr_periods"]}, {"throttledPeriods", thr["nr_throttled"]},

@@ -19,10 +19,12 @@ say() { echo; bold "==> $*"; }
 die() { echo "demo: FAILED: $*" >&2; exit 1; }
 [[ $(id -u) -eq 0 ]] || die "run as root (containers need namespaces, cgroups and mounts)"
 
-# er ARGS...: show the command, then run it (bounded in time).
+# er ARGS...: show the command (on the demo's stdout, fd 3, even when the command's
+# own output is redirected), then run it, bounded in time.
+exec 3>&1
 er() {
-  echo "\$ envrun $*"
-  timeout -k 5 "$TIMEOUT" "$ENVRUN" --root "$ENVRUN_ROOT" "$@"
+  { printf '$ envrun'; printf ' %q' "$@"; printf '\n'; } >&3
+  timeout -k 5 "$TIMEOUT" "$ENVRUN" --root "$ENVRUN_ROOT" "$@" 3>&-
 }
 status_of() {
   timeout 10 "$ENVRUN" --root "$ENVRUN_ROOT" state "$1" 2>/dev/null |

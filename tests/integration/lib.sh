@@ -171,6 +171,13 @@ cgroup_dirs_of() {
   return 0
 }
 
+# Cgroup layout: v1 or hybrid (controllers under /sys/fs/cgroup/<controller>) or v2 (unified).
+if [[ $(stat -f -c %T /sys/fs/cgroup 2>/dev/null) == cgroup2fs ]]; then CGROUP_V2=1; else CGROUP_V2=0; fi
+# cg_file CONTROLLER FILE NAME: FILE in bundle NAME's cgroup (v1: that controller's hierarchy).
+cg_file() {
+  if ((CGROUP_V2)); then echo "/sys/fs/cgroup/$CG_PREFIX/$3/$2"; else echo "/sys/fs/cgroup/$1/$CG_PREFIX/$3/$2"; fi
+}
+
 assert_no_state() {  # assert_no_state ID
   if [[ -e $STATE/$1 ]]; then
     fail "no state dir left for $1" "$STATE/$1 exists: $(ls -A "$STATE/$1" 2>&1 | tr '\n' ' ')"

@@ -99,15 +99,41 @@ assert_eq "events --stats exits 0" 0 "$RC"
 assert_eq "events --stats prints JSON with pids" yes \
   "$(json_get '"yes" if d["type"] == "stats" and "pids" in d["data"] else d' <"$T/last.out" 2>&1)"
 
+capture er update --pids-limit 50 --memory 134217728 svc
+assert_eq "update exits 0" 0 "$RC" || last_cmd_details
+assert_eq "update --pids-limit reaches pids.max" 50 "$(cat "$(cg_file pids pids.max svc)" 2>&1)"
+if ((CGROUP_V2)); then mem_file=memory.max; else mem_file=memory.limit_in_bytes; fi
+assert_eq "update --memory reaches $mem_file" 134217728 "$(cat "$(cg_file memory $mem_file svc)" 2>&1)"
+
+# ---------------------------------------------------------------------------
+section "spec, features, runc flags"
+mkdir -p "$T/specdir"
+check "spec -b DIR writes config.json" er spec -b "$T/specdir"
+assert_eq "spec: default args" '["sh"]' "$(json_get 'd["process"]["args"]' <"$T/specdir/config.json" 2>&1)"
+cp "$T/specdir/config.json" "$T/spec.before"
+capture er spec -b "$T/specdir"
+[[ $RC -ne 0 ]] && pass "spec refuses to overwrite (exit $RC)" || fail "spec refuses to overwrite"
+cmp -s "$T/spec.before" "$T/specdir/config.json" && pass "spec left config.json unchanged" || fail "spec left config.json unchanged"
+capture er features
+assert_eq "features: linux.namespaces has pid" yes \
+  "$(json_get '"yes" if "pid" in d["linux"]["namespaces"] else d' <"$T/last.out" 2>&1)"
+make_bundle flags 'script("echo flags-ok")'
+capture er run --no-new-keyring -b "$B" rt-keyring
+assert_eq "run --no-new-keyring" flags-ok "$OUT"
+capture er run --no-pivot -b "$B" rt-nopivot
+assert_eq "run --no-pivot" flags-ok "$OUT"
+capture er --log "$T/envrun.log" --log-format json --debug run -b "$B" rt-log
+assert_eq "run with --log --log-format json --debug" flags-ok "$OUT"
+
 # ---------------------------------------------------------------------------
 section "kill --all"
-make_bundle many 'script("sleep 300 </etc/hostname & sleep 300 </etc/hostname & echo spawned; wait")'
+make_bundle many 'script("echo spawned; sleep 300 | sleep 300")'
 check "run -d a container with children" er run -d -b "$T/many" many
 wait_status many running
-wait_for 10 sh -c "[ \$(cat /sys/fs/cgroup/pids/$CG_PREFIX/many/cgroup.procs 2>/dev/null | wc -l) -ge 3 ]"
+wait_for 10 sh -c "[ \$(cat $(cg_file pids cgroup.procs many) 2>/dev/null | wc -l) -ge 3 ]"
 check "kill --all KILL" er kill --all many KILL
 wait_status many stopped
-procs=$(cat "/sys/fs/cgroup/pids/$CG_PREFIX/many/cgroup.procs" 2>/dev/null)
+procs=$(cat "$(cg_file pids cgroup.procs many)" 2>/dev/null)
 assert_eq "no process left in the cgroup after kill --all" "" "$procs"
 check "delete after kill --all" er delete many
 assert_no_state many

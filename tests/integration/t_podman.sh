@@ -51,7 +51,7 @@ podman_cleanup() {
   fi
   return 0
 }
-trap 'podman_cleanup; on_exit' EXIT
+trap 'rc=$?; podman_cleanup; (exit $rc); on_exit' EXIT
 
 section "import the fixture rootfs"
 tar -C "$FIXTURE_ROOTFS" -cf "$T/rootfs.tar" .
