@@ -90,7 +90,20 @@ int main(int argc, char** argv) {
   } catch (const CLI::CallForVersion& e) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
-    std::fprintf(stderr, "envrun: %s\nRun 'envrun --help' for usage.\n", e.what());
+    std::string why = e.what();
+    // A word where the command should be that names no command: say so plainly.
+    if (app.get_subcommands().empty()) {
+      for (int i = 1; i < argc; ++i) {
+        std::string a = argv[i];
+        if (a.empty() || a[0] == '-') {
+          if (a == "--root" || a == "--log" || a == "--log-format" || a == "--rootless") ++i;  // skip its value
+          continue;
+        }
+        why = "unknown command \"" + a + "\"";
+        break;
+      }
+    }
+    std::fprintf(stderr, "envrun: %s\nRun 'envrun --help' for usage.\n", why.c_str());
     return 2;
   }
   return g.rc;

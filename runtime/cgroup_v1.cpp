@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <set>
 #include <sstream>
 #include <thread>
 
@@ -270,42 +271,234 @@ nlohmann::json stats_of(const DirOf& dir_of) {
   return j;
 }
 
+// ---- which hierarchies ----
+
+// Controllers a resource can use: the ones make(mounts, path) joins for a new container.
+bool usable(const std::string& ctrl, CgroupLayout layout) {
+  static const std::set<std::string> any = {"memory", "pids", "cpuacct", "cpu", "cpuset", "blkio", "devices", "hugetlb"};
+  return any.count(ctrl) || (ctrl == "freezer" && layout == CgroupLayout::V1);
+}
+
+// Whether a container with resources `r` (nullptr: none) needs `ctrl`.
+bool wanted(const std::string& ctrl, CgroupLayout layout, const oci::Resources* r) {
+  if (ctrl == "memory" || ctrl == "pids" || ctrl == "cpuacct") return true;  // accounting
+  if (ctrl == "freezer") return layout == CgroupLayout::V1;                  // Hybrid: cgroup.freeze
+  if (!r) return false;
+  if (ctrl == "cpu") return r->cpu && first_cpu_knob(*r->cpu);
+  if (ctrl == "cpuset") return r->cpu && (!r->cpu->cpus.empty() || !r->cpu->mems.empty());
+  if (ctrl == "blkio") return r->block_io && has_blkio_knobs(*r->block_io);
+  if (ctrl == "devices") return !r->devices.empty();
+  if (ctrl == "hugetlb") return !r->hugepage_limits.empty();
+  return false;
+}
+
 // ---- the manager ----
 
 class CgroupV1Manager final : public CgroupManager {
  public:
-  CgroupV1Manager(const CgroupMounts& m, const std::string& path) : mounts_(m), path_(fs::normalize("/" + path)) {
+  CgroupV1Manager(const CgroupMounts& m, const std::string& path, bool have_plan, const oci::Resources* planned)
+      : mounts_(m), path_(fs::normalize("/" + path)), discovering_(!have_plan) {
     for (const auto& [ctrl, mount] : m.v1) {
       auto it = std::find_if(hier_.begin(), hier_.end(), [&](const Hierarchy& h) { return h.mount == mount; });
       if (it == hier_.end()) it = hier_.insert(hier_.end(), Hierarchy{mount, fs::join(mount, path_), {}, {}});
       it->controllers.push_back(ctrl);
     }
     if (m.layout == CgroupLayout::Hybrid && !m.unified.empty()) unified_ = make_v2(m, path_, true);
+    if (path_ == "/") return;  // every operation refuses a hierarchy root
+    if (have_plan) {
+      for (auto& h : hier_) h.used = any_of(h, [&](const std::string& c) { return wanted(c, m.layout, planned); });
+      return;
+    }
+    bool found = false;  // an existing container: the hierarchies holding its directory
+    for (auto& h : hier_) found |= (h.used = fs::is_dir(h.dir));
+    if (!found)  // none yet: everything a resource could use
+      for (auto& h : hier_) h.used = usable_hierarchy(h);
   }
 
   const std::string& path() const override { return path_; }
 
   std::vector<std::string> dirs() const override {
     std::vector<std::string> out;
-    for (const auto& h : hier_) out.push_back(h.dir);
+    for (const auto& h : hier_)
+      if (h.used) out.push_back(h.dir);
     if (unified_)
       for (auto& d : unified_->dirs()) out.push_back(d);
     return out;
   }
 
   Result<void> create() override {
-    for (auto& h : hier_) {
-      auto made = ENVRUN_TRY(make_levels(h.mount, path_));
-      for (auto& d : made)
-        if (std::find(h.created.begin(), h.created.end(), d) == h.created.end()) h.created.push_back(d);
-      if (has(h, "cpuset")) ENVRUN_CHECK(fill_cpuset(h.mount, h.dir));
-    }
+    ENVRUN_CHECK(check_path());
+    for (auto& h : hier_)
+      if (h.used) ENVRUN_CHECK(make_dir(h));
     if (unified_) ENVRUN_CHECK(unified_->create());
     return ok();
   }
 
   Result<void> apply(const oci::Resources& r) override {
-    DirOf dir_of = [this](const std::string& c) { return dir_of_ctrl(c); };
+    if (!r.unified.empty() && !unified_)
+      return Error::make(ErrorKind::Config, "linux.resources.unified: needs cgroup v2 (this host mounts cgroup v1 only)");
+    ENVRUN_CHECK(check_path());
+    std::vector<Hierarchy*> joined;  // hierarchies this apply joins late
+    for (auto& h : hier_) {
+      if (h.used || !any_of(h, [&](const std::string& c) { return wanted(c, mounts_.layout, &r); })) continue;
+      if (std::string t = tracking_dir(); !t.empty() && !fs::is_dir(t))
+        return Error{ENOENT, ErrorKind::System, "cgroup: " + t + " does not exist"};
+      ENVRUN_CHECK(make_dir(h));
+      h.used = true;
+      joined.push_back(&h);
+    }
+    auto written = write_resources(r);
+    for (auto* h : joined) {
+      if (!written && ::rmdir(h->dir.c_str()) == 0) {  // nobody in it yet: as if never joined
+        (void)remove_created_parents(h->created, h->dir);
+        h->used = false;
+        continue;
+      }
+      ENVRUN_CHECK(move_processes([this] { return pids(); }, h->dir));
+    }
+    return written;
+  }
+
+  Result<void> add_process(pid_t pid) override {
+    ENVRUN_CHECK(check_path());
+    // The tracking hierarchy first: a concurrent late join (apply) then either sees this
+    // process there and moves it, or made its directory before the look below.
+    int track = unified_ ? -1 : tracking();
+    if (unified_) ENVRUN_CHECK(unified_->add_process(pid));
+    else if (track >= 0) ENVRUN_CHECK(add_to(hier_[size_t(track)], pid));
+    if (discovering_)
+      for (auto& h : hier_)
+        if (!h.used && usable_hierarchy(h)) h.used = fs::is_dir(h.dir);
+    for (size_t i = 0; i < hier_.size(); ++i)
+      if (hier_[i].used && int(i) != track) ENVRUN_CHECK(add_to(hier_[i], pid));
+    return ok();
+  }
+
+  Result<std::vector<pid_t>> pids() const override {
+    if (unified_) return unified_->pids();  // every process is in the unified hierarchy
+    std::string t = tracking_dir();
+    if (t.empty()) return std::vector<pid_t>{};
+    return collect_pids(t);
+  }
+
+  Result<void> freeze() override {
+    if (unified_) {
+      if (legacy_frozen()) return ok();  // paused through the v1 freezer by an older envrun
+      return unified_->freeze();
+    }
+    std::string d = dir_of_ctrl("freezer");
+    if (d.empty()) return no_freezer();
+    return freeze_v1(d);
+  }
+
+  Result<void> thaw() override {
+    if (unified_) {
+      ENVRUN_CHECK(unified_->thaw());
+      return legacy_frozen() ? thaw_v1(dir_of_ctrl("freezer")) : ok();
+    }
+    std::string d = dir_of_ctrl("freezer");
+    if (d.empty()) return no_freezer();
+    return thaw_v1(d);
+  }
+
+  Result<bool> is_frozen() const override {
+    if (!unified_ && dir_of_ctrl("freezer").empty()) return no_freezer();
+    return CgroupManager::is_frozen_at(mounts_, path_);
+  }
+
+  Result<nlohmann::json> stats() const override {
+    auto d = dirs();
+    if (!d.empty() && !fs::is_dir(d.front()))
+      return Error{ENOENT, ErrorKind::System, "cgroup: " + d.front() + " does not exist"};
+    return stats_of([this](const std::string& c) { return dir_of_ctrl(c); });
+  }
+
+  Result<void> destroy() override {
+    ENVRUN_CHECK(check_path());
+    std::optional<Error> first;
+    auto keep = [&](Result<void> r) {
+      if (!r && !first) first = std::move(r).error();
+    };
+    for (const auto& h : hier_) {
+      // Hierarchies not used here may have been joined late by another envrun (update): an
+      // rmdir that finds nothing costs one failed lookup.
+      if (!h.used && !usable_hierarchy(h)) continue;
+      auto r = remove_cgroup(h.dir);
+      if (r) r = remove_created_parents(h.created, h.dir);
+      keep(std::move(r));
+    }
+    if (unified_) keep(unified_->destroy());
+    if (first) return std::move(*first);
+    return ok();
+  }
+
+ private:
+  struct Hierarchy {
+    std::string mount, dir;
+    std::vector<std::string> controllers, created;
+    bool used = false;  // the container has (or create() makes) its directory here
+  };
+
+  template <class F>
+  static bool any_of(const Hierarchy& h, F pred) {
+    return std::any_of(h.controllers.begin(), h.controllers.end(), pred);
+  }
+  static bool has(const Hierarchy& h, const std::string& c) {
+    return std::find(h.controllers.begin(), h.controllers.end(), c) != h.controllers.end();
+  }
+  bool usable_hierarchy(const Hierarchy& h) const {
+    return any_of(h, [&](const std::string& c) { return usable(c, mounts_.layout); });
+  }
+
+  Result<void> check_path() const {
+    if (path_ == "/")
+      return Error::make(ErrorKind::Config, "linux.cgroupsPath: the container's cgroup cannot be a hierarchy root");
+    return ok();
+  }
+
+  // The directory of `c`'s hierarchy when the container uses it, else "".
+  std::string dir_of_ctrl(const std::string& c) const {
+    for (const auto& h : hier_)
+      if (h.used && has(h, c)) return h.dir;
+    return "";
+  }
+
+  // V1: the hierarchy that holds every process (pids, else freezer, else memory, else any);
+  // -1 when none is used.
+  int tracking() const {
+    for (const char* c : {"pids", "freezer", "memory"})
+      for (size_t i = 0; i < hier_.size(); ++i)
+        if (hier_[i].used && has(hier_[i], c)) return int(i);
+    for (size_t i = 0; i < hier_.size(); ++i)
+      if (hier_[i].used) return int(i);
+    return -1;
+  }
+  std::string tracking_dir() const {
+    if (unified_) return unified_->dirs().front();
+    int t = tracking();
+    return t < 0 ? "" : hier_[size_t(t)].dir;
+  }
+
+  Result<void> make_dir(Hierarchy& h) {
+    auto made = ENVRUN_TRY(make_levels(h.mount, path_));
+    for (auto& d : made)
+      if (std::find(h.created.begin(), h.created.end(), d) == h.created.end()) h.created.push_back(d);
+    if (has(h, "cpuset")) ENVRUN_CHECK(fill_cpuset(h.mount, h.dir));
+    return ok();
+  }
+
+  Result<void> add_to(Hierarchy& h, pid_t pid) {
+    auto r = fs::write_file(fs::join(h.dir, "cgroup.procs"), std::to_string(pid));
+    if (!r && r.error().sys_errno == ENOSPC && has(h, "cpuset")) {  // joined late, cpus/mems not yet copied
+      ENVRUN_CHECK(fill_cpuset(h.mount, h.dir));
+      r = fs::write_file(fs::join(h.dir, "cgroup.procs"), std::to_string(pid));
+    }
+    if (!r) return std::move(r).error().with_context("cgroup: add process " + std::to_string(pid));
+    return ok();
+  }
+
+  Result<void> write_resources(const oci::Resources& r) {
+    DirOf dir_of = [this](const std::string& c) { return mounted_dir(c); };
     const std::string f = "linux.resources.";
     if (r.memory) ENVRUN_CHECK(apply_memory(ENVRUN_TRY(need(dir_of, "memory", f + "memory")), *r.memory));
     if (r.cpu) ENVRUN_CHECK(apply_cpu(dir_of, *r.cpu));
@@ -322,87 +515,23 @@ class CgroupV1Manager final : public CgroupManager {
                                 std::to_string(r.hugepage_limits[k].limit),
                                 f + "hugepageLimits[" + std::to_string(k) + "]"));
     }
-    if (!r.unified.empty() && !unified_)
-      return Error::make(ErrorKind::Config, f + "unified: needs cgroup v2 (this host mounts cgroup v1 only)");
     // The companion applies what v1 cannot here: unified files, hugetlb/devices without v1 ones.
     return unified_ ? unified_->apply(r) : ok();
   }
 
-  Result<void> add_process(pid_t pid) override {
-    for (const auto& h : hier_) {
-      auto r = fs::write_file(fs::join(h.dir, "cgroup.procs"), std::to_string(pid));
-      if (!r) return std::move(r).error().with_context("cgroup: add process " + std::to_string(pid));
-    }
-    return unified_ ? unified_->add_process(pid) : ok();
-  }
-
-  Result<std::vector<pid_t>> pids() const override {
-    for (const char* c : {"pids", "freezer", "memory"})
-      if (auto d = dir_of_ctrl(c); !d.empty()) return collect_pids(d);
-    if (!hier_.empty()) return collect_pids(hier_.front().dir);
-    return unified_ ? unified_->pids() : std::vector<pid_t>{};
-  }
-
-  Result<void> freeze() override {
-    std::string d = dir_of_ctrl("freezer");
-    if (d.empty()) return unified_ ? unified_->freeze() : no_freezer();
-    return freeze_v1(d);
-  }
-
-  Result<void> thaw() override {
-    std::string d = dir_of_ctrl("freezer");
-    if (d.empty()) return unified_ ? unified_->thaw() : no_freezer();
-    ENVRUN_CHECK(write_knob(d, "freezer.state", "THAWED", "cgroup: thaw"));
-    if (wait_until(5000, [&] {
-          auto s = read_knob(d, "freezer.state");
-          return s && *s == "THAWED";
-        })) return ok();
-    return Error{ETIMEDOUT, ErrorKind::System, "cgroup: thaw " + d + ": timed out waiting for THAWED"};
-  }
-
-  Result<bool> is_frozen() const override {
-    std::string d = dir_of_ctrl("freezer");
-    if (d.empty()) return unified_ ? unified_->is_frozen() : no_freezer();
-    auto s = read_knob(d, "freezer.state");
-    if (!s) return std::move(s).error().with_context("cgroup");
-    return *s == "FROZEN";
-  }
-
-  Result<nlohmann::json> stats() const override {
-    if (!hier_.empty() && !fs::is_dir(hier_.front().dir))
-      return Error{ENOENT, ErrorKind::System, "cgroup: " + hier_.front().dir + " does not exist"};
-    return stats_of([this](const std::string& c) { return dir_of_ctrl(c); });
-  }
-
-  Result<void> destroy() override {
-    std::optional<Error> first;
-    auto keep = [&](Result<void> r) {
-      if (!r && !first) first = std::move(r).error();
-    };
-    for (const auto& h : hier_) {
-      auto r = remove_cgroup(h.dir);
-      if (r) r = remove_created_parents(h.created, h.dir);
-      keep(std::move(r));
-    }
-    if (unified_) keep(unified_->destroy());
-    if (first) return std::move(*first);
-    return ok();
-  }
-
- private:
-  struct Hierarchy {
-    std::string mount, dir;
-    std::vector<std::string> controllers, created;
-  };
-
-  static bool has(const Hierarchy& h, const std::string& c) {
-    return std::find(h.controllers.begin(), h.controllers.end(), c) != h.controllers.end();
-  }
-
-  std::string dir_of_ctrl(const std::string& c) const {
+  // The directory in `c`'s hierarchy whether used or not ("" when `c` is not mounted).
+  std::string mounted_dir(const std::string& c) const {
     for (const auto& h : hier_)
       if (has(h, c)) return h.dir;
     return "";
+  }
+
+  // Hybrid: the v1 freezer of a container from before the unified freeze says FROZEN.
+  bool legacy_frozen() const {
+    std::string d = dir_of_ctrl("freezer");
+    if (d.empty()) return false;
+    auto s = read_knob(d, "freezer.state");
+    return s && *s == "FROZEN";
   }
 
   static Error no_freezer() { return Error::make(ErrorKind::System, "cgroup: no freezer on this host"); }
@@ -428,16 +557,27 @@ class CgroupV1Manager final : public CgroupManager {
     }
   }
 
+  static Result<void> thaw_v1(const std::string& d) {
+    ENVRUN_CHECK(write_knob(d, "freezer.state", "THAWED", "cgroup: thaw"));
+    if (wait_until(5000, [&] {
+          auto s = read_knob(d, "freezer.state");
+          return s && *s == "THAWED";
+        })) return ok();
+    return Error{ETIMEDOUT, ErrorKind::System, "cgroup: thaw " + d + ": timed out waiting for THAWED"};
+  }
+
   CgroupMounts mounts_;
   std::string path_;
+  bool discovering_;  // made with the path only: other envruns may join hierarchies late
   std::vector<Hierarchy> hier_;
   std::unique_ptr<CgroupManager> unified_;  // hybrid only
 };
 
 }  // namespace
 
-std::unique_ptr<CgroupManager> make_v1(const CgroupMounts& mounts, const std::string& path) {
-  return std::make_unique<CgroupV1Manager>(mounts, path);
+std::unique_ptr<CgroupManager> make_v1(const CgroupMounts& mounts, const std::string& path, bool have_plan,
+                                       const oci::Resources* planned) {
+  return std::make_unique<CgroupV1Manager>(mounts, path, have_plan, planned);
 }
 
 }  // namespace envrun::runtime::cgroup_detail

@@ -148,6 +148,30 @@ Result<void> drive_init(const SyncChannel& ch, const oci::Spec& spec, ContainerS
   }
 }
 
+// Like runc, the devices every container may use are allowed after the spec's own rules:
+// mknod of anything, the standard nodes, the pty multiplexer and ptys, tun, and the
+// devices the spec asks to create.
+oci::Resources with_default_devices(oci::Resources r, const oci::Linux& lx) {
+  auto allow = [&r](const char* type, std::optional<int64_t> major, std::optional<int64_t> minor, const char* access) {
+    oci::DeviceCgroupRule rule;
+    rule.allow = true;
+    rule.type = type;
+    rule.major = major;
+    rule.minor = minor;
+    rule.access = access;
+    r.devices.push_back(rule);
+  };
+  if (r.devices.empty()) return r;  // no rules: the device cgroup stays open
+  allow("c", std::nullopt, std::nullopt, "m");
+  allow("b", std::nullopt, std::nullopt, "m");
+  for (auto [maj, min] : {std::pair{1, 3}, {1, 5}, {1, 7}, {1, 8}, {1, 9}, {5, 0}, {5, 1}, {5, 2}, {10, 200}})
+    allow("c", maj, min, "rwm");
+  allow("c", 136, std::nullopt, "rwm");
+  for (auto& d : lx.devices)
+    allow(d.type == "b" ? "b" : "c", d.major, d.minor, "rwm");
+  return r;
+}
+
 Result<std::string> spec_as_json_text(const std::string& bundle) {
   if (fs::exists(bundle + "/config.json")) return fs::read_file(bundle + "/config.json");
   std::string name = fs::exists(bundle + "/config.yaml") ? "config.yaml" : "config.yml";
@@ -205,7 +229,8 @@ Result<Created> create_container(const StateStore& store, const CreateOptions& o
   log::debug("create " + opt.id + ": cgroup " + st.cgroup_path);
   guard.cgroup = CgroupManager::make(mounts, st.cgroup_path);
   ENVRUN_CHECK(guard.cgroup->create());
-  if (spec.linux && spec.linux->resources) ENVRUN_CHECK(guard.cgroup->apply(*spec.linux->resources));
+  if (spec.linux && spec.linux->resources)
+    ENVRUN_CHECK(guard.cgroup->apply(with_default_devices(*spec.linux->resources, *spec.linux)));
 
   UniqueFd console, console_peer;
   if (spec.process->terminal) {

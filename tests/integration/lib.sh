@@ -197,8 +197,10 @@ cleanup() {
   local id p ns m
   for p in "${PIDS_TO_KILL[@]}"; do kill -9 "$p" 2>/dev/null; done
   if [[ -d $STATE ]]; then
-    for id in $(ls -A "$STATE" 2>/dev/null); do
-      [[ -d $STATE/$id ]] || continue
+    local d
+    for d in "$STATE"/*/; do
+      [[ -d $d ]] || continue
+      id=$(basename "$d")
       timeout -k 2 20 "$ENVRUN" --root "$STATE" delete --force "$id" >/dev/null 2>&1 </dev/null
       if [[ -d $STATE/$id ]]; then echo "cleanup: container $id could not be deleted" >&2; fi
     done

@@ -181,7 +181,7 @@ run_ct pids 'c["linux"]["resources"]["pids"]={"limit":6}' \
   'script("echo start; " + " | ".join(["sleep 2"] * 12) + "; echo pipeline=done")'
 assert_contains "pids limit 6: the 12-process pipeline cannot fork" "$ERR" "fork"
 run_ct nopids 'script("echo start; " + " | ".join(["sleep 1"] * 12) + "; echo pipeline=done")'
-assert_eq "without a pids limit the same pipeline runs" done "$(val pipeline)"
+assert_eq "without a pids limit the same pipeline runs" "done" "$(val pipeline)"
 
 # ---------------------------------------------------------------------------
 section "seccomp"
@@ -301,19 +301,25 @@ er delete --force c-pipe >/dev/null 2>&1 </dev/null
 # ---------------------------------------------------------------------------
 section "preserved fds and LISTEN_FDS"
 echo fd3-content >"$T/fd3.txt"
-make_bundle fds 'script("echo listen_fds=$LISTEN_FDS; if [ -e /proc/self/fd/3 ]; then echo fd3=$(cat <&3); else echo fd3=none; fi")'
+make_bundle fds 'script("echo listen_fds=$LISTEN_FDS; if [ -e /proc/self/fd/3 ]; then echo fd3=$(cat <&3); else echo fd3=none; fi; if [ -e /proc/self/fd/4 ]; then echo fd4=$(cat <&4); else echo fd4=none; fi")'
 capture er run --preserve-fds 1 -b "$B" c-fds1 3<"$T/fd3.txt"
 assert_eq "--preserve-fds 1 passes fd 3" fd3-content "$(val fd3)"
 capture er run -b "$B" c-fds0 3<"$T/fd3.txt"
 assert_eq "without --preserve-fds fd 3 does not leak" none "$(val fd3)"
 
 # LISTEN_PID must name the runtime itself: exec keeps bash's pid.
-run_listen() {  # run_listen LISTEN_PID_VALUE ID
-  capture timeout -k 5 "$ER_TIMEOUT" bash -c 'export LISTEN_FDS=1 LISTEN_PID=${1/self/$$}; exec "$2" --root "$3" run -b "$4" "$5"' \
-    _ "$1" "$ENVRUN" "$STATE" "$B" "$2" 3<"$T/fd3.txt"
+echo fd4-content >"$T/fd4.txt"
+run_listen() {  # run_listen LISTEN_PID_VALUE ID [RUN FLAGS...]
+  local lpid=$1 id=$2; shift 2
+  capture timeout -k 5 "$ER_TIMEOUT" bash -c 'export LISTEN_FDS=1 LISTEN_PID=${1/self/$$}; shift; exec "$@"' \
+    _ "$lpid" "$ENVRUN" --root "$STATE" run "$@" -b "$B" "$id" 3<"$T/fd3.txt" 4<"$T/fd4.txt"
 }
 run_listen self c-listen
 assert_eq "LISTEN_FDS=1 (LISTEN_PID = runtime) passes fd 3" fd3-content "$(val fd3)"
 assert_eq "LISTEN_FDS=1 is set inside" 1 "$(val listen_fds)"
+assert_eq "LISTEN_FDS=1 alone does not pass fd 4" none "$(val fd4)"
+run_listen self c-listen-plus --preserve-fds 1
+assert_eq "LISTEN_FDS=1 plus --preserve-fds 1 passes fd 3" fd3-content "$(val fd3)"
+assert_eq "LISTEN_FDS=1 plus --preserve-fds 1 passes fd 4 (stdio + LISTEN_FDS + N)" fd4-content "$(val fd4)"
 run_listen 1 c-listen-other
 assert_eq "LISTEN_PID of another process: fd 3 not passed" none "$(val fd3)"

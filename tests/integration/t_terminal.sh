@@ -45,6 +45,7 @@ assert_no_state ttyc
 # ---------------------------------------------------------------------------
 section "run --detach with a console socket, then exec -d -t"
 start_receiver c2
+receiver_c2=$RECEIVER
 make_bundle ttyd 'c["process"]["terminal"]=True' 'script("echo detached-tty-ok; exec sleep 300")'
 check "run -d --console-socket" er run -d --console-socket "$T/c2.sock" -b "$B" ttyd
 wait_status ttyd running
@@ -58,7 +59,7 @@ out=$(tty_out c3)
 assert_line_match "exec -t: output through its own pty" "$out" '^exec-tty-ok$'
 assert_line_match "exec -t: tty prints /dev/pts/N" "$out" '^/dev/pts/[0-9]+$'
 check "delete --force ttyd" er delete --force ttyd
-RECEIVER=${PIDS_TO_KILL[1]}; wait_receiver
+RECEIVER=$receiver_c2; wait_receiver
 assert_line_match "run -d: init output through the pty" "$(tty_out c2)" '^detached-tty-ok$'
 assert_no_state ttyd
 

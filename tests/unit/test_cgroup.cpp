@@ -7,9 +7,13 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <catch2/catch.hpp>
+#include <chrono>
+#include <cstdio>
 #include <cstring>
+#include <set>
 
 #include "kernel/fs.hpp"
 #include "kernel/process.hpp"
@@ -88,6 +92,46 @@ std::string knob(const CgroupMounts& m, const std::string& ctrl, const std::stri
   return s;
 }
 
+// Where the container's directory would be in the v1 hierarchy of `ctrl`.
+std::string v1_dir(const CgroupMounts& m, const std::string& ctrl, const std::string& path) {
+  return fs::join(m.v1.at(ctrl), path);
+}
+
+// The v1 controllers (of this host) whose hierarchy holds the container's directory.
+std::set<std::string> joined(const CgroupMounts& m, const std::string& path) {
+  std::set<std::string> out;
+  for (const auto& [ctrl, mount] : m.v1)
+    if (fs::is_dir(fs::join(mount, path))) out.insert(ctrl);
+  return out;
+}
+
+// The OCI default spec's device rules: deny everything, allow the usual character devices.
+oci::Resources default_resources() {
+  oci::Resources r;
+  r.devices.push_back({false, "a", std::nullopt, std::nullopt, "rwm"});
+  for (auto [maj, min] : {std::pair{1, 3}, {1, 5}, {1, 7}, {1, 8}, {1, 9}, {5, 0}, {5, 1}, {5, 2}})
+    r.devices.push_back({true, "c", maj, min, "rwm"});
+  r.devices.push_back({true, "c", 136, std::nullopt, "rwm"});
+  return r;
+}
+
+// A shared counter for a child to bump (fork keeps the mapping).
+std::atomic<uint64_t>* shared_counter() {
+  auto* c = static_cast<std::atomic<uint64_t>*>(
+      ::mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0));
+  REQUIRE(c != MAP_FAILED);
+  c->store(0);
+  return c;
+}
+
+// Remove the /envrun-test-<pid> level wherever it is left empty (managers made with the path
+// only do not know they created it).
+void remove_test_root(const CgroupMounts& m) {
+  std::string root = "/envrun-test-" + std::to_string(::getpid());
+  for (const auto& [ctrl, mount] : m.v1) ::rmdir(fs::join(mount, root).c_str());
+  ::rmdir(fs::join(m.unified, root).c_str());
+}
+
 // Poll (bounded) until the child's counter reaches `target`.
 bool subprocess_wait_until_counter(std::atomic<uint64_t>* counter, uint64_t target) {
   for (int i = 0; i < 5000; ++i) {
@@ -161,12 +205,6 @@ TEST_CASE("detect() sees this host's hybrid layout", "[cgroup]") {
 
 TEST_CASE("create and apply write the limits; destroy removes every directory", "[cgroup]") {
   auto mounts = host_mounts();
-  CgroupGuard cg(CgroupManager::make(mounts, test_path("limits")));
-  REQUIRE(cg->create().ok());
-  auto dirs = cg->dirs();
-  CHECK(dirs.size() == 10);  // 9 v1 hierarchies + unified
-  for (const auto& d : dirs) CHECK(fs::is_dir(d));
-
   oci::Resources r;
   r.memory = oci::MemoryResources{};
   r.memory->limit = 64 << 20;
@@ -178,11 +216,19 @@ TEST_CASE("create and apply write the limits; destroy removes every directory", 
   r.cpu->period = 200000;
   r.cpu->shares = 512;
   r.cpu->cpus = "0";
+  std::string p = test_path("limits");
+  CgroupGuard cg(CgroupManager::make(mounts, p, &r));
+  REQUIRE(cg->create().ok());
+  auto dirs = cg->dirs();
+  CHECK(dirs.size() == 6);  // memory, pids, cpuacct, cpu, cpuset + unified
+  for (const auto& d : dirs) CHECK(fs::is_dir(d));
+  CHECK(joined(mounts, p) == std::set<std::string>{"cpu", "cpuacct", "cpuset", "memory", "pids"});
+  CHECK(fs::is_dir(fs::join(mounts.unified, p)));
+
   auto applied = cg->apply(r);
   INFO((applied ? "" : applied.error().message));
   REQUIRE(applied.ok());
 
-  std::string p = test_path("limits");
   CHECK(knob(mounts, "memory", p, "memory.limit_in_bytes") == std::to_string(64 << 20));
   CHECK(knob(mounts, "memory", p, "memory.soft_limit_in_bytes") == std::to_string(32 << 20));
   CHECK(knob(mounts, "memory", p, "memory.swappiness") == "10");
@@ -201,6 +247,7 @@ TEST_CASE("create and apply write the limits; destroy removes every directory", 
   REQUIRE(cg->apply(r2).ok());
   CHECK(knob(mounts, "pids", p, "pids.max") == "max");
   CHECK(knob(mounts, "cpu", p, "cpu.cfs_quota_us") == "-1");
+  CHECK(joined(mounts, p).size() == 5);  // nothing joined late
 
   REQUIRE(cg->destroy().ok());
   for (const auto& d : dirs) {
@@ -232,14 +279,13 @@ TEST_CASE("memory and swap limits can be raised and lowered", "[cgroup]") {
   set(32 << 20, 32 << 20);    // lowering: the limit must go first
 }
 
-TEST_CASE("a process is added, listed, frozen, thawed and accounted", "[cgroup]") {
+TEST_CASE("a process is added, listed, frozen through the unified hierarchy, thawed and accounted", "[cgroup]") {
   auto mounts = host_mounts();
-  CgroupGuard cg(CgroupManager::make(mounts, test_path("freeze")));
+  std::string p = test_path("freeze");
+  CgroupGuard cg(CgroupManager::make(mounts, p, nullptr));  // no resources
   REQUIRE(cg->create().ok());
-  auto* counter = static_cast<std::atomic<uint64_t>*>(
-      ::mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0));
-  REQUIRE(counter != MAP_FAILED);
-  counter->store(0);
+  CHECK(joined(mounts, p) == std::set<std::string>{"cpuacct", "memory", "pids"});
+  auto* counter = shared_counter();
   Child child([counter] {
     // Memory charged to the new cgroup: touched after joining it.
     auto* touched = static_cast<volatile char*>(
@@ -254,17 +300,25 @@ TEST_CASE("a process is added, listed, frozen, thawed and accounted", "[cgroup]"
   auto pids = cg->pids();
   REQUIRE(pids.ok());
   CHECK(*pids == std::vector<pid_t>{child.pid});
-  // Hybrid: the process is in the unified hierarchy too.
+  // Hybrid: the process is in the unified hierarchy too, and in the v1 hierarchies joined.
   auto self = fs::read_file("/proc/" + std::to_string(child.pid) + "/cgroup");
   REQUIRE(self.ok());
-  CHECK(self->find("0::" + test_path("freeze") + "\n") != std::string::npos);
+  CHECK(self->find("0::" + p + "\n") != std::string::npos);
+  CHECK(self->find(":memory:" + p + "\n") != std::string::npos);
+  CHECK(self->find(":cpu:" + p + "\n") == std::string::npos);
 
   REQUIRE(subprocess_wait_until_counter(counter, 1000));
   REQUIRE(cg->freeze().ok());
   auto frozen = cg->is_frozen();
   REQUIRE(frozen.ok());
   CHECK(*frozen);
-  CHECK(knob(mounts, "freezer", test_path("freeze"), "freezer.state") == "FROZEN");
+  auto events = fs::read_file(fs::join(fs::join(mounts.unified, p), "cgroup.events"));
+  REQUIRE(events.ok());
+  CHECK(events->find("frozen 1") != std::string::npos);
+  CHECK_FALSE(fs::exists(v1_dir(mounts, "freezer", p)));  // the v1 freezer is not used
+  auto at = CgroupManager::is_frozen_at(mounts, p);
+  REQUIRE(at.ok());
+  CHECK(*at);
   char st = proc::state_letter(child.pid);
   CHECK(st != 'R');
   uint64_t before = counter->load();
@@ -273,16 +327,19 @@ TEST_CASE("a process is added, listed, frozen, thawed and accounted", "[cgroup]"
 
   REQUIRE(cg->thaw().ok());
   CHECK_FALSE(*cg->is_frozen());
+  CHECK_FALSE(*CgroupManager::is_frozen_at(mounts, p));
   CHECK(subprocess_wait_until_counter(counter, before + 1000));
 
   auto stats = cg->stats();
   REQUIRE(stats.ok());
   INFO(stats->dump());
-  CHECK((*stats)["cpu"]["usage"]["total"].get<uint64_t>() > 0);
+  CHECK((*stats)["cpu"]["usage"]["total"].get<uint64_t>() > 0);  // cpuacct
   CHECK((*stats)["cpu"]["usage"]["percpu"].size() >= 1);
+  CHECK((*stats)["cpu"]["throttling"]["periods"].get<uint64_t>() == 0);  // cpu not joined
   CHECK((*stats)["pids"]["current"].get<uint64_t>() == 1);
   CHECK((*stats)["memory"]["usage"]["usage"].get<uint64_t>() > 0);
   CHECK((*stats)["memory"]["raw"].contains("rss"));
+  CHECK((*stats)["blkio"]["ioServiceBytesRecursive"].empty());
   ::munmap(counter, 4096);
 }
 
@@ -333,11 +390,11 @@ TEST_CASE("pids.max stops the fork that would exceed it", "[cgroup]") {
 
 TEST_CASE("the memory limit OOM-kills a process that exceeds it", "[cgroup]") {
   auto mounts = host_mounts();
-  CgroupGuard cg(CgroupManager::make(mounts, test_path("oom")));
-  REQUIRE(cg->create().ok());
   oci::Resources r;
   r.memory = oci::MemoryResources{};
   r.memory->limit = 32 << 20;
+  CgroupGuard cg(CgroupManager::make(mounts, test_path("oom"), &r));
+  REQUIRE(cg->create().ok());
   if (fs::exists(fs::join(fs::join(mounts.v1.at("memory"), test_path("oom")), "memory.memsw.limit_in_bytes")))
     r.memory->swap = 32 << 20;
   REQUIRE(cg->apply(r).ok());
@@ -362,11 +419,12 @@ TEST_CASE("the memory limit OOM-kills a process that exceeds it", "[cgroup]") {
 
 TEST_CASE("v1 device rules are enforced in order", "[cgroup]") {
   auto mounts = host_mounts();
-  CgroupGuard cg(CgroupManager::make(mounts, test_path("devices")));
-  REQUIRE(cg->create().ok());
   oci::Resources r;
   r.devices.push_back({false, "a", std::nullopt, std::nullopt, "rwm"});  // deny all
   r.devices.push_back({true, "c", 1, 5, "rwm"});                        // allow /dev/zero
+  CgroupGuard cg(CgroupManager::make(mounts, test_path("devices"), &r));
+  REQUIRE(cg->create().ok());
+  CHECK(joined(mounts, test_path("devices")) == std::set<std::string>{"cpuacct", "devices", "memory", "pids"});
   REQUIRE(cg->apply(r).ok());
   CHECK(knob(mounts, "devices", test_path("devices"), "devices.list") == "c 1:5 rwm");
   int res[2];
@@ -543,4 +601,244 @@ TEST_CASE("a v2 manager lists, freezes, thaws and accounts through the unified h
   REQUIRE(stats.ok());
   CHECK((*stats)["cpu"]["usage"]["total"].get<uint64_t>() > 0);
   ::munmap(counter, 4096);
+}
+
+TEST_CASE("a container joins only the hierarchies its resources need", "[cgroup]") {
+  auto mounts = host_mounts();
+  auto res = default_resources();
+  std::string p = test_path("plan");
+  SECTION("the OCI default resources: memory, pids, cpuacct, devices and unified") {
+    CgroupGuard cg(CgroupManager::make(mounts, p, &res));
+    REQUIRE(cg->create().ok());
+    REQUIRE(cg->apply(res).ok());
+    CHECK(joined(mounts, p) == std::set<std::string>{"cpuacct", "devices", "memory", "pids"});
+    CHECK(fs::is_dir(fs::join(mounts.unified, p)));
+    CHECK(cg->dirs().size() == 5);
+    CHECK(knob(mounts, "devices", p, "devices.list").find("c 1:3 rwm") != std::string::npos);
+  }
+  SECTION("cpu limits join cpu, cpus join cpuset, blockIO joins blkio") {
+    res.cpu = oci::CpuResources{};
+    res.cpu->shares = 256;
+    CgroupGuard cg(CgroupManager::make(mounts, p, &res));
+    REQUIRE(cg->create().ok());
+    CHECK(joined(mounts, p) == std::set<std::string>{"cpu", "cpuacct", "devices", "memory", "pids"});
+    REQUIRE(cg->apply(res).ok());
+    CHECK(knob(mounts, "cpu", p, "cpu.shares") == "256");
+    REQUIRE(cg->destroy().ok());
+
+    res.cpu->shares.reset();
+    res.cpu->mems = "0";
+    res.block_io = oci::BlockIoResources{};
+    res.block_io->weight = 100;
+    CgroupGuard cg2(CgroupManager::make(mounts, p, &res));
+    REQUIRE(cg2->create().ok());
+    CHECK(joined(mounts, p) == std::set<std::string>{"blkio", "cpuacct", "cpuset", "devices", "memory", "pids"});
+  }
+  SECTION("empty cpu and blockIO objects join nothing") {
+    res.cpu = oci::CpuResources{};
+    res.block_io = oci::BlockIoResources{};
+    res.devices.clear();
+    CgroupGuard cg(CgroupManager::make(mounts, p, &res));
+    REQUIRE(cg->create().ok());
+    REQUIRE(cg->apply(res).ok());
+    CHECK(joined(mounts, p) == std::set<std::string>{"cpuacct", "memory", "pids"});
+  }
+}
+
+TEST_CASE("a manager made with only the path finds the container's hierarchies", "[cgroup]") {
+  auto mounts = host_mounts();
+  std::string p = test_path("found");
+  auto res = default_resources();
+  auto creator = CgroupManager::make(mounts, p, &res);
+  REQUIRE(creator->create().ok());
+  REQUIRE(creator->apply(res).ok());
+  auto* counter = shared_counter();
+  Child child([counter] {
+    for (;;) counter->fetch_add(1);
+    return 0;
+  });
+  REQUIRE(creator->add_process(child.pid).ok());
+  child.go();
+  REQUIRE(subprocess_wait_until_counter(counter, 1000));
+
+  CgroupGuard later(CgroupManager::make(mounts, p));  // as `envrun delete`, `ps`, `events` do
+  CHECK(later->dirs() == creator->dirs());
+  REQUIRE(later->pids().ok());
+  CHECK(*later->pids() == std::vector<pid_t>{child.pid});
+  // pause through one manager, status through another (what `envrun state` does).
+  REQUIRE(later->freeze().ok());
+  CHECK(*CgroupManager::make(mounts, p)->is_frozen());
+  CHECK(*CgroupManager::is_frozen_at(mounts, p));
+  uint64_t before = counter->load();
+  ::usleep(30000);
+  CHECK(counter->load() == before);
+  REQUIRE(CgroupManager::make(mounts, p)->thaw().ok());
+  CHECK_FALSE(*CgroupManager::is_frozen_at(mounts, p));
+  CHECK(subprocess_wait_until_counter(counter, before + 1000));
+  auto stats = later->stats();
+  REQUIRE(stats.ok());
+  CHECK((*stats)["pids"]["current"].get<uint64_t>() == 1);
+  CHECK((*stats)["cpu"]["usage"]["total"].get<uint64_t>() > 0);
+
+  // A process added later (exec) goes to the same hierarchies, and only those.
+  Child second([] {
+    ::pause();
+    return 0;
+  });
+  REQUIRE(CgroupManager::make(mounts, p)->add_process(second.pid).ok());
+  auto cg = fs::read_file("/proc/" + std::to_string(second.pid) + "/cgroup");
+  REQUIRE(cg.ok());
+  CHECK(cg->find(":devices:" + p + "\n") != std::string::npos);
+  CHECK(cg->find("0::" + p + "\n") != std::string::npos);
+  CHECK(cg->find(":cpu:" + p + "\n") == std::string::npos);
+  CHECK(later->pids()->size() == 2);
+
+  // Killed but not reaped: destroy waits for the cgroups to empty, then removes them all.
+  ::kill(child.pid, SIGKILL);
+  ::kill(second.pid, SIGKILL);
+  auto d = later->destroy();
+  INFO((d ? "" : d.error().message));
+  REQUIRE(d.ok());
+  CHECK(joined(mounts, p).empty());
+  CHECK_FALSE(fs::exists(fs::join(mounts.unified, p)));
+  CHECK(later->destroy().ok());    // idempotent
+  CHECK(creator->destroy().ok());  // and the creator removes the parent level it made
+  std::string root = "/envrun-test-" + std::to_string(::getpid());
+  CHECK(joined(mounts, root).empty());
+  CHECK_FALSE(fs::exists(fs::join(mounts.unified, root)));
+  auto gone = CgroupManager::is_frozen_at(mounts, p);
+  REQUIRE_FALSE(gone.ok());
+  CHECK(gone.error().sys_errno == ENOENT);
+
+  // No directory anywhere yet: "all hierarchies a resource could use" (not freezer, systemd).
+  auto fresh = CgroupManager::make(mounts, test_path("nothing-yet"));
+  CHECK(fresh->dirs().size() == 8);
+  for (const auto& dir : fresh->dirs()) {
+    CHECK(dir.find("/freezer/") == std::string::npos);
+    CHECK(dir.find("/systemd/") == std::string::npos);
+  }
+  ::munmap(counter, 4096);
+}
+
+TEST_CASE("updating a controller the container did not join joins it and moves every process", "[cgroup]") {
+  auto mounts = host_mounts();
+  std::string p = test_path("late");
+  CgroupGuard cg(CgroupManager::make(mounts, p, nullptr));
+  REQUIRE(cg->create().ok());
+  int res[2];
+  REQUIRE(::pipe2(res, O_CLOEXEC) == 0);
+  Child child([w = res[1]] {  // two processes: the child and the grandchild it forks
+    pid_t k = ::fork();
+    if (k == 0) {
+      ::pause();
+      ::_exit(0);
+    }
+    (void)!::write(w, &k, sizeof k);
+    ::pause();
+    ::kill(k, SIGKILL);
+    return 0;
+  });
+  ::close(res[1]);
+  REQUIRE(cg->add_process(child.pid).ok());
+  child.go();
+  pid_t grandchild = -1;
+  REQUIRE(::read(res[0], &grandchild, sizeof grandchild) == sizeof grandchild);
+  ::close(res[0]);
+  std::vector<pid_t> both = {child.pid, grandchild};
+  std::sort(both.begin(), both.end());
+  auto early = CgroupManager::make(mounts, p);  // made before the join, used after it
+  CHECK(joined(mounts, p).count("cpu") == 0);
+
+  oci::Resources quota;
+  quota.cpu = oci::CpuResources{};
+  quota.cpu->quota = 20000;
+  quota.cpu->period = 100000;
+  auto r = CgroupManager::make(mounts, p)->apply(quota);  // `envrun update --cpu-quota`
+  INFO((r ? "" : r.error().message));
+  REQUIRE(r.ok());
+  CHECK(knob(mounts, "cpu", p, "cpu.cfs_quota_us") == "20000");
+  auto in_cpu = cgroup_detail::collect_pids(v1_dir(mounts, "cpu", p));
+  REQUIRE(in_cpu.ok());
+  CHECK(*in_cpu == both);
+
+  // A bad value: the directory made for it goes again and nobody is moved.
+  oci::Resources bad;
+  bad.cpu = oci::CpuResources{};
+  bad.cpu->cpus = "999";
+  auto b = CgroupManager::make(mounts, p)->apply(bad);
+  REQUIRE_FALSE(b.ok());
+  CHECK(b.error().kind == ErrorKind::Config);
+  CHECK(b.error().message.rfind("linux.resources.cpu.cpus: cpuset.cpus: invalid value", 0) == 0);
+  CHECK_FALSE(fs::exists(v1_dir(mounts, "cpuset", p)));
+
+  oci::Resources cpus;
+  cpus.cpu = oci::CpuResources{};
+  cpus.cpu->cpus = "0";
+  REQUIRE(CgroupManager::make(mounts, p)->apply(cpus).ok());
+  CHECK(knob(mounts, "cpuset", p, "cpuset.cpus") == "0");
+  CHECK_FALSE(knob(mounts, "cpuset", p, "cpuset.mems").empty());
+  CHECK(*cgroup_detail::collect_pids(v1_dir(mounts, "cpuset", p)) == both);
+  CHECK(joined(mounts, p) == std::set<std::string>{"cpu", "cpuacct", "cpuset", "memory", "pids"});
+
+  // The manager made before the join still puts a new process in the joined hierarchies.
+  Child third([] {
+    ::pause();
+    return 0;
+  });
+  REQUIRE(early->add_process(third.pid).ok());
+  auto third_cg = fs::read_file("/proc/" + std::to_string(third.pid) + "/cgroup");
+  REQUIRE(third_cg.ok());
+  CHECK(third_cg->find(":cpu:" + p + "\n") != std::string::npos);
+  CHECK(third_cg->find(":cpuset:" + p + "\n") != std::string::npos);
+
+  // The creator's destroy also removes what was joined late by others.
+  ::kill(third.pid, SIGKILL);
+  ::kill(grandchild, SIGKILL);
+  ::kill(child.pid, SIGKILL);
+  REQUIRE(cg->destroy().ok());
+  CHECK(joined(mounts, p).empty());
+  CHECK_FALSE(fs::exists(fs::join(mounts.unified, p)));
+  remove_test_root(mounts);
+}
+
+// Timings per step (printed, never asserted): `unit_cgroup "[cgroup-bench]"`.
+TEST_CASE("cgroup manager timings", "[.][cgroup-bench]") {
+  using Clock = std::chrono::steady_clock;
+  auto mounts = host_mounts();
+  auto res = default_resources();
+  const char* names[] = {"make", "create", "apply", "add_process", "kill+reap", "destroy"};
+  for (bool planned : {false, true}) {
+    double t[6] = {};
+    const int n = 50;
+    for (int i = 0; i < n; ++i) {
+      std::string p = test_path("bench" + std::to_string(i));
+      Child child([] {
+        ::pause();
+        return 0;
+      });
+      Clock::time_point ts[7];
+      ts[0] = Clock::now();
+      auto m = planned ? CgroupManager::make(mounts, p, &res) : CgroupManager::make(mounts, p);
+      ts[1] = Clock::now();
+      REQUIRE(m->create().ok());
+      ts[2] = Clock::now();
+      REQUIRE(m->apply(res).ok());
+      ts[3] = Clock::now();
+      REQUIRE(m->add_process(child.pid).ok());
+      ts[4] = Clock::now();
+      ::kill(child.pid, SIGKILL);
+      child.wait();
+      ts[5] = Clock::now();
+      REQUIRE(m->destroy().ok());
+      ts[6] = Clock::now();
+      for (int k = 0; k < 6; ++k) t[k] += std::chrono::duration<double, std::micro>(ts[k + 1] - ts[k]).count();
+    }
+    std::printf("%s:\n", planned ? "planned (default OCI resources)" : "all hierarchies (make without a plan)");
+    double total = 0;
+    for (int k = 0; k < 6; ++k) {
+      std::printf("  %-12s %8.1f us\n", names[k], t[k] / n);
+      total += t[k] / n;
+    }
+    std::printf("  %-12s %8.1f us\n", "total", total);
+  }
 }
