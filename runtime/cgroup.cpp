@@ -45,9 +45,9 @@ Result<bool> CgroupManager::is_frozen_at(const CgroupMounts& mounts, const std::
     return missing(fs::join(mounts.v1.count("freezer") ? mounts.v1.at("freezer") : "freezer", p));
   }
   std::string dir = fs::join(mounts.unified, p);
-  auto events = fs::read_file(fs::join(dir, "cgroup.events"));
-  if (!events) return missing(dir);
-  if (events->find("frozen 1") != std::string::npos) return true;
+  auto events = cgroup_detail::read_keyed(dir, "cgroup.events");
+  if (events.empty()) return missing(dir);
+  if (events["frozen"] == 1) return true;
   return mounts.layout == CgroupLayout::Hybrid && v1_frozen().value_or(false);
 }
 

@@ -275,8 +275,9 @@ nlohmann::json stats_of(const DirOf& dir_of) {
 
 // Controllers a resource can use: the ones make(mounts, path) joins for a new container.
 bool usable(const std::string& ctrl, CgroupLayout layout) {
-  static const std::set<std::string> any = {"memory", "pids", "cpuacct", "cpu", "cpuset", "blkio", "devices", "hugetlb"};
-  return any.count(ctrl) || (ctrl == "freezer" && layout == CgroupLayout::V1);
+  static const std::set<std::string> resource_controllers = {"memory", "pids",    "cpuacct", "cpu",
+                                                             "cpuset", "blkio", "devices", "hugetlb"};
+  return resource_controllers.count(ctrl) || (ctrl == "freezer" && layout == CgroupLayout::V1);
 }
 
 // Whether a container with resources `r` (nullptr: none) needs `ctrl`.

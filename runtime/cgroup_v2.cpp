@@ -397,7 +397,7 @@ class CgroupV2Manager final : public CgroupManager {
 
   Result<bool> is_frozen() const override {
     if (!fs::is_dir(dir_)) return Error{ENOENT, ErrorKind::System, "cgroup: " + dir_ + " does not exist"};
-    return read_keyed(dir_, "cgroup.events")["frozen"] == 1;
+    return v2_frozen(dir_);
   }
 
   Result<nlohmann::json> stats() const override {
@@ -415,7 +415,7 @@ class CgroupV2Manager final : public CgroupManager {
     const char* v = frozen ? "1" : "0";
     auto r = fs::write_file(fs::join(dir_, "cgroup.freeze"), v);
     if (!r) return std::move(r).error().with_context(frozen ? "cgroup: freeze" : "cgroup: thaw");
-    auto reached = [&] { return (read_keyed(dir_, "cgroup.events")["frozen"] == 1) == frozen; };
+    auto reached = [&] { return v2_frozen(dir_) == frozen; };
     if (wait_until(5000, reached)) return ok();
     if (frozen) (void)fs::write_file(fs::join(dir_, "cgroup.freeze"), "0");
     return Error{ETIMEDOUT, ErrorKind::System,

@@ -261,10 +261,14 @@ Result<Created> create_container(const StateStore& store, const CreateOptions& o
   ictx.no_pivot = opt.no_pivot;
   ictx.cgroup_mounts = &mounts;
   ictx.cgroup_path = st.cgroup_path;
-  if (const char* lf = std::getenv("LISTEN_FDS")) {
+  // Socket activation (like runc): LISTEN_FDS meant for us (LISTEN_PID is our pid) pass
+  // on as fds 3..3+N-1, and --preserve-fds adds its fds after them.
+  const char* lf = std::getenv("LISTEN_FDS");
+  const char* lp = std::getenv("LISTEN_PID");
+  if (lf && lp && std::atoi(lp) == ::getpid()) {
     int n = std::atoi(lf);
     if (n > 0) {
-      ictx.preserve_fds = std::max(ictx.preserve_fds, n);
+      ictx.preserve_fds += n;
       ictx.extra_env = {"LISTEN_FDS=" + std::to_string(n), "LISTEN_PID="};
     }
   }

@@ -8,6 +8,7 @@
 
 #include "kernel/fs.hpp"
 #include "kernel/process.hpp"
+#include "runtime/cgroup.hpp"
 
 namespace envrun::runtime {
 
@@ -95,14 +96,10 @@ std::vector<std::string> StateStore::ids() const {
 Status StateStore::status(const ContainerState& st) const {
   if (!proc::alive(st.pid, st.pid_start)) return Status::Stopped;
   if (fs::exists(start_socket_path(st.id))) return Status::Created;
-  // Paused: the container cgroup's freezer says FROZEN (v1 freezer or v2 cgroup.freeze).
+  // Paused: the container's cgroup is frozen (v1 freezer, or cgroup.freeze where v2 is used).
   if (!st.cgroup_path.empty()) {
-    auto v1 = fs::read_file("/sys/fs/cgroup/freezer" + st.cgroup_path + "/freezer.state");
-    if (v1 && v1->rfind("FROZEN", 0) == 0) return Status::Paused;
-    if (!v1) {
-      auto v2 = fs::read_file("/sys/fs/cgroup" + st.cgroup_path + "/cgroup.freeze");
-      if (v2 && !v2->empty() && (*v2)[0] == '1') return Status::Paused;
-    }
+    auto mounts = CgroupMounts::detect();
+    if (mounts && CgroupManager::make(*mounts, st.cgroup_path)->is_frozen().value_or(false)) return Status::Paused;
   }
   return Status::Running;
 }

@@ -22,13 +22,17 @@ die() { echo "demo: FAILED: $*" >&2; exit 1; }
 # er ARGS...: show the command (on the demo's stdout, fd 3, even when the command's
 # own output is redirected), then run it, bounded in time.
 exec 3>&1
+quote() {  # shell-quote one word for display, readably
+  if [[ $1 =~ ^[A-Za-z0-9_./:=@%+,-]+$ ]]; then printf '%s' "$1"
+  else printf "'%s'" "${1//\'/\'\\\'\'}"; fi
+}
 er() {
-  { printf '$ envrun'; printf ' %q' "$@"; printf '\n'; } >&3
+  { printf '$ envrun'; for a in "$@"; do printf ' '; quote "$a"; done; printf '\n'; } >&3
   timeout -k 5 "$TIMEOUT" "$ENVRUN" --root "$ENVRUN_ROOT" "$@" 3>&-
 }
 status_of() {
   timeout 10 "$ENVRUN" --root "$ENVRUN_ROOT" state "$1" 2>/dev/null |
-    sed -n 's/^ *"status": *"\([a-z]*\)".*/\1/p'
+    grep -o '"status": *"[a-z]*"' | sed 's/.*"\([a-z]*\)"$/\1/'
 }
 wait_status() {  # wait_status ID STATUS: at most 15 s
   local i
@@ -44,7 +48,7 @@ bash "$SRC/scripts/deps.sh"
 
 say "2. build ($BUILD_DIR)"
 if [[ ! -f $BUILD_DIR/CMakeCache.txt ]]; then
-  cmake -S "$SRC" -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=RelWithDebInfo
+  cmake -S "$SRC" -B "$BUILD_DIR"
 fi
 cmake --build "$BUILD_DIR" --target envrun -j"$(nproc)"
 ENVRUN=$BUILD_DIR/cli/envrun
@@ -57,10 +61,15 @@ for ex in busybox busybox-service; do
   cp "$SRC/examples/$ex/config.yaml" "$DEMO_DIR/$ex/config.yaml"
   bash "$SRC/tests/fixtures/make-rootfs.sh" "$DEMO_DIR/$ex/rootfs"
 done
-# Leftovers of an earlier, interrupted demo.
-for id in demo-hello demo-service; do
-  timeout 20 "$ENVRUN" --root "$ENVRUN_ROOT" delete --force "$id" >/dev/null 2>&1 || true
-done
+# Remove the demo's containers: leftovers of an earlier run now, and ours on any exit.
+remove_demo_containers() {
+  local id
+  for id in demo-hello demo-service; do
+    timeout 20 "$ENVRUN" --root "$ENVRUN_ROOT" delete --force "$id" >/dev/null 2>&1 </dev/null || true
+  done
+}
+remove_demo_containers
+trap remove_demo_containers EXIT
 
 say "4. run the example in the foreground: its output is ours, its exit code too"
 out=$(er run --bundle "$DEMO_DIR/busybox" demo-hello) || die "envrun run exited $?"
