@@ -227,10 +227,11 @@ Result<Created> create_container(const StateStore& store, const CreateOptions& o
   auto mounts = ENVRUN_TRY(CgroupMounts::detect());
   st.cgroup_path = resolve_cgroup_path(spec.linux ? spec.linux->cgroups_path : "", opt.id);
   log::debug("create " + opt.id + ": cgroup " + st.cgroup_path);
-  guard.cgroup = CgroupManager::make(mounts, st.cgroup_path);
+  std::optional<oci::Resources> res;
+  if (spec.linux && spec.linux->resources) res = with_default_devices(*spec.linux->resources, *spec.linux);
+  guard.cgroup = CgroupManager::make(mounts, st.cgroup_path, res ? &*res : nullptr);  // joins only what res needs
   ENVRUN_CHECK(guard.cgroup->create());
-  if (spec.linux && spec.linux->resources)
-    ENVRUN_CHECK(guard.cgroup->apply(with_default_devices(*spec.linux->resources, *spec.linux)));
+  if (res) ENVRUN_CHECK(guard.cgroup->apply(*res));
 
   UniqueFd console, console_peer;
   if (spec.process->terminal) {
@@ -273,9 +274,21 @@ Result<Created> create_container(const StateStore& store, const CreateOptions& o
     }
   }
 
+  // Fast cgroup join (see InitContext::self_join_dirs): born in the unified cgroup,
+  // moving itself into the v1 ones.
+  bool self_join = !ns.new_user;
+  UniqueFd unified_dir;
+  if (self_join) {
+    for (auto& d : guard.cgroup->dirs()) {
+      if (!mounts.unified.empty() && d.rfind(mounts.unified + "/", 0) == 0)
+        unified_dir = UniqueFd(::open(d.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+      else
+        ictx.self_join_dirs.push_back(d);
+    }
+  }
   UniqueFd own_pidns;
   if (!ns.pid_path.empty()) own_pidns = ENVRUN_TRY(join_pid_namespace_for_children(ns.pid_path));
-  auto cloned = proc::clone3_fork(ns.clone_flags, false);
+  auto cloned = proc::clone3_fork(ns.clone_flags, false, unified_dir.get());
   if (cloned && cloned->pid == 0) container_init(ictx);  // never returns
   restore_pid_namespace_for_children(own_pidns);
   auto child = ENVRUN_TRY(std::move(cloned));
@@ -291,9 +304,9 @@ Result<Created> create_container(const StateStore& store, const CreateOptions& o
   // Joining v1 cgroups costs an RCU grace period (milliseconds): let the init set up its
   // mounts meanwhile. It waits for HooksDone, sent only after this, before it can exec;
   // a cgroup namespace must be made after joining, so then the init waits for Go.
-  bool early_go = !ns.cgroup;
+  bool early_go = !ns.cgroup || self_join;
   if (early_go) ENVRUN_CHECK(parent_ch.send(SyncMsg::Go));
-  ENVRUN_CHECK(guard.cgroup->add_process(child.pid));
+  if (!self_join) ENVRUN_CHECK(guard.cgroup->add_process(child.pid));
   if (spec.process->oom_score_adj) {
     auto r = fs::write_file("/proc/" + std::to_string(child.pid) + "/oom_score_adj",
                             std::to_string(*spec.process->oom_score_adj));

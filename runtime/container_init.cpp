@@ -41,6 +41,14 @@ Result<void> join_namespaces(const InitContext& ctx) {
   return ok();
 }
 
+Result<void> join_cgroups_self(const std::vector<std::string>& dirs) {
+  for (auto& d : dirs) {
+    auto r = fs::write_file(d + "/tasks", "0");
+    if (!r) return std::move(r).error().with_context("join cgroup " + d);
+  }
+  return ok();
+}
+
 Result<void> become_root_in_userns() {
   if (::setresgid(0, 0, 0) != 0) return Error::sys("setresgid 0 in the user namespace");
   if (::setresuid(0, 0, 0) != 0) return Error::sys("setresuid 0 in the user namespace");
@@ -128,6 +136,7 @@ void container_init(const InitContext& ctx) {
   std::string dummy;
   auto go = ch.recv(&dummy);
   if (!go || *go != SyncMsg::Go) ::_exit(1);
+  if (auto r = join_cgroups_self(ctx.self_join_dirs); !r) fail(ch, r.error());
 
   auto prepared = prepare(ctx, ch);
   if (!prepared) fail(ch, prepared.error());

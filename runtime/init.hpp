@@ -33,6 +33,11 @@ struct InitContext {
   bool no_pivot = false;
   const CgroupMounts* cgroup_mounts = nullptr;
   std::string cgroup_path;
+  // v1 cgroup directories the init joins itself, by writing "0" to their `tasks` file:
+  // a single thread moving itself skips the kernel's global threadgroup lock, whose
+  // first write after a quiet spell waits for an RCU grace period (milliseconds).
+  // Empty when the parent moves the init (a new user namespace cannot write there).
+  std::vector<std::string> self_join_dirs;
   std::vector<std::string> extra_env;  // LISTEN_FDS etc.
 };
 

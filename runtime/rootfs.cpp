@@ -144,6 +144,26 @@ static Result<void> do_mount(const std::string& src, const std::string& dst, con
   return ok();
 }
 
+// The calling process's own cgroup in the v1 hierarchy of `ctrl` ("/" when unknown):
+// the container has no directory of its own in hierarchies it did not need.
+static std::string own_v1_cgroup(const std::string& ctrl) {
+  auto text = fs::read_file("/proc/self/cgroup");
+  if (!text) return "/";
+  size_t i = 0;
+  while (i < text->size()) {
+    size_t nl = text->find('\n', i);
+    if (nl == std::string::npos) nl = text->size();
+    std::string line = text->substr(i, nl - i);
+    i = nl + 1;
+    auto c1 = line.find(':'), c2 = line.find(':', c1 + 1);
+    if (c1 == std::string::npos || c2 == std::string::npos) continue;
+    std::string ctrls = "," + line.substr(c1 + 1, c2 - c1 - 1) + ",";
+    std::string want = ctrl == "systemd" ? "name=systemd" : ctrl;
+    if (ctrls.find("," + want + ",") != std::string::npos) return line.substr(c2 + 1);
+  }
+  return "/";
+}
+
 static Result<void> mount_cgroup(const oci::Mount& m, const std::string& dest, const MountOptions& mo,
                                  const RootfsContext& ctx) {
   unsigned long ro = mo.flags & MS_RDONLY;
@@ -169,7 +189,7 @@ static Result<void> mount_cgroup(const oci::Mount& m, const std::string& dest, c
       if (do_mount("cgroup", target, "cgroup", base | ro, opts)) continue;
     }
     std::string src = dir + ctx.cgroup_path;
-    if (!fs::is_dir(src)) src = dir;
+    if (!fs::is_dir(src)) src = dir + own_v1_cgroup(ctrls.front());
     ENVRUN_CHECK(do_mount(src, target, "", MS_BIND | MS_REC, ""));
     ENVRUN_CHECK(do_mount("", target, "", MS_BIND | MS_REMOUNT | base | ro, ""));
   }

@@ -99,7 +99,7 @@ Status StateStore::status(const ContainerState& st) const {
   // Paused: the container's cgroup is frozen (v1 freezer, or cgroup.freeze where v2 is used).
   if (!st.cgroup_path.empty()) {
     auto mounts = CgroupMounts::detect();
-    if (mounts && CgroupManager::make(*mounts, st.cgroup_path)->is_frozen().value_or(false)) return Status::Paused;
+    if (mounts && CgroupManager::is_frozen_at(*mounts, st.cgroup_path).value_or(false)) return Status::Paused;
   }
   return Status::Running;
 }
