@@ -13,7 +13,7 @@ void add_create_flags(CLI::App* sub, runtime::CreateOptions& o) {
   sub->add_option("--console-socket", o.console_socket, "unix socket that receives the pty master (process.terminal)");
   sub->add_option("--pid-file", o.pid_file, "file to write the container process's pid to");
   sub->add_option("--preserve-fds", o.preserve_fds, "pass N extra fds (3..3+N-1) into the container");
-  sub->add_flag("--no-pivot", o.no_pivot, "accepted for runc compatibility");
+  sub->add_flag("--no-pivot", o.no_pivot, "move the rootfs onto / and chroot instead of pivot_root (rootfs on ramfs)");
   sub->add_flag("--no-new-keyring")->description("accepted for runc compatibility (no session keyring is created)");
 }
 

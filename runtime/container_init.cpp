@@ -77,6 +77,7 @@ Result<std::string> prepare(const InitContext& ctx, const SyncChannel& ch) {
   rctx.mount_ns = ctx.mount_ns;
   rctx.user_ns = ctx.new_user_ns;
   rctx.cgroup_ns = ctx.cgroup_ns;
+  rctx.no_pivot = ctx.no_pivot;
   rctx.cgroup_mounts = ctx.cgroup_mounts;
   rctx.cgroup_path = ctx.cgroup_path;
   ENVRUN_CHECK(prepare_rootfs(spec, rctx));

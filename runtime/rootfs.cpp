@@ -333,6 +333,12 @@ Result<void> enter_rootfs(const RootfsContext& ctx) {
     return ok();
   }
   if (::chdir(ctx.rootfs.c_str()) != 0) return Error::sys("chdir " + ctx.rootfs);
+  if (ctx.no_pivot) {
+    if (::mount(ctx.rootfs.c_str(), "/", nullptr, MS_MOVE, nullptr) != 0) return Error::sys("move " + ctx.rootfs + " onto /");
+    if (::chroot(".") != 0) return Error::sys("chroot " + ctx.rootfs);
+    if (::chdir("/") != 0) return Error::sys("chdir /");
+    return ok();
+  }
   if (::syscall(SYS_pivot_root, ".", ".") != 0) return Error::sys("pivot_root " + ctx.rootfs);
   // The old root is now stacked on "/": keep unmount events away from the host, then detach it.
   if (::mount(nullptr, ".", nullptr, MS_SLAVE | MS_REC, nullptr) != 0) return Error::sys("make old root rslave");

@@ -28,6 +28,7 @@ struct RootfsContext {
   bool mount_ns = true;
   bool user_ns = false;               // mknod not allowed: bind host device nodes instead
   bool cgroup_ns = false;
+  bool no_pivot = false;              // MS_MOVE the rootfs onto / and chroot (for ramfs roots, like runc)
   const CgroupMounts* cgroup_mounts = nullptr;
   std::string cgroup_path;
 };

@@ -21,6 +21,12 @@ assert_eq "run: exit 0" 0 "$RC"
 assert_eq "run: container stdout reaches the caller" "hello from envrun" "$OUT"
 assert_eq "run: container stderr reaches the caller" "to-stderr" "$ERR"
 
+# --no-pivot: the rootfs is moved onto / and chrooted into; the old root is not reachable.
+make_bundle nopivot 'script("ls /; test -e /proc/1/root/bin/busybox && echo root-ok")'
+capture er run --no-pivot -b "$T/nopivot" rt-nopivot
+assert_eq "run --no-pivot: exit 0" 0 "$RC"
+assert_contains "run --no-pivot: the container sees its rootfs" "$OUT" "root-ok"
+
 make_bundle keep 'script("exit 3")'
 capture er run --keep -b "$T/keep" rt-keep
 assert_eq "run --keep: exit code 3" 3 "$RC"
