@@ -3,26 +3,12 @@
 #include <algorithm>
 #include <array>
 
+#include "bundle/capability_names.hpp"
 #include "bundle/spec_validate.hpp"
 
 namespace envrun::bundle::detail {
 
 namespace {
-
-// Capability numbers 0..40 in order (linux/capability.h).
-constexpr std::array<std::string_view, 41> kCapabilities = {
-    "CAP_CHOWN",           "CAP_DAC_OVERRIDE",   "CAP_DAC_READ_SEARCH", "CAP_FOWNER",
-    "CAP_FSETID",          "CAP_KILL",           "CAP_SETGID",          "CAP_SETUID",
-    "CAP_SETPCAP",         "CAP_LINUX_IMMUTABLE", "CAP_NET_BIND_SERVICE", "CAP_NET_BROADCAST",
-    "CAP_NET_ADMIN",       "CAP_NET_RAW",        "CAP_IPC_LOCK",        "CAP_IPC_OWNER",
-    "CAP_SYS_MODULE",      "CAP_SYS_RAWIO",      "CAP_SYS_CHROOT",      "CAP_SYS_PTRACE",
-    "CAP_SYS_PACCT",       "CAP_SYS_ADMIN",      "CAP_SYS_BOOT",        "CAP_SYS_NICE",
-    "CAP_SYS_RESOURCE",    "CAP_SYS_TIME",       "CAP_SYS_TTY_CONFIG",  "CAP_MKNOD",
-    "CAP_LEASE",           "CAP_AUDIT_WRITE",    "CAP_AUDIT_CONTROL",   "CAP_SETFCAP",
-    "CAP_MAC_OVERRIDE",    "CAP_MAC_ADMIN",      "CAP_SYSLOG",          "CAP_WAKE_ALARM",
-    "CAP_BLOCK_SUSPEND",   "CAP_AUDIT_READ",     "CAP_PERFMON",         "CAP_BPF",
-    "CAP_CHECKPOINT_RESTORE",
-};
 
 constexpr std::string_view kRlimits[] = {
     "RLIMIT_AS",     "RLIMIT_CORE",   "RLIMIT_CPU",    "RLIMIT_DATA",       "RLIMIT_FSIZE",
@@ -68,7 +54,7 @@ bool contains(const Table& table, std::string_view name) {
 
 }  // namespace
 
-bool known_capability(std::string_view name) { return contains(kCapabilities, name); }
+bool known_capability(std::string_view name) { return capability_number(name) >= 0; }
 bool known_rlimit(std::string_view name) { return contains(kRlimits, name); }
 bool known_namespace(std::string_view type) { return contains(kNamespaces, type); }
 bool known_seccomp_action(std::string_view action) { return contains(kSeccompActions, action); }

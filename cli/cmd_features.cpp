@@ -1,6 +1,7 @@
 // envrun features: what this runtime supports, in the runtime-spec features format.
 #include <cstdio>
 
+#include "bundle/capability_names.hpp"
 #include "cli/cli.hpp"
 #include "runtime/state.hpp"
 
@@ -32,15 +33,7 @@ static nlohmann::json features_json() {
       {"selinux", {{"enabled", false}}},
       {"intelRdt", {{"enabled", false}}},
       {"mountExtensions", {{"idmap", {{"enabled", false}}}}}};
-  static const char* caps[] = {
-      "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_FSETID", "CAP_KILL", "CAP_SETGID",
-      "CAP_SETUID", "CAP_SETPCAP", "CAP_LINUX_IMMUTABLE", "CAP_NET_BIND_SERVICE", "CAP_NET_BROADCAST",
-      "CAP_NET_ADMIN", "CAP_NET_RAW", "CAP_IPC_LOCK", "CAP_IPC_OWNER", "CAP_SYS_MODULE", "CAP_SYS_RAWIO",
-      "CAP_SYS_CHROOT", "CAP_SYS_PTRACE", "CAP_SYS_PACCT", "CAP_SYS_ADMIN", "CAP_SYS_BOOT", "CAP_SYS_NICE",
-      "CAP_SYS_RESOURCE", "CAP_SYS_TIME", "CAP_SYS_TTY_CONFIG", "CAP_MKNOD", "CAP_LEASE", "CAP_AUDIT_WRITE",
-      "CAP_AUDIT_CONTROL", "CAP_SETFCAP", "CAP_MAC_OVERRIDE", "CAP_MAC_ADMIN", "CAP_SYSLOG", "CAP_WAKE_ALARM",
-      "CAP_BLOCK_SUSPEND", "CAP_AUDIT_READ", "CAP_PERFMON", "CAP_BPF", "CAP_CHECKPOINT_RESTORE"};
-  for (auto* c : caps) j["linux"]["capabilities"].push_back(c);
+  for (auto c : bundle::kCapabilityNames) j["linux"]["capabilities"].push_back(std::string(c));
   j["annotations"] = {{"org.opencontainers.runc.checkpoint.enabled", "false"},
                       {"io.github.envrun.version", ENVRUN_VERSION}};
   return j;

@@ -26,12 +26,10 @@ Result<std::string> read_file(const std::string& path) {
   return out;
 }
 
-Result<void> write_file(const std::string& path, std::string_view data, int flags) {
-  UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CLOEXEC | flags, 0644));
-  if (!fd) return Error::sys("open " + path);
+static Result<void> write_all(int fd, std::string_view data, const std::string& path) {
   size_t off = 0;
   while (off < data.size()) {
-    ssize_t n = ::write(fd.get(), data.data() + off, data.size() - off);
+    ssize_t n = ::write(fd, data.data() + off, data.size() - off);
     if (n < 0) {
       if (errno == EINTR) continue;
       return Error::sys("write " + path);
@@ -41,21 +39,20 @@ Result<void> write_file(const std::string& path, std::string_view data, int flag
   return ok();
 }
 
+Result<void> write_file(const std::string& path, std::string_view data, int flags) {
+  UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CLOEXEC | flags, 0644));
+  if (!fd) return Error::sys("open " + path);
+  return write_all(fd.get(), data, path);
+}
+
 Result<void> atomic_write(const std::string& path, std::string_view data, mode_t mode, bool durable) {
   std::string tmp = path + ".tmp";
   {
     UniqueFd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode));
     if (!fd) return Error::sys("open " + tmp);
-    size_t off = 0;
-    while (off < data.size()) {
-      ssize_t n = ::write(fd.get(), data.data() + off, data.size() - off);
-      if (n < 0) {
-        if (errno == EINTR) continue;
-        int e = errno;
-        ::unlink(tmp.c_str());
-        return Error::sys("write " + tmp, e);
-      }
-      off += size_t(n);
+    if (auto w = write_all(fd.get(), data, tmp); !w) {
+      ::unlink(tmp.c_str());
+      return w;
     }
     if (durable && ::fsync(fd.get()) != 0) {
       int e = errno;

@@ -43,6 +43,8 @@ std::string json_escape(const std::string& s) {
   return o;
 }
 
+}  // namespace
+
 std::string now_rfc3339() {
   struct timespec ts;
   clock_gettime(CLOCK_REALTIME, &ts);
@@ -53,7 +55,6 @@ std::string now_rfc3339() {
                 tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec);
   return b;
 }
-}  // namespace
 
 void init(const std::string& file, bool json, bool debug) {
   g_json = json;

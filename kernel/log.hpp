@@ -14,6 +14,8 @@ inline void info(const std::string& m) { write(Level::Info, m); }
 inline void warn(const std::string& m) { write(Level::Warn, m); }
 inline void error(const std::string& m) { write(Level::Error, m); }
 bool debug_enabled();
+// The current UTC time as RFC 3339 with nanoseconds ("2026-11-25T15:52:27.452876283Z").
+std::string now_rfc3339();
 // True when a log file is configured (errors then also go there).
 bool has_file();
 

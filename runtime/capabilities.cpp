@@ -11,27 +11,13 @@
 #include <memory>
 #include <type_traits>
 
+#include "bundle/capability_names.hpp"
 #include "kernel/fs.hpp"
 #include "kernel/log.hpp"
 #include "runtime/security.hpp"
 
 namespace envrun::runtime {
 namespace {
-
-// Index = capability number (linux/capability.h), fixed by the kernel ABI.
-constexpr std::array<const char*, 41> kCapNames = {
-    "CAP_CHOWN",           "CAP_DAC_OVERRIDE",  "CAP_DAC_READ_SEARCH", "CAP_FOWNER",
-    "CAP_FSETID",          "CAP_KILL",          "CAP_SETGID",          "CAP_SETUID",
-    "CAP_SETPCAP",         "CAP_LINUX_IMMUTABLE", "CAP_NET_BIND_SERVICE", "CAP_NET_BROADCAST",
-    "CAP_NET_ADMIN",       "CAP_NET_RAW",       "CAP_IPC_LOCK",        "CAP_IPC_OWNER",
-    "CAP_SYS_MODULE",      "CAP_SYS_RAWIO",     "CAP_SYS_CHROOT",      "CAP_SYS_PTRACE",
-    "CAP_SYS_PACCT",       "CAP_SYS_ADMIN",     "CAP_SYS_BOOT",        "CAP_SYS_NICE",
-    "CAP_SYS_RESOURCE",    "CAP_SYS_TIME",      "CAP_SYS_TTY_CONFIG",  "CAP_MKNOD",
-    "CAP_LEASE",           "CAP_AUDIT_WRITE",   "CAP_AUDIT_CONTROL",   "CAP_SETFCAP",
-    "CAP_MAC_OVERRIDE",    "CAP_MAC_ADMIN",     "CAP_SYSLOG",          "CAP_WAKE_ALARM",
-    "CAP_BLOCK_SUSPEND",   "CAP_AUDIT_READ",    "CAP_PERFMON",         "CAP_BPF",
-    "CAP_CHECKPOINT_RESTORE",
-};
 
 // One resolved capability set: a bit mask (bit n = capability n).
 using CapMask = uint64_t;
@@ -162,14 +148,10 @@ Result<void> set_ambient(CapMask ambient) {
 
 }  // namespace
 
-int capability_from_name(const std::string& name) {
-  for (size_t i = 0; i < kCapNames.size(); ++i)
-    if (name == kCapNames[i]) return int(i);
-  return -1;
-}
+int capability_from_name(const std::string& name) { return bundle::capability_number(name); }
 
 std::string capability_name(int cap) {
-  if (cap >= 0 && size_t(cap) < kCapNames.size()) return kCapNames[cap];
+  if (cap >= 0 && size_t(cap) < bundle::kCapabilityNames.size()) return std::string(bundle::kCapabilityNames[cap]);
   return "CAP_" + std::to_string(cap);
 }
 
@@ -181,7 +163,7 @@ int last_capability() {
       long v = std::strtol(s->c_str(), &end, 10);
       if (end != s->c_str() && v > 0 && v < 64) return int(v);
     }
-    return int(kCapNames.size()) - 1;
+    return int(bundle::kCapabilityNames.size()) - 1;
   }();
   return cached;
 }

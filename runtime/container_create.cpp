@@ -217,7 +217,7 @@ Result<Created> create_container(const StateStore& store, const CreateOptions& o
   st.id = opt.id;
   st.bundle = bundle;
   st.rootfs = bundle::rootfs_path(spec, bundle);
-  st.created = now_rfc3339();
+  st.created = log::now_rfc3339();
   st.owner = "root";
   st.annotations = spec.annotations;
   st.config_json = ENVRUN_TRY(spec_as_json_text(bundle));

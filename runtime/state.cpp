@@ -7,6 +7,7 @@
 #include <cstdio>
 
 #include "kernel/fs.hpp"
+#include "kernel/log.hpp"
 #include "kernel/process.hpp"
 #include "runtime/cgroup.hpp"
 
@@ -23,16 +24,6 @@ const char* status_name(Status s) {
   return "unknown";
 }
 
-std::string now_rfc3339() {
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  struct tm tm;
-  gmtime_r(&ts.tv_sec, &tm);
-  char b[64];
-  std::snprintf(b, sizeof b, "%04d-%02d-%02dT%02d:%02d:%02d.%09ldZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
-                tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec);
-  return b;
-}
 
 Result<void> StateStore::validate_id(const std::string& id) {
   if (id.empty()) return Error::make(ErrorKind::Usage, "container id must not be empty");

@@ -56,6 +56,5 @@ class StateStore {
 
 // The OCI state document: ociVersion, id, status, pid, bundle, annotations (+ created, owner, rootfs).
 nlohmann::json oci_state_json(const ContainerState& st, Status s);
-std::string now_rfc3339();
 
 }  // namespace envrun::runtime
