@@ -104,6 +104,17 @@ struct Hook {
 struct Hooks {
   std::vector<Hook> prestart, create_runtime, create_container, start_container, poststart,
       poststop;
+
+  // The six phases with their runtime-spec names, in the spec's order (Self: Hooks or const Hooks).
+  template <class Self, class F>
+  static void each_phase(Self& h, F&& f) {
+    f("prestart", h.prestart);
+    f("createRuntime", h.create_runtime);
+    f("createContainer", h.create_container);
+    f("startContainer", h.start_container);
+    f("poststart", h.poststart);
+    f("poststop", h.poststop);
+  }
 };
 
 struct Namespace {

@@ -105,22 +105,14 @@ void read_mounts(Decoder& d, const Node& n, std::vector<oci::Mount>& out) {
 
 void read_hooks(Decoder& d, const Node& n, oci::Hooks& hooks) {
   if (!d.object(n)) return;
-  std::pair<const char*, std::vector<oci::Hook>*> phases[] = {
-      {"prestart", &hooks.prestart},
-      {"createRuntime", &hooks.create_runtime},
-      {"createContainer", &hooks.create_container},
-      {"startContainer", &hooks.start_container},
-      {"poststart", &hooks.poststart},
-      {"poststop", &hooks.poststop},
-  };
-  for (auto& [name, list] : phases) {
-    d.each(n[name], *list, [&](const Node& h, oci::Hook& hook) {
+  oci::Hooks::each_phase(hooks, [&](const char* name, std::vector<oci::Hook>& list) {
+    d.each(n[name], list, [&](const Node& h, oci::Hook& hook) {
       d.read(h["path"], hook.path);
       d.read(h["args"], hook.args);
       d.read(h["env"], hook.env);
       d.read(h["timeout"], hook.timeout);
     });
-  }
+  });
 }
 
 void read_devices(Decoder& d, const Node& n, std::vector<oci::Device>& out) {

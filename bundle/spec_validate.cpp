@@ -86,27 +86,20 @@ Result<void> validate_mounts(const std::vector<oci::Mount>& mounts, const std::s
 }
 
 Result<void> validate_hooks(const oci::Hooks& hooks, const std::string& file) {
-  std::pair<const char*, const std::vector<oci::Hook>*> phases[] = {
-      {"prestart", &hooks.prestart},
-      {"createRuntime", &hooks.create_runtime},
-      {"createContainer", &hooks.create_container},
-      {"startContainer", &hooks.start_container},
-      {"poststart", &hooks.poststart},
-      {"poststop", &hooks.poststop},
-  };
-  for (auto& [phase, list] : phases) {
-    for (size_t i = 0; i < list->size(); ++i) {
+  Result<void> result;
+  oci::Hooks::each_phase(hooks, [&](const char* phase, const std::vector<oci::Hook>& list) {
+    for (size_t i = 0; i < list.size() && result; ++i) {
       std::string at = std::string("hooks.") + phase + "[" + std::to_string(i) + "]";
-      const oci::Hook& h = (*list)[i];
-      if (h.path.empty()) return invalid(file, at + ".path", "missing");
-      if (!absolute(h.path))
-        return invalid(file, at + ".path", "must be an absolute path, got " + quote(h.path));
-      if (h.timeout && *h.timeout <= 0)
-        return invalid(file, at + ".timeout",
-                       "must be a positive number of seconds, got " + std::to_string(*h.timeout));
+      const oci::Hook& h = list[i];
+      if (h.path.empty()) result = invalid(file, at + ".path", "missing");
+      else if (!absolute(h.path))
+        result = invalid(file, at + ".path", "must be an absolute path, got " + quote(h.path));
+      else if (h.timeout && *h.timeout <= 0)
+        result = invalid(file, at + ".timeout",
+                         "must be a positive number of seconds, got " + std::to_string(*h.timeout));
     }
-  }
-  return ok();
+  });
+  return result;
 }
 
 Result<void> validate_version(const std::string& version, const std::string& file) {

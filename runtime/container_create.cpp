@@ -249,19 +249,19 @@ Result<Created> create_container(const StateStore& store, const CreateOptions& o
 
   InitContext ictx;
   ictx.spec = &spec;
-  ictx.rootfs = st.rootfs;
+  ictx.fs.rootfs = st.rootfs;
   ictx.sync_fd = child_ch.fd();
   ictx.start_listen_fd = start_sock.get();
   ictx.console_fd = console.get();
   ictx.preserve_fds = opt.preserve_fds;
   ictx.ns_paths = ns.paths;
   ictx.unshare_flags = ns.unshare_flags;
-  ictx.new_user_ns = ns.new_user;
-  ictx.mount_ns = ns.mount;
-  ictx.cgroup_ns = ns.cgroup;
-  ictx.no_pivot = opt.no_pivot;
-  ictx.cgroup_mounts = &mounts;
-  ictx.cgroup_path = st.cgroup_path;
+  ictx.fs.user_ns = ns.new_user;
+  ictx.fs.mount_ns = ns.mount;
+  ictx.fs.cgroup_ns = ns.cgroup;
+  ictx.fs.no_pivot = opt.no_pivot;
+  ictx.fs.cgroup_mounts = &mounts;
+  ictx.fs.cgroup_path = st.cgroup_path;
   // Socket activation (like runc): LISTEN_FDS meant for us (LISTEN_PID is our pid) pass
   // on as fds 3..3+N-1, and --preserve-fds adds its fds after them.
   const char* lf = std::getenv("LISTEN_FDS");

@@ -67,20 +67,12 @@ Result<void> set_names(const oci::Spec& spec) {
 Result<std::string> prepare(const InitContext& ctx, const SyncChannel& ch) {
   const oci::Spec& spec = *ctx.spec;
   const oci::Process& proc = *spec.process;
-  if (ctx.new_user_ns) ENVRUN_CHECK(become_root_in_userns());
+  if (ctx.fs.user_ns) ENVRUN_CHECK(become_root_in_userns());
   ENVRUN_CHECK(join_namespaces(ctx));
   if (::setsid() < 0) return Error::sys("setsid");
   ENVRUN_CHECK(set_names(spec));
 
-  RootfsContext rctx;
-  rctx.rootfs = ctx.rootfs;
-  rctx.mount_ns = ctx.mount_ns;
-  rctx.user_ns = ctx.new_user_ns;
-  rctx.cgroup_ns = ctx.cgroup_ns;
-  rctx.no_pivot = ctx.no_pivot;
-  rctx.cgroup_mounts = ctx.cgroup_mounts;
-  rctx.cgroup_path = ctx.cgroup_path;
-  ENVRUN_CHECK(prepare_rootfs(spec, rctx));
+  ENVRUN_CHECK(prepare_rootfs(spec, ctx.fs));
 
   ENVRUN_CHECK(ch.send(SyncMsg::Hooks));
   std::string state_json;
@@ -88,7 +80,7 @@ Result<std::string> prepare(const InitContext& ctx, const SyncChannel& ch) {
   if (msg != SyncMsg::HooksDone) return Error::make(ErrorKind::Generic, "init: unexpected message from envrun");
   ENVRUN_CHECK(run_hooks(spec.hooks.create_container, "createContainer", state_json));
 
-  ENVRUN_CHECK(enter_rootfs(rctx));
+  ENVRUN_CHECK(enter_rootfs(ctx.fs));
   ENVRUN_CHECK(finish_rootfs(spec));
 
   if (proc.terminal) {

@@ -14,25 +14,20 @@
 
 #include "bundle/spec.hpp"
 #include "runtime/cgroup.hpp"
+#include "runtime/rootfs.hpp"
 #include "runtime/sync.hpp"
 
 namespace envrun::runtime {
 
 struct InitContext {
   const oci::Spec* spec = nullptr;
-  std::string rootfs;                 // absolute host path
+  RootfsContext fs;                   // the filesystem view to build (fs.user_ns: a new user namespace)
   int sync_fd = -1;                   // child end of the sync channel
   int start_listen_fd = -1;           // listening unix socket `start` connects to
   int console_fd = -1;                // connected console socket (terminal), or -1
   int preserve_fds = 0;               // fds 3..3+N-1 kept
   std::vector<std::pair<int, std::string>> ns_paths;  // (CLONE_NEW* flag, path) to setns into
   unsigned long unshare_flags = 0;    // namespaces created after clone (cgroup; others when a user ns is joined)
-  bool new_user_ns = false;
-  bool mount_ns = false;
-  bool cgroup_ns = false;
-  bool no_pivot = false;
-  const CgroupMounts* cgroup_mounts = nullptr;
-  std::string cgroup_path;
   // v1 cgroup directories the init joins itself, by writing "0" to their `tasks` file:
   // a single thread moving itself skips the kernel's global threadgroup lock, whose
   // first write after a quiet spell waits for an RCU grace period (milliseconds).
