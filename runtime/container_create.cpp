@@ -118,7 +118,10 @@ NamespacePlan plan_namespaces(const oci::Spec& spec) {
     if (f == CLONE_NEWUSER) p.new_user = true;
     // The cgroup namespace is made after the init has joined its cgroup; with a joined
     // user namespace the others are made after joining it, so that it owns them.
-    if (f == CLONE_NEWCGROUP || (joins_user && f != CLONE_NEWPID)) p.unshare_flags |= unsigned(f);
+    // A time namespace is made with unshare so that its offsets can be set before the
+    // user process enters it at exec.
+    if (f == CLONE_NEWCGROUP || f == CLONE_NEWTIME || (joins_user && f != CLONE_NEWPID))
+      p.unshare_flags |= unsigned(f);
     else p.clone_flags |= uint64_t(f);
   }
   return p;

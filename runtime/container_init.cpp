@@ -26,6 +26,22 @@ namespace {
   ::_exit(1);
 }
 
+// A new time namespace takes its clock offsets before any process is in it: the init
+// made it with unshare (it holds only our future children, and the user process once
+// we exec), so the offsets can still be written.
+Result<void> set_time_offsets(const oci::Linux& lx) {
+  auto line = [](const char* clock, std::optional<int64_t> secs, std::optional<uint32_t> nsecs) {
+    if (!secs && !nsecs) return std::string();
+    return std::string(clock) + " " + std::to_string(secs.value_or(0)) + " " + std::to_string(nsecs.value_or(0)) + "\n";
+  };
+  std::string offsets = line("monotonic", lx.time_offsets_monotonic_secs, lx.time_offsets_monotonic_nanosecs) +
+                        line("boottime", lx.time_offsets_boottime_secs, lx.time_offsets_boottime_nanosecs);
+  if (offsets.empty()) return ok();
+  auto r = fs::write_file("/proc/self/timens_offsets", offsets);
+  if (!r) return std::move(r).error().with_context("linux.timeOffsets");
+  return ok();
+}
+
 Result<void> join_namespaces(const InitContext& ctx) {
   // A joined user namespace comes first: later namespaces are owned by it.
   for (int pass = 0; pass < 2; ++pass) {
@@ -38,6 +54,7 @@ Result<void> join_namespaces(const InitContext& ctx) {
     }
   }
   if (ctx.unshare_flags && ::unshare(int(ctx.unshare_flags)) != 0) return Error::sys("unshare namespaces");
+  if (ctx.unshare_flags & CLONE_NEWTIME) ENVRUN_CHECK(set_time_offsets(*ctx.spec->linux));
   return ok();
 }
 

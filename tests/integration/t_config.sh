@@ -68,6 +68,17 @@ for n in net ipc mnt uts pid; do
   else fail "$n namespace differs from the host's" "inside [$inside] host [$(readlink /proc/self/ns/$n)]"; fi
 done
 
+# time namespace with offsets: boottime +1 day, monotonic +1 hour, seen in /proc/uptime.
+run_ct timens 'ns_set("time")' 'c["linux"]["timeOffsets"]={"boottime":{"secs":86400},"monotonic":{"secs":3600}}' \
+  'script("echo up=$(cut -d. -f1 /proc/uptime); echo ns_time=$(readlink /proc/self/ns/time)")'
+assert_eq "time namespace: run exits 0" 0 "$RC"
+host_up=$(cut -d. -f1 /proc/uptime)
+if [[ -n $(val up) ]] && (( $(val up) >= host_up + 86400 - 5 && $(val up) <= host_up + 86400 + 60 )); then
+  pass "time namespace: boottime offset of one day applied"
+else fail "time namespace: boottime offset of one day applied" "inside up=$(val up) host up=$host_up"; fi
+[[ $(val ns_time) != "$(readlink /proc/self/ns/time)" ]] && pass "time namespace differs from the host's" \
+  || fail "time namespace differs from the host's" "$OUT"
+
 run_ct nopidns 'ns_remove("pid")' 'script("echo pid=$$; echo ns_pid=$(readlink /proc/self/ns/pid)")'
 assert_eq "no pid namespace: shares the host's" "$(readlink /proc/self/ns/pid)" "$(val ns_pid)"
 [[ $(val pid) != 1 ]] && pass "no pid namespace: pid is not 1" || fail "no pid namespace: pid is not 1" "$OUT"
