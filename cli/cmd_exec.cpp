@@ -33,6 +33,7 @@ void add_exec(CLI::App& app, Globals& g) {
   static runtime::ExecOptions o;
   static std::string process_file, user;
   auto* sub = app.add_subcommand("exec", "run a new process inside a container");
+  sub->footer("The command and its arguments follow the id: envrun exec [OPTIONS] ID [--] CMD [ARGS...]");
   sub->add_option("-p,--process", process_file, "JSON file with the process (OCI process object)");
   sub->add_option("--console-socket", o.console_socket, "unix socket that receives the pty master");
   sub->add_option("--cwd", o.cwd, "working directory inside the container");

@@ -30,6 +30,7 @@ static Result<std::string> run_ps(const std::vector<std::string>& args) {
 void add_ps(CLI::App& app, Globals& g) {
   static std::string id, format = "table";
   auto* sub = app.add_subcommand("ps", "list the processes of a container");
+  sub->footer("Arguments after the id go to ps(1) (default -ef): envrun ps ID [--] [PS-ARGS...]");
   sub->add_option("-f,--format", format, "table or json")->check(CLI::IsMember({"table", "json"}));
   sub->add_option("id", id, "container id")->required();
   sub->prefix_command();
