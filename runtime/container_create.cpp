@@ -229,6 +229,9 @@ Result<Created> create_container(const StateStore& store, const CreateOptions& o
 
   auto mounts = ENVRUN_TRY(CgroupMounts::detect());
   st.cgroup_path = resolve_cgroup_path(spec.linux ? spec.linux->cgroups_path : "", opt.id);
+  // A placeholder state (pid 0: "creating") names the cgroup, so that `delete --force`
+  // can clean up after a create that is killed from here on.
+  ENVRUN_CHECK(store.save(st, /*durable=*/false));
   log::debug("create " + opt.id + ": cgroup " + st.cgroup_path);
   std::optional<oci::Resources> res;
   if (spec.linux && spec.linux->resources) res = with_default_devices(*spec.linux->resources, *spec.linux);

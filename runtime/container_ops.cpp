@@ -56,7 +56,14 @@ Result<void> kill_container(const StateStore& store, const std::string& id, int 
 }
 
 Result<void> delete_container(const StateStore& store, const std::string& id, bool force) {
-  auto st = ENVRUN_TRY(store.load(id));
+  auto loaded = store.load(id);
+  // A state dir without state.json is what a `create` killed half-way leaves (its init
+  // died with it: PR_SET_PDEATHSIG). --force clears it so that the id can be used again.
+  if (!loaded && loaded.error().kind == ErrorKind::NotFound && force && fs::is_dir(store.dir(id))) {
+    log::warn("delete " + id + ": removing the state of a create that did not finish");
+    return fs::remove_tree(store.dir(id));
+  }
+  auto st = ENVRUN_TRY(std::move(loaded));
   Status s = store.status(st);
   if (s != Status::Stopped && !force)
     return Error::make(ErrorKind::State, "cannot delete container \"" + id + "\": it is " + status_name(s) +
@@ -65,7 +72,7 @@ Result<void> delete_container(const StateStore& store, const std::string& id, bo
   // Without its own pid namespace a container's other processes outlive its init.
   if (s != Status::Stopped || !st.own_pidns) ENVRUN_CHECK(kill_everything(st, *cg));
   // Reap the init if it is our child (foreground run); harmless otherwise.
-  ::waitpid(st.pid, nullptr, WNOHANG);
+  if (st.pid > 0) ::waitpid(st.pid, nullptr, WNOHANG);
   log::debug("delete " + id + ": removing cgroups");
   ENVRUN_CHECK(cg->destroy());
   auto spec = container_spec(store, id);

@@ -65,7 +65,7 @@ Result<ContainerState> StateStore::load(const std::string& id) const {
   return st;
 }
 
-Result<void> StateStore::save(const ContainerState& st) const {
+Result<void> StateStore::save(const ContainerState& st, bool durable) const {
   nlohmann::json j = {{"id", st.id},           {"pid", st.pid},
                       {"pid_start", st.pid_start}, {"bundle", st.bundle},
                       {"rootfs", st.rootfs},   {"created", st.created},
@@ -73,7 +73,7 @@ Result<void> StateStore::save(const ContainerState& st) const {
                       {"own_pidns", st.own_pidns},
                       {"annotations", st.annotations}};
   if (!st.config_json.empty()) j["config"] = nlohmann::json::parse(st.config_json, nullptr, false);
-  return fs::atomic_write(dir(st.id) + "/state.json", j.dump(), 0600);
+  return fs::atomic_write(dir(st.id) + "/state.json", j.dump(), 0600, durable);
 }
 
 std::vector<std::string> StateStore::ids() const {
@@ -85,6 +85,7 @@ std::vector<std::string> StateStore::ids() const {
 }
 
 Status StateStore::status(const ContainerState& st) const {
+  if (st.pid == 0) return Status::Creating;  // create's placeholder: still running, or killed half-way
   if (!proc::alive(st.pid, st.pid_start)) return Status::Stopped;
   if (fs::exists(start_socket_path(st.id))) return Status::Created;
   // Paused: the container's cgroup is frozen (v1 freezer, or cgroup.freeze where v2 is used).

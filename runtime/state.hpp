@@ -46,7 +46,8 @@ class StateStore {
   // Ids: 1..1024 chars of [A-Za-z0-9_.+-], not "." or "..".
   static Result<void> validate_id(const std::string& id);
   Result<ContainerState> load(const std::string& id) const;  // NotFound when absent
-  Result<void> save(const ContainerState& st) const;
+  // durable=false: a placeholder (no fsync) that only has to be good enough for cleanup.
+  Result<void> save(const ContainerState& st, bool durable = true) const;
   std::vector<std::string> ids() const;
   Status status(const ContainerState& st) const;
 

@@ -111,3 +111,29 @@ pid_alive "$dup_pid" && pass "dup init alive after a refused delete" || fail "du
 check "delete --force dup" er delete --force dup
 assert_no_state dup
 assert_no_cgroup dup
+
+# ---------------------------------------------------------------------------
+section "a create killed half-way"
+# What a create killed before it recorded the state leaves: a state dir without state.json.
+mkdir -p "$STATE/half"
+expect_fail 4 "half" er delete half
+expect_fail 5 "half" er create -b "$B" half
+check "delete --force clears a half-created container" er delete --force half
+[[ ! -e $STATE/half ]] && pass "half: state dir removed" || fail "half: state dir removed" "$(ls -la "$STATE/half" 2>&1)"
+check "the id can be used again" er create -b "$B" half
+check "delete --force half" er delete --force half
+assert_no_state half
+
+# A real one: create blocked in a createRuntime hook, then SIGKILLed.
+make_bundle killed 'args("sleep", "300")' 'hook("createRuntime", "/bin/sleep", ["sleep", "31.5"])'
+"$ENVRUN" --root "$STATE" create -b "$B" killed </dev/null >/dev/null 2>&1 &
+create_pid=$!
+for _ in $(seq 100); do pgrep -f "sleep 31.5" >/dev/null && break; sleep 0.05; done
+kill -9 "$create_pid"; wait "$create_pid" 2>/dev/null
+pkill -f "sleep 31.5"
+assert_eq "killed create: state says creating" creating "$(status killed)"
+[[ -n $(cgroup_dirs_of killed) ]] && pass "killed create: its cgroup is there" || fail "killed create: its cgroup is there"
+expect_fail 5 "creating" er delete killed
+check "delete --force after a killed create" er delete --force killed
+assert_no_state killed
+assert_no_cgroup killed
