@@ -65,7 +65,8 @@ Result<void> delete_container(const StateStore& store, const std::string& id, bo
   }
   auto st = ENVRUN_TRY(std::move(loaded));
   Status s = store.status(st);
-  if (s != Status::Stopped && !force)
+  // Like runc: a created container (its process never ran) may go without --force.
+  if (s != Status::Stopped && s != Status::Created && !force)
     return Error::make(ErrorKind::State, "cannot delete container \"" + id + "\": it is " + status_name(s) +
                                              " (stop it first, or use --force)");
   auto cg = ENVRUN_TRY(cgroup_of(st));

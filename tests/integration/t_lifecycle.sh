@@ -146,6 +146,15 @@ assert_no_state many
 assert_no_cgroup many
 
 # ---------------------------------------------------------------------------
+section "delete of a created container (no --force needed, like runc)"
+make_bundle created 'args("sleep", "300")'
+check "create created" er create -b "$B" ct-created
+created_pid=$(state_pid ct-created)
+check "delete of a created container" er delete ct-created
+assert_no_state ct-created
+assert_no_cgroup created
+if pid_alive "$created_pid"; then fail "created init gone after delete" "pid $created_pid alive"; else pass "created init gone after delete"; fi
+
 section "delete --force of a running container"
 check "delete --force svc" er delete --force svc
 assert_no_state svc
