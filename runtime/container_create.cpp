@@ -175,6 +175,26 @@ oci::Resources with_default_devices(oci::Resources r, const oci::Linux& lx) {
   return r;
 }
 
+// Fields envrun reads and validates but does not apply yet: said once per create, not ignored silently.
+void warn_unapplied(const oci::Spec& spec) {
+  std::vector<std::string> names;
+  if (spec.process->scheduler) names.push_back("process.scheduler");
+  if (spec.process->io_priority) names.push_back("process.ioPriority");
+  if (spec.process->exec_cpu_affinity) names.push_back("process.execCPUAffinity");
+  for (size_t i = 0; i < spec.mounts.size(); ++i)
+    if (!spec.mounts[i].uid_mappings_raw.empty()) names.push_back("mounts[" + std::to_string(i) + "].uidMappings (idmapped mount)");
+  if (spec.linux) {
+    if (spec.linux->personality) names.push_back("linux.personality");
+    if (!spec.linux->net_devices.empty()) names.push_back("linux.netDevices");
+    if (spec.linux->resources && spec.linux->resources->network) names.push_back("linux.resources.network");
+    if (spec.linux->resources && !spec.linux->resources->rdma.empty()) names.push_back("linux.resources.rdma");
+  }
+  if (names.empty()) return;
+  std::string list;
+  for (auto& n : names) list += (list.empty() ? "" : ", ") + n;
+  log::warn("config fields accepted but not applied by this envrun version: " + list);
+}
+
 Result<std::string> spec_as_json_text(const std::string& bundle) {
   if (fs::exists(bundle + "/config.json")) return fs::read_file(bundle + "/config.json");
   std::string name = fs::exists(bundle + "/config.yaml") ? "config.yaml" : "config.yml";
@@ -206,6 +226,7 @@ Result<Created> create_container(const StateStore& store, const CreateOptions& o
   log::debug("create " + opt.id + ": loading " + bundle);
   oci::Spec spec = ENVRUN_TRY(bundle::load_spec(bundle));
   if (!spec.process) return Error::make(ErrorKind::Config, "config: process: missing");
+  warn_unapplied(spec);
 
   ENVRUN_CHECK(fs::mkdir_p(store.root(), 0700));
   CreateGuard guard;

@@ -334,3 +334,9 @@ assert_eq "LISTEN_FDS=1 plus --preserve-fds 1 passes fd 3" fd3-content "$(val fd
 assert_eq "LISTEN_FDS=1 plus --preserve-fds 1 passes fd 4 (stdio + LISTEN_FDS + N)" fd4-content "$(val fd4)"
 run_listen 1 c-listen-other
 assert_eq "LISTEN_PID of another process: fd 3 not passed" none "$(val fd3)"
+
+# ---------------------------------------------------------------------------
+section "fields envrun does not apply yet are named, not ignored silently"
+run_ct unapplied 'c["linux"]["personality"]={"domain":"LINUX"}' 'args("/bin/true")'
+assert_eq "unapplied field: run still succeeds" 0 "$RC"
+assert_contains "unapplied field: a warning names linux.personality" "$ERR" "not applied by this envrun version: linux.personality"
