@@ -28,7 +28,7 @@ void add_run(CLI::App& app, Globals& g) {
       if (c.console_master >= 0) ::close(c.console_master);
       return 0;
     }
-    int status = ENVRUN_TRY(runtime::wait_container(c.state, c.console_master));
+    int status = ENVRUN_TRY(runtime::wait_container(c.state.pid, c.console_master));
     if (!keep) ENVRUN_CHECK(runtime::delete_container(store, o.id, true));
     return status;
   });

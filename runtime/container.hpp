@@ -44,7 +44,7 @@ Result<void> start_container(const StateStore& store, const std::string& id);
 
 // Foreground `run`: waits for the init (a child of the caller), forwards signals,
 // relays the pty if any; returns the exit status (128+signal when killed).
-Result<int> wait_container(const ContainerState& st, int console_master);
+Result<int> wait_container(pid_t pid, int console_master);
 
 Result<void> kill_container(const StateStore& store, const std::string& id, int sig, bool all);
 Result<void> delete_container(const StateStore& store, const std::string& id, bool force);
@@ -75,8 +75,8 @@ struct ExecOptions {
 // exec: a new process inside a running container. Foreground: returns its exit status.
 Result<int> exec_in_container(const StateStore& store, const ExecOptions& opt);
 
-// The spec recorded in the state dir at create time.
-Result<oci::Spec> container_spec(const StateStore& store, const std::string& id);
+// The spec recorded in the container's state at create time.
+Result<oci::Spec> container_spec(const StateStore& store, const ContainerState& st);
 
 // "/envrun/<id>" by default; absolute cgroupsPath as is; "slice:prefix:name" (systemd
 // style, as podman passes it) -> "/slice/prefix-name.scope"; relative -> "/envrun/<path>".

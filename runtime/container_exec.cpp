@@ -165,7 +165,7 @@ Result<pid_t> launch(const ExecPlan& plan, CgroupManager& cg) {
 
 Result<int> exec_in_container(const StateStore& store, const ExecOptions& opt) {
   auto st = ENVRUN_TRY(load_in_status(store, opt.id, {Status::Created, Status::Running}, "exec in"));
-  auto spec = ENVRUN_TRY(container_spec(store, opt.id));
+  auto spec = ENVRUN_TRY(container_spec(store, st));
   ExecPlan plan{&spec, build_process(spec, opt), -1, st.pid, ns_flags_of(spec), -1, opt.preserve_fds};
   if (plan.process.args.empty()) return Error::make(ErrorKind::Usage, "exec: no command given");
   auto pidfd = ENVRUN_TRY(proc::pidfd_open(st.pid));
@@ -201,9 +201,7 @@ Result<int> exec_in_container(const StateStore& store, const ExecOptions& opt) {
     (void)peer.recv(&name, &m);
     master = m.release();
   }
-  ContainerState proc_state = st;
-  proc_state.pid = pid;
-  return wait_container(proc_state, master);
+  return wait_container(pid, master);
 }
 
 }  // namespace envrun::runtime

@@ -76,7 +76,7 @@ Result<void> delete_container(const StateStore& store, const std::string& id, bo
   if (st.pid > 0) ::waitpid(st.pid, nullptr, WNOHANG);
   log::debug("delete " + id + ": removing cgroups");
   ENVRUN_CHECK(cg->destroy());
-  auto spec = container_spec(store, id);
+  auto spec = container_spec(store, st);
   if (spec) {
     auto hooks = run_hooks(spec->hooks.poststop, "poststop", oci_state_json(st, Status::Stopped).dump());
     if (!hooks) log::warn(hooks.error().message);  // the spec: poststop failures are logged, not fatal

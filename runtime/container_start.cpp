@@ -16,9 +16,8 @@
 
 namespace envrun::runtime {
 
-Result<oci::Spec> container_spec(const StateStore& store, const std::string& id) {
-  auto st = ENVRUN_TRY(store.load(id));
-  return bundle::parse_spec_json(st.config_json, store.dir(id) + "/state.json: config");
+Result<oci::Spec> container_spec(const StateStore& store, const ContainerState& st) {
+  return bundle::parse_spec_json(st.config_json, store.dir(st.id) + "/state.json: config");
 }
 
 // Connect to the init's start socket and read until it closes: EOF means the user
@@ -46,7 +45,7 @@ static Result<void> release_init(const StateStore& store, const std::string& id)
 
 Result<void> start_container(const StateStore& store, const std::string& id) {
   auto st = ENVRUN_TRY(load_in_status(store, id, {Status::Created}, "start"));
-  auto spec = ENVRUN_TRY(bundle::parse_spec_json(st.config_json, store.dir(id) + "/state.json: config"));
+  auto spec = ENVRUN_TRY(container_spec(store, st));
   auto released = release_init(store, id);
   ::unlink(store.start_socket_path(id).c_str());  // from now on the status is running (or stopped)
   if (!released) return released;
@@ -62,7 +61,7 @@ static int exit_code(int status) {
   return 1;
 }
 
-Result<int> wait_container(const ContainerState& st, int console_master) {
+Result<int> wait_container(pid_t pid, int console_master) {
   sigset_t set;
   sigfillset(&set);
   for (int s : {SIGKILL, SIGSTOP, SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT, SIGTTIN, SIGTTOU}) sigdelset(&set, s);
@@ -73,8 +72,8 @@ Result<int> wait_container(const ContainerState& st, int console_master) {
   UniqueFd master(console_master);
   int status = 0;
   for (;;) {
-    pid_t r = ::waitpid(st.pid, &status, WNOHANG);
-    if (r == st.pid) break;
+    pid_t r = ::waitpid(pid, &status, WNOHANG);
+    if (r == pid) break;
     if (r < 0 && errno != EINTR) return Error::sys("waitpid");
     if (master && relay_console(master.get(), sfd.get())) {
       master.reset();  // the process closed its terminal; keep waiting for its exit
@@ -84,7 +83,7 @@ Result<int> wait_container(const ContainerState& st, int console_master) {
     ssize_t n = ::read(sfd.get(), &si, sizeof si);
     if (n != sizeof si) continue;
     if (si.ssi_signo == SIGCHLD || si.ssi_signo == SIGWINCH || si.ssi_signo == SIGURG) continue;
-    ::kill(st.pid, int(si.ssi_signo));  // forward to the container's process
+    ::kill(pid, int(si.ssi_signo));  // forward to the container's process
   }
   // Reap whatever else was reparented to us.
   while (::waitpid(-1, nullptr, WNOHANG) > 0) {

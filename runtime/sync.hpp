@@ -13,8 +13,6 @@ enum class SyncMsg : char {
   Hooks = 'h',      // child -> parent: run prestart/createRuntime hooks now
   HooksDone = 'H',  // parent -> child
   Ready = 'r',      // child -> parent: set up, waiting for start
-  Start = 's',      // parent -> child (run mode): exec now
-  Pty = 'p',        // child -> parent: pty master fd attached
   Error = 'e',      // child -> parent: payload = kind byte + message
 };
 
