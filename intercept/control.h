@@ -1,0 +1,54 @@
+// The control page of one container instance: a small file (<state>/intercept.ctl) that
+// every process of the instance maps MAP_SHARED (the library opens the path given in
+// ENVRUN_INTERCEPT_CTL). It is the instance's control channel: it reaches every process
+// at once, without a thread or a socket in the application.
+//   - `enabled` is the live interceptor chain: bit i enables Interceptor i of the DB.
+//     `envrun intercept ID enable|disable NAME...` computes the new mask and stores it with
+//     one atomic store, so a batch of changes is seen whole or not at all; a thread reads
+//     the mask once per hooked call.
+//   - `counters` are the meter interceptor's per-instance usage counters (billing/ reads
+//     them; relaxed atomic adds from every process).
+//   - `barrier` words are reserved for the checkpoint barrier (ckpt/).
+// Shared by intercept/ (libc only), runtime/, billing/ and ckpt/.
+#pragma once
+#include <atomic>
+#include <cstdint>
+
+namespace envrun::ictl {
+
+inline constexpr char kMagic[8] = {'E', 'N', 'V', 'R', 'C', 'T', 'L', '\0'};
+inline constexpr uint32_t kVersion = 1;
+inline constexpr uint32_t kMaxCounters = 64;
+
+// Meter counters (index into ControlPage::counters). Append only; never renumber.
+enum Counter : uint32_t {
+  kOpens = 0,          // successful open/openat/creat/fopen... calls
+  kOpenFailures,       // failed ones
+  kRedirected,         // path calls the redirect interceptor rewrote
+  kDenied,             // calls refused by a rule (hide, readonly)
+  kExecs,              // successful execve family calls (counted before the exec)
+  kConnects,           // successful connect()
+  kAccepts,            // successful accept()/accept4()
+  kBinds,              // successful bind()
+  kPortsMapped,        // bind/connect whose port a net rule mapped
+  kBytesRead,          // bytes returned by read/recv family through the meter
+  kBytesWritten,       // bytes accepted by write/send family through the meter
+  kConnectionsOpen,    // accepted connections currently open (inc on accept, dec on close)
+  kConnectionsPeak,    // peak of kConnectionsOpen
+  kProcessesStarted,   // processes that loaded the library (fork children included)
+  kCounterCount
+};
+
+struct ControlPage {
+  char magic[8];
+  uint32_t version;
+  uint32_t size;                        // sizeof(ControlPage) of the writer
+  std::atomic<uint64_t> enabled;        // live chain mask, bit i = DB interceptor i
+  std::atomic<uint64_t> generation;     // incremented after every change of `enabled`
+  std::atomic<uint64_t> barrier[6];     // reserved for the checkpoint barrier
+  std::atomic<uint64_t> counters[kMaxCounters];
+};
+
+static_assert(std::atomic<uint64_t>::is_always_lock_free, "the control page needs lock-free 64-bit atomics");
+
+}  // namespace envrun::ictl
