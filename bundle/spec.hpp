@@ -261,6 +261,9 @@ struct Linux {
 // envrun's own section ("envrun" key at the top level; unknown to other runtimes).
 struct EnvrunExtension {
   std::string isolation = "namespaces";  // namespaces | intercept | both
+  // intercept/both: a static or setuid entry point (which cannot load the library) runs
+  // unredirected with a warning instead of being refused.
+  bool intercept_optional = false;
 };
 
 struct Spec {

@@ -213,7 +213,10 @@ void read_spec(Decoder& d, const Node& n, oci::Spec& s) {
   read_hooks(d, n["hooks"], s.hooks);
   d.read(n["annotations"], s.annotations);
   read_linux(d, n["linux"], s.linux);
-  if (Node e = n["envrun"]; d.object(e)) d.read(e["isolation"], s.envrun.isolation);
+  if (Node e = n["envrun"]; d.object(e)) {
+    d.read(e["isolation"], s.envrun.isolation);
+    d.read(e["interceptOptional"], s.envrun.intercept_optional);
+  }
 }
 
 }  // namespace

@@ -1,6 +1,9 @@
 // envrun: the command line. Each command lives in cmd_<name>.cpp.
+#include <unistd.h>
+
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 
 #include "cli/cli.hpp"
 #include "kernel/log.hpp"
@@ -42,6 +45,13 @@ void on_run(CLI::App* sub, Globals& g, const std::string& op, const std::string*
 
 int main(int argc, char** argv) {
   cli::Globals g;
+  // Like runc: an ordinary user keeps state under $XDG_RUNTIME_DIR (isolation intercept
+  // needs no root), else under /tmp/envrun-<uid>.
+  if (::geteuid() != 0) {
+    const char* xdg = std::getenv("XDG_RUNTIME_DIR");
+    g.root = xdg && *xdg && ::access(xdg, W_OK) == 0 ? std::string(xdg) + "/envrun"
+                                                      : "/tmp/envrun-" + std::to_string(::geteuid());
+  }
   CLI::App app{"envrun: a container runtime (runc-compatible) for OCI bundles", "envrun"};
   app.set_version_flag("-v,--version", std::string("envrun version ") + ENVRUN_VERSION + "\nspec: 1.2.0");
   app.add_option("--root", g.root, "root directory for container state")->capture_default_str();
@@ -67,6 +77,7 @@ int main(int argc, char** argv) {
   cli::add_features(app, g);
   cli::add_events(app, g);
   cli::add_update(app, g);
+  cli::add_intercept(app, g);
 
   // `exec ID -- CMD` and `ps ID -- ARGS`: CLI11 hands what follows "--" back to the
   // parent app once the id is filled, so drop the marker: these commands stop option

@@ -1,6 +1,7 @@
 // create: the parent side. Clones the init into its namespaces, maps ids, joins the
 // cgroup, runs the runtime-namespace hooks and records the state once the init is Ready.
 #include <fcntl.h>
+#include <pwd.h>
 #include <sched.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -21,6 +22,7 @@
 #include "runtime/container_internal.hpp"
 #include "runtime/hooks.hpp"
 #include "runtime/init.hpp"
+#include "runtime/intercept_setup.hpp"
 #include "runtime/terminal.hpp"
 
 namespace envrun::runtime {
@@ -203,6 +205,36 @@ Result<std::string> spec_as_json_text(const std::string& bundle) {
   return j.dump();
 }
 
+std::string user_name() {
+  if (const passwd* pw = ::getpwuid(::geteuid())) return pw->pw_name;
+  return std::to_string(::geteuid());
+}
+
+// The spec the init runs for isolation intercept | both: the library preloaded, the env
+// rules applied, `both`: the instance's intercept dir mounted; without root (intercept
+// mode only) the process keeps the caller's user and gets no capabilities.
+Result<oci::Spec> with_interception(const oci::Spec& spec, const InterceptPlan& plan, InitContext& ictx) {
+  oci::Spec out = spec;
+  out.process->env = plan.env;
+  out.mounts.insert(out.mounts.end(), plan.mounts.begin(), plan.mounts.end());
+  if (spec.envrun.isolation != "intercept") return out;
+  ictx.host_mode = true;
+  ictx.host_exe = plan.exe;
+  ictx.host_cwd = plan.cwd;
+  if (::geteuid() != 0) {
+    if (out.process->user.uid != ::geteuid())
+      log::warn("process.user.uid " + std::to_string(out.process->user.uid) + " ignored: without root the process runs as uid " +
+                std::to_string(::geteuid()));
+    out.process->user = oci::User{};
+    out.process->user.uid = ::geteuid();
+    out.process->user.gid = ::getegid();
+    out.process->user.umask = spec.process->user.umask;
+    out.process->capabilities.reset();
+    if (out.linux && out.linux->seccomp) out.process->no_new_privileges = true;  // unprivileged seccomp needs it
+  }
+  return out;
+}
+
 }  // namespace
 
 std::string resolve_cgroup_path(const std::string& p, const std::string& id) {
@@ -242,23 +274,41 @@ Result<Created> create_container(const StateStore& store, const CreateOptions& o
   st.bundle = bundle;
   st.rootfs = bundle::rootfs_path(spec, bundle);
   st.created = log::now_rfc3339();
-  st.owner = "root";
+  st.owner = user_name();
   st.annotations = spec.annotations;
   st.config_json = ENVRUN_TRY(spec_as_json_text(bundle));
-  NamespacePlan ns = plan_namespaces(spec);
+  const std::string& isolation = spec.envrun.isolation;
+  bool host_mode = isolation == "intercept";
+  // intercept mode: no namespaces; a cgroup only when we may make one (root).
+  NamespacePlan ns = host_mode ? NamespacePlan{} : plan_namespaces(spec);
   st.own_pidns = ns.pid && ns.pid_path.empty();
+  bool use_cgroup = !host_mode || ::geteuid() == 0;
 
   auto mounts = ENVRUN_TRY(CgroupMounts::detect());
-  st.cgroup_path = resolve_cgroup_path(spec.linux ? spec.linux->cgroups_path : "", opt.id);
+  if (use_cgroup) st.cgroup_path = resolve_cgroup_path(spec.linux ? spec.linux->cgroups_path : "", opt.id);
   // A placeholder state (pid 0: "creating") names the cgroup, so that `delete --force`
   // can clean up after a create that is killed from here on.
   ENVRUN_CHECK(store.save(st, /*durable=*/false));
   log::debug("create " + opt.id + ": cgroup " + st.cgroup_path);
   std::optional<oci::Resources> res;
   if (spec.linux && spec.linux->resources) res = with_default_devices(*spec.linux->resources, *spec.linux);
-  guard.cgroup = CgroupManager::make(mounts, st.cgroup_path, res ? &*res : nullptr);  // joins only what res needs
-  ENVRUN_CHECK(guard.cgroup->create());
-  if (res) ENVRUN_CHECK(guard.cgroup->apply(*res));
+  if (use_cgroup) {
+    guard.cgroup = CgroupManager::make(mounts, st.cgroup_path, res ? &*res : nullptr);  // joins only what res needs
+    ENVRUN_CHECK(guard.cgroup->create());
+    if (res) ENVRUN_CHECK(guard.cgroup->apply(*res));
+  } else if (res) {
+    log::warn("linux.resources ignored: without root, isolation intercept runs without a cgroup");
+  }
+
+  InitContext ictx;
+  oci::Spec run_spec;
+  const oci::Spec* init_spec = &spec;
+  if (isolation != "namespaces") {
+    auto plan = ENVRUN_TRY(plan_interception(spec, bundle, st.rootfs, opt.id, dir));
+    run_spec = ENVRUN_TRY(with_interception(spec, plan, ictx));
+    init_spec = &run_spec;
+    log::debug("create " + opt.id + ": isolation " + isolation + ", exec " + (host_mode ? plan.exe : spec.process->args[0]));
+  }
 
   UniqueFd console, console_peer;
   if (spec.process->terminal) {
@@ -274,8 +324,7 @@ Result<Created> create_container(const StateStore& store, const CreateOptions& o
   UniqueFd start_sock = ENVRUN_TRY(make_start_socket(dir));
   auto [parent_ch, child_ch] = ENVRUN_TRY(SyncChannel::make_pair());
 
-  InitContext ictx;
-  ictx.spec = &spec;
+  ictx.spec = init_spec;
   ictx.fs.rootfs = st.rootfs;
   ictx.sync_fd = child_ch.fd();
   ictx.start_listen_fd = start_sock.get();
@@ -305,7 +354,7 @@ Result<Created> create_container(const StateStore& store, const CreateOptions& o
   // moving itself into the v1 ones.
   bool self_join = !ns.new_user;
   UniqueFd unified_dir;
-  if (self_join) {
+  if (self_join && guard.cgroup) {
     for (auto& d : guard.cgroup->dirs()) {
       if (!mounts.unified.empty() && d.rfind(mounts.unified + "/", 0) == 0)
         unified_dir = UniqueFd(::open(d.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
@@ -333,7 +382,7 @@ Result<Created> create_container(const StateStore& store, const CreateOptions& o
   // a cgroup namespace must be made after joining, so then the init waits for Go.
   bool early_go = !ns.cgroup || self_join;
   if (early_go) ENVRUN_CHECK(parent_ch.send(SyncMsg::Go));
-  if (!self_join) ENVRUN_CHECK(guard.cgroup->add_process(child.pid));
+  if (!self_join && guard.cgroup) ENVRUN_CHECK(guard.cgroup->add_process(child.pid));
   if (spec.process->oom_score_adj) {
     auto r = fs::write_file("/proc/" + std::to_string(child.pid) + "/oom_score_adj",
                             std::to_string(*spec.process->oom_score_adj));
@@ -341,7 +390,7 @@ Result<Created> create_container(const StateStore& store, const CreateOptions& o
   }
   log::debug("create " + opt.id + ": joined cgroups");
   if (!early_go) ENVRUN_CHECK(parent_ch.send(SyncMsg::Go));
-  ENVRUN_CHECK(drive_init(parent_ch, spec, st));
+  ENVRUN_CHECK(drive_init(parent_ch, *init_spec, st));
 
   log::debug("create " + opt.id + ": init ready");
   Created out;

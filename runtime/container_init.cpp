@@ -87,9 +87,10 @@ Result<std::string> prepare(const InitContext& ctx, const SyncChannel& ch) {
   if (ctx.fs.user_ns) ENVRUN_CHECK(become_root_in_userns());
   ENVRUN_CHECK(join_namespaces(ctx));
   if (::setsid() < 0) return Error::sys("setsid");
-  ENVRUN_CHECK(set_names(spec));
-
-  ENVRUN_CHECK(prepare_rootfs(spec, ctx.fs));
+  if (!ctx.host_mode) {
+    ENVRUN_CHECK(set_names(spec));
+    ENVRUN_CHECK(prepare_rootfs(spec, ctx.fs));
+  }
 
   ENVRUN_CHECK(ch.send(SyncMsg::Hooks));
   std::string state_json;
@@ -97,8 +98,10 @@ Result<std::string> prepare(const InitContext& ctx, const SyncChannel& ch) {
   if (msg != SyncMsg::HooksDone) return Error::make(ErrorKind::Generic, "init: unexpected message from envrun");
   ENVRUN_CHECK(run_hooks(spec.hooks.create_container, "createContainer", state_json));
 
-  ENVRUN_CHECK(enter_rootfs(ctx.fs));
-  ENVRUN_CHECK(finish_rootfs(spec));
+  if (!ctx.host_mode) {
+    ENVRUN_CHECK(enter_rootfs(ctx.fs));
+    ENVRUN_CHECK(finish_rootfs(spec));
+  }
 
   if (proc.terminal) {
     if (ctx.console_fd < 0)
@@ -106,8 +109,10 @@ Result<std::string> prepare(const InitContext& ctx, const SyncChannel& ch) {
     ENVRUN_CHECK(setup_console(ctx.console_fd, proc.console_size));
     ::close(ctx.console_fd);
   }
-  if (::chdir(proc.cwd.c_str()) != 0)
+  const std::string& cwd = ctx.host_mode ? ctx.host_cwd : proc.cwd;
+  if (::chdir(cwd.c_str()) != 0)
     return Error::make(ErrorKind::Exec, "process.cwd " + proc.cwd + ": " + std::strerror(errno));
+  if (ctx.host_mode) return state_json + '\0' + ctx.host_exe;
   std::vector<std::string> env = proc.env;
   env.insert(env.end(), ctx.extra_env.begin(), ctx.extra_env.end());
   auto exe = find_executable(proc.args[0], env);

@@ -31,6 +31,7 @@ void restore_pid_namespace_for_children(const UniqueFd& previous) {
 }
 
 Result<std::unique_ptr<CgroupManager>> cgroup_of(const ContainerState& st) {
+  if (st.cgroup_path.empty()) return session_group(st);
   auto mounts = ENVRUN_TRY(CgroupMounts::detect());
   return CgroupManager::make(mounts, st.cgroup_path);
 }

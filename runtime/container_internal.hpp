@@ -20,7 +20,9 @@ sockaddr_un unix_addr_in(int dirfd, const std::string& name);
 Result<UniqueFd> join_pid_namespace_for_children(const std::string& path);
 void restore_pid_namespace_for_children(const UniqueFd& previous);
 
-// The cgroup manager of a recorded container.
+// A container without a cgroup (cgroup_path empty): its init's session stands in for it.
+std::unique_ptr<CgroupManager> session_group(const ContainerState& st);
+// The cgroup manager of a recorded container (its session group when it has no cgroup).
 Result<std::unique_ptr<CgroupManager>> cgroup_of(const ContainerState& st);
 
 // Load and check the container's status is one of `allowed`; the error names the op.

@@ -34,6 +34,10 @@ struct InitContext {
   // Empty when the parent moves the init (a new user namespace cannot write there).
   std::vector<std::string> self_join_dirs;
   std::vector<std::string> extra_env;  // LISTEN_FDS etc.
+  // envrun.isolation intercept: no namespaces, no rootfs; the process runs in the host's
+  // root from `host_cwd`, executing `host_exe` (both resolved through the interception rules).
+  bool host_mode = false;
+  std::string host_exe, host_cwd;
 };
 
 // Never returns: execs the user process or _exits(1) after reporting the error.

@@ -1,5 +1,5 @@
-// The interception side of a container instance: its compiled DB (<state>/intercept.db),
-// its control page (<state>/intercept.ctl, intercept/control.h) and the library to preload.
+// The interception side of a container instance: its compiled DB (<state>/intercept/intercept.db),
+// its control page (<state>/intercept/intercept.ctl, intercept/control.h), the library to preload.
 #pragma once
 #include <string>
 #include <utility>
@@ -10,8 +10,8 @@
 
 namespace envrun::runtime {
 
-inline constexpr const char* kInterceptDbName = "intercept.db";
-inline constexpr const char* kInterceptCtlName = "intercept.ctl";
+inline constexpr const char* kInterceptDbName = "intercept/intercept.db";
+inline constexpr const char* kInterceptCtlName = "intercept/intercept.ctl";
 
 struct InterceptorStatus {
   std::string name;
