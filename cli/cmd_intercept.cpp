@@ -68,8 +68,8 @@ void print_chain(const std::vector<runtime::InterceptorStatus>& chain) {
     for (const auto& [k, v] : chain[i].options) opts += (opts.empty() ? "" : ",") + k + "=" + v;
     std::string line = std::to_string(i + 1) + " " + chain[i].name;
     line.resize(std::max<size_t>(line.size() + 1, 13), ' ');
-    line += chain[i].enabled ? "on " : "off";
-    if (!opts.empty()) line += " " + opts;
+    line += chain[i].enabled ? "on" : "off";
+    if (!opts.empty()) line.resize(std::max<size_t>(line.size() + 1, 17), ' '), line += opts;
     std::printf("%s\n", line.c_str());
   }
 }

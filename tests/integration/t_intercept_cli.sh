@@ -173,6 +173,34 @@ capture ei explain --state "$T/st" "$APP" /var/lib/app/new --op create
 assert_contains "writecopy: creation in upper" "$OUT" "create: $U/new (created in upper"
 
 # ---------------------------------------------------------------------------
+section "explain and status of a live container (isolation: intercept)"
+make_bundle live 'args("/bin/sleep", "60")' 'c["envrun"] = {"isolation": "intercept"}'
+mkdir -p "$B/rootfs/app"; echo hi >"$B/rootfs/app/f"
+cat >"$B/intercept.yaml" <<'YAML'
+version: 1
+files:
+  - {inside: /app, outside: "${ROOTFS}/app"}
+  - {inside: /data, mode: writecopy}
+interceptors:
+  - name: redirect
+    options: {exec_static: warn}
+  - name: meter
+    enabled: false
+YAML
+if check "create a container with interception" er create -b "$B" icli-live; then
+  capture ei explain icli-live /app/f
+  assert_contains "explain ID reads the container's database" "$OUT" "database: container icli-live ($STATE/icli-live/intercept/intercept.db)"
+  assert_contains "explain ID: the rule" "$OUT" "read: $B/rootfs/app/f"
+  capture ei explain icli-live /data/x --op create
+  assert_contains "explain ID: the instance's upper directory" "$OUT" "create: $STATE/icli-live/intercept/upper/1/x (created in upper"
+  capture ei icli-live status
+  assert_eq "status: the chain with options and initial states" "1 redirect   on  exec_static=warn
+2 meter      off" "$OUT"
+  check "delete" er delete --force icli-live
+fi
+expect_fail 4 "no such container" ei explain icli-live /app/f
+
+# ---------------------------------------------------------------------------
 section "usage errors and --help"
 expect_fail 4 "no such container" ei explain no-such-thing-$$ /x
 expect_fail 2 "give the absolute path" ei explain "$APP" relative/path
