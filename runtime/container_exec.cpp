@@ -22,6 +22,7 @@
 #include "runtime/container.hpp"
 #include "runtime/container_internal.hpp"
 #include "runtime/init.hpp"
+#include "runtime/intercept_setup.hpp"
 #include "runtime/security.hpp"
 #include "runtime/sync.hpp"
 #include "runtime/terminal.hpp"
@@ -78,6 +79,7 @@ struct ExecPlan {
   int ns_flags;
   int console_fd;
   int preserve_fds;
+  std::string host_exe, host_cwd;  // isolation intercept: resolved through the rules
 };
 
 [[noreturn]] void exec_process(const ExecPlan& plan, const SyncChannel& ch) {
@@ -95,9 +97,10 @@ struct ExecPlan {
     auto r = setup_console(plan.console_fd, p.console_size);
     if (!r) fail(r.error());
   }
-  if (::chdir(p.cwd.c_str()) != 0)
+  const std::string& cwd = plan.host_cwd.empty() ? p.cwd : plan.host_cwd;
+  if (::chdir(cwd.c_str()) != 0)
     fail(Error::make(ErrorKind::Exec, "cwd " + p.cwd + ": " + std::strerror(errno)));
-  auto exe = find_executable(p.args[0], p.env);
+  auto exe = plan.host_exe.empty() ? find_executable(p.args[0], p.env) : Result<std::string>(plan.host_exe);
   if (!exe) fail(exe.error());
   std::vector<std::string> warnings;
   auto r = apply_process_security(p, plan.spec->linux ? plan.spec->linux->seccomp : std::nullopt, &warnings);
@@ -120,7 +123,7 @@ struct ExecPlan {
     (void)ch.send(SyncMsg::Error, std::string(1, char(int(ErrorKind::System) + '0')) + msg);
     ::_exit(1);
   };
-  if (!(plan.ns_flags & CLONE_NEWNS)) {
+  if (!(plan.ns_flags & CLONE_NEWNS) && plan.host_cwd.empty()) {
     std::string root = "/proc/" + std::to_string(plan.init_pid) + "/root";
     if (::chroot(root.c_str()) != 0 || ::chdir("/") != 0) fail("chroot into the container: " + std::string(std::strerror(errno)));
   }
@@ -168,6 +171,22 @@ Result<int> exec_in_container(const StateStore& store, const ExecOptions& opt) {
   auto spec = ENVRUN_TRY(container_spec(store, st));
   ExecPlan plan{&spec, build_process(spec, opt), -1, st.pid, ns_flags_of(spec), -1, opt.preserve_fds};
   if (plan.process.args.empty()) return Error::make(ErrorKind::Usage, "exec: no command given");
+  if (spec.envrun.isolation != "namespaces") {
+    auto ip = ENVRUN_TRY(plan_exec_interception(spec, plan.process, st.rootfs, store.dir(st.id)));
+    plan.process.env = ip.env;
+    plan.host_exe = ip.exe;
+    plan.host_cwd = ip.cwd;
+    if (spec.envrun.isolation == "intercept") {
+      plan.ns_flags = 0;  // the host's namespaces and root
+      if (::geteuid() != 0) {  // as create does without root: the caller's user, no capabilities
+        plan.process.user = oci::User{};
+        plan.process.user.uid = ::geteuid();
+        plan.process.user.gid = ::getegid();
+        plan.process.capabilities.reset();
+        if (spec.linux && spec.linux->seccomp) plan.process.no_new_privileges = true;
+      }
+    }
+  }
   auto pidfd = ENVRUN_TRY(proc::pidfd_open(st.pid));
   plan.pidfd = pidfd.get();
   auto cg = ENVRUN_TRY(cgroup_of(st));

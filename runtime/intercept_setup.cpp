@@ -74,16 +74,18 @@ bool env_has(const std::vector<std::string>& env, const std::string& name) {
   return false;
 }
 
-void apply_env_rules(std::vector<std::string>& env, const std::vector<bundle::EnvRuleSpec>& rules) {
-  for (auto& r : rules) {
-    std::string old = env_value(env, r.name);
-    bool had = env_has(env, r.name);
-    std::string sep(1, r.separator);
-    switch (r.op) {
-      case idb::EnvOp::Set: env_set(env, r.name, r.value); break;
-      case idb::EnvOp::Unset: env_unset(env, r.name); break;
-      case idb::EnvOp::Prepend: env_set(env, r.name, had && !old.empty() ? r.value + sep + old : r.value); break;
-      case idb::EnvOp::Append: env_set(env, r.name, had && !old.empty() ? old + sep + r.value : r.value); break;
+void apply_env_rules(std::vector<std::string>& env, const idb::DbView& db) {
+  for (uint32_t i = 0; i < db.env_count(); ++i) {
+    const idb::EnvRule& r = db.env()[i];
+    std::string name = db.str(r.name), value = db.str(r.value);
+    std::string old = env_value(env, name);
+    bool had = env_has(env, name);
+    std::string sep(1, r.separator ? r.separator : ':');
+    switch (idb::EnvOp(r.op)) {
+      case idb::EnvOp::Set: env_set(env, name, value); break;
+      case idb::EnvOp::Unset: env_unset(env, name); break;
+      case idb::EnvOp::Prepend: env_set(env, name, had && !old.empty() ? value + sep + old : value); break;
+      case idb::EnvOp::Append: env_set(env, name, had && !old.empty() ? old + sep + value : value); break;
     }
   }
 }
@@ -127,6 +129,64 @@ Result<void> copy_library(const std::string& lib, const std::string& dest) {
   if (::link(lib.c_str(), dest.c_str()) == 0) return ok();
   auto bytes = ENVRUN_TRY(fs::read_file(lib));
   return fs::atomic_write(dest, bytes, 0755, /*durable=*/false);
+}
+
+// The process's side (create and exec): env rules and preload variables, the library's
+// visibility, the entry point's check, and in intercept mode the real exe and cwd.
+Result<InterceptPlan> plan_process(const oci::Spec& spec, const oci::Process& proc, const std::string& rootfs,
+                                   const std::string& state_dir, bool first) {
+  bool both = spec.envrun.isolation == "both";
+  std::string idir = state_dir + "/" + kInterceptDirName;
+  std::string db_path = state_dir + "/" + kInterceptDbName;
+  std::string lib = ENVRUN_TRY(intercept_library_path());
+  std::string db_bytes = ENVRUN_TRY(fs::read_file(db_path));
+  idb::DbView db;
+  if (const char* why = db.open(db_bytes.data(), db_bytes.size()))
+    return Error::make(ErrorKind::System, db_path + ": " + why);
+
+  InterceptPlan plan;
+  plan.env = proc.env;
+  apply_env_rules(plan.env, db);
+  std::string seen_dir = both ? std::string(kInterceptMountPoint) : idir;
+  std::string seen_lib = lib;
+  if (both) {
+    if (first) {
+      ENVRUN_CHECK(copy_library(lib, idir + "/libenvrun-intercept.so"));
+      oci::Mount m;
+      m.destination = kInterceptMountPoint;
+      m.type = "bind";
+      m.source = idir;
+      m.options = {"bind", "rw", "nosuid", "nodev"};
+      plan.mounts.push_back(m);
+    }
+    seen_lib = seen_dir + "/libenvrun-intercept.so";
+  }
+  std::string preload = env_value(plan.env, "LD_PRELOAD");
+  if (preload.find(seen_lib) == std::string::npos)
+    env_set(plan.env, "LD_PRELOAD", preload.empty() ? seen_lib : seen_lib + ":" + preload);
+  env_set(plan.env, "ENVRUN_INTERCEPT_DB", seen_dir + "/intercept.db");
+  env_set(plan.env, "ENVRUN_INTERCEPT_CTL", seen_dir + "/intercept.ctl");
+
+  // The entry point must be able to load the library: not static, not setuid/setgid.
+  std::string exe = ENVRUN_TRY(find_in_view(db, proc, plan.env, both ? rootfs : ""));
+  auto probe = ENVRUN_TRY(probe_executable(exe, both ? rootfs : ""));
+  if (probe.is_static || probe.setid) {
+    std::string why = "process.args[0] \"" + proc.args[0] + "\" (" + probe.checked + ") is a " +
+                      (probe.is_static ? "statically linked" : "setuid/setgid") +
+                      " binary: the interception library cannot be preloaded into it";
+    if (!spec.envrun.intercept_optional)
+      return Error::make(ErrorKind::Config, why + " (use a dynamically linked program, envrun.isolation: namespaces, "
+                                                  "or envrun.interceptOptional: true to run it unredirected)");
+    log::warn(why + "; it runs without interception (envrun.interceptOptional)");
+  }
+  if (!both) {
+    plan.exe = exe;
+    auto cwd = real_path(db, proc.cwd);
+    if (!cwd || !fs::is_dir(*cwd))
+      return Error::make(ErrorKind::Exec, "process.cwd " + proc.cwd + ": no such directory through the interception rules");
+    plan.cwd = *cwd;
+  }
+  return plan;
 }
 
 }  // namespace
@@ -185,52 +245,12 @@ Result<InterceptPlan> plan_interception(const oci::Spec& spec, const std::string
   if (spec.process->user.uid != 0 && ::geteuid() == 0)
     (void)!::chown((idir + "/upper").c_str(), spec.process->user.uid, spec.process->user.gid);
 
-  std::string lib = ENVRUN_TRY(intercept_library_path());
-  std::string db_bytes = bundle::compile_intercept_db(model);
-  idb::DbView db;
-  if (const char* why = db.open(db_bytes.data(), db_bytes.size()))
-    return Error::make(ErrorKind::System, db_path + ": " + why);
+  return plan_process(spec, *spec.process, rootfs, state_dir, /*first=*/true);
+}
 
-  InterceptPlan plan;
-  plan.env = spec.process->env;
-  apply_env_rules(plan.env, model.env);
-  std::string seen_dir = both ? std::string(kInterceptMountPoint) : idir;
-  std::string seen_lib = lib;
-  if (both) {
-    ENVRUN_CHECK(copy_library(lib, idir + "/libenvrun-intercept.so"));
-    seen_lib = seen_dir + "/libenvrun-intercept.so";
-    oci::Mount m;
-    m.destination = kInterceptMountPoint;
-    m.type = "bind";
-    m.source = idir;
-    m.options = {"bind", "rw", "nosuid", "nodev"};
-    plan.mounts.push_back(m);
-  }
-  std::string preload = env_value(plan.env, "LD_PRELOAD");
-  env_set(plan.env, "LD_PRELOAD", preload.empty() ? seen_lib : seen_lib + ":" + preload);
-  env_set(plan.env, "ENVRUN_INTERCEPT_DB", seen_dir + "/intercept.db");
-  env_set(plan.env, "ENVRUN_INTERCEPT_CTL", seen_dir + "/intercept.ctl");
-
-  // The entry point must be able to load the library: not static, not setuid/setgid.
-  std::string exe = ENVRUN_TRY(find_in_view(db, *spec.process, plan.env, both ? rootfs : ""));
-  auto probe = ENVRUN_TRY(probe_executable(exe, both ? rootfs : ""));
-  if (probe.is_static || probe.setid) {
-    std::string why = "process.args[0] \"" + spec.process->args[0] + "\" (" + probe.checked + ") is a " +
-                      (probe.is_static ? "statically linked" : "setuid/setgid") +
-                      " binary: the interception library cannot be preloaded into it";
-    if (!spec.envrun.intercept_optional)
-      return Error::make(ErrorKind::Config, why + " (use a dynamically linked program, envrun.isolation: namespaces, "
-                                                  "or envrun.interceptOptional: true to run it unredirected)");
-    log::warn(why + "; it runs without interception (envrun.interceptOptional)");
-  }
-  if (!both) {
-    plan.exe = exe;
-    auto cwd = real_path(db, spec.process->cwd);
-    if (!cwd || !fs::is_dir(*cwd))
-      return Error::make(ErrorKind::Exec, "process.cwd " + spec.process->cwd + ": no such directory through the interception rules");
-    plan.cwd = *cwd;
-  }
-  return plan;
+Result<InterceptPlan> plan_exec_interception(const oci::Spec& spec, const oci::Process& proc, const std::string& rootfs,
+                                             const std::string& state_dir) {
+  return plan_process(spec, proc, rootfs, state_dir, /*first=*/false);
 }
 
 }  // namespace envrun::runtime

@@ -28,6 +28,11 @@ Result<InterceptPlan> plan_interception(const oci::Spec& spec, const std::string
                                         const std::string& rootfs, const std::string& id,
                                         const std::string& state_dir);
 
+// For `exec` into such a container: the same for another process (the instance's DB
+// already compiled).
+Result<InterceptPlan> plan_exec_interception(const oci::Spec& spec, const oci::Process& proc,
+                                             const std::string& rootfs, const std::string& state_dir);
+
 // ELF facts that decide whether LD_PRELOAD can work (the script's interpreter for #!).
 struct ExecProbe {
   bool is_static = false;  // ELF without PT_INTERP
