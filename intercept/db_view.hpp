@@ -100,6 +100,13 @@ class DbView {
     }
   }
 
+  // The resolver's fast test: false when no rule can match an absolute path whose first
+  // component is s[0..n) (and that has no ".." to climb out of it). A few ns.
+  bool first_component_may_match(const char* s, size_t n) const {
+    if (file_count() == 0) return false;
+    return has_root_rule_ || (first_mask_ & bit(s, n)) != 0;
+  }
+
   // True when a rule's inside path is `dir` itself or lies below it (dir normalized).
   // Used to decide whether relative paths from a cwd need the resolver at all.
   bool has_rule_at_or_below(const char* dir, size_t len) const {

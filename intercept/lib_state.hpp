@@ -14,10 +14,14 @@ namespace envrun::icpt {
 // Kinds of interceptors the library implements (the DB names them; order comes from the DB).
 enum class Kind : uint8_t { Unknown = 0, Meter, Redirect, Net, Barrier };
 
+// The page every hook reads before init has mapped the real one (all interceptors off):
+// hooks that run before the constructor, or re-enter during it, pass straight through.
+extern ictl::ControlPage g_boot_page;
+
 struct LibState {
   idb::DbView db;
   bool db_ok = false;                    // a valid DB is mapped
-  ictl::ControlPage* ctl = nullptr;      // shared page, or a private one; never null after init
+  ictl::ControlPage* ctl = &g_boot_page; // shared page, or a private one; never null
   uint32_t chain_len = 0;                // interceptors in the DB, in chain order
   Kind chain[idb::kMaxInterceptors] = {};
   int idx_meter = -1, idx_redirect = -1, idx_net = -1, idx_barrier = -1;
@@ -28,9 +32,17 @@ struct LibState {
 
 extern LibState g_state;
 
+// 0: not started, 1: in progress, 2: done (successfully or not: then every call passes).
+extern std::atomic<int> g_init_state;
+void init_slow();
+
 // Called by every hook before it does anything; idempotent and cheap after the first call
 // (hooks may run before the library's constructor, e.g. from another library's constructor).
-void ensure_init();
+// A hook re-entered from the initialization itself (same thread) returns at once and sees
+// the boot page: every interceptor off.
+inline void ensure_init() {
+  if (__builtin_expect(g_init_state.load(std::memory_order_acquire) != 2, 0)) init_slow();
+}
 
 // The live mask (one relaxed load per hooked call).
 inline uint64_t live_mask() { return g_state.ctl->enabled.load(std::memory_order_acquire); }
@@ -41,6 +53,11 @@ inline void count(ictl::Counter c, uint64_t n = 1) {
 
 // dlsym(RTLD_NEXT, name), resolved once per symbol by the REAL macro below.
 void* real_symbol(const char* name);
+// The same for symbols glibc keeps only as compat versions (__xstat, ...): dlvsym.
+void* real_versioned_symbol(const char* name);
+
+// True when the redirect interceptor is on (a DB is loaded and the control page enables it).
+inline bool redirect_on() { return on(live_mask(), g_state.idx_redirect); }
 
 }  // namespace envrun::icpt
 

@@ -19,13 +19,20 @@ enum class Op : unsigned char {
   Remove,  // unlink, rmdir, rename source: whiteout in writecopy
   Modify,  // chmod/chown/utimensat/setxattr/removexattr: copy-up in writecopy
   Exec,    // execve family, dlopen, posix_spawn
+  Replace, // rename target: the name will be replaced (writecopy: goes to upper, no copy)
 };
+
+// Where a resolved path lies.
+enum class Where : unsigned char { Host = 0, Outside = 1, Upper = 2 };
 
 struct Resolved {
   const char* path = nullptr;          // hand this to the real call
   int dirfd = AT_FDCWD;                // with this dirfd (the caller's own when not redirected)
   const idb::FileRule* rule = nullptr; // the rule that matched, or nullptr
   bool redirected = false;             // path/dirfd differ from the caller's
+  Where where = Where::Host;           // the layer `path` is in (when rule != nullptr)
+  bool over_whiteout = false;          // writecopy Create over a whiteout (mkdir: make it opaque)
+  unsigned short rest_off = 0;         // buf + rest_off: the part below the rule's directory
   char buf[PATH_MAX];                  // storage behind `path` when redirected
 };
 
@@ -45,5 +52,18 @@ long to_inside(const char* real, char* out, size_t cap);
 // or -1 with errno set. Same semantics as resolve() + openat(), but uses openat2
 // RESOLVE_BENEATH on the rule root when it can (one syscall).
 int open_redirected(int dirfd, const char* path, int flags, unsigned mode);
+
+// resolve() for an open with these flags (O_CREAT without O_EXCL: writecopy copies an
+// existing lower file up, O_TRUNC skips the copy of its content; O_NOFOLLOW; O_TMPFILE).
+int resolve_open(int dirfd, const char* path, int flags, Resolved& out);
+
+// The inside path of a redirected result (out.rule != nullptr) into buf (cap bytes);
+// returns its length or -ENAMETOOLONG.
+long result_inside(const Resolved& r, char* buf, size_t cap);
+
+// unlink/rmdir (at_flags AT_REMOVEDIR) and rename through the rules: writecopy leaves
+// whiteouts for lower names and copies a renamed lower file up first. 0 or -1 with errno.
+int remove_redirected(int dirfd, const char* path, int at_flags);
+int rename_redirected(int olddirfd, const char* oldpath, int newdirfd, const char* newpath, unsigned flags);
 
 }  // namespace envrun::icpt
