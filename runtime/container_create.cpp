@@ -222,7 +222,7 @@ Result<oci::Spec> with_interception(const oci::Spec& spec, const InterceptPlan& 
   ictx.host_exe = plan.exe;
   ictx.host_cwd = plan.cwd;
   if (::geteuid() != 0) {
-    if (out.process->user.uid != ::geteuid())
+    if (out.process->user.uid != 0 && out.process->user.uid != ::geteuid())
       log::warn("process.user.uid " + std::to_string(out.process->user.uid) + " ignored: without root the process runs as uid " +
                 std::to_string(::geteuid()));
     out.process->user = oci::User{};
