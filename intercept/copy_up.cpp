@@ -14,7 +14,7 @@ namespace envrun::icpt {
 
 namespace {
 
-std::atomic<unsigned> g_copy_seq{0};
+constinit std::atomic<unsigned> g_copy_seq{0};
 
 int copy_content(int src, int dst) {
   bool cfr = true, sf = true;

@@ -13,9 +13,9 @@ namespace envrun::icpt {
 
 namespace {
 
-SeqPath g_cwd;
-std::atomic<bool> g_plain{true};
-std::atomic<bool> g_writing{false};
+constinit SeqPath g_cwd;
+constinit std::atomic<bool> g_plain{true};
+constinit std::atomic<bool> g_writing{false};
 
 void store(const char* p, size_t n, bool plain) {
   bool expected = false;

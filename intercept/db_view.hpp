@@ -106,6 +106,15 @@ class DbView {
     if (file_count() == 0) return false;
     return has_root_rule_ || (first_mask_ & bit(s, n)) != 0;
   }
+  // The same in one pass over a NUL-terminated path: p is what follows the leading '/';
+  // *n receives the length of the first component.
+  bool first_component_may_match(const char* p, size_t* n) const {
+    uint32_t h = 2166136261u;
+    size_t i = 0;
+    for (; p[i] != '\0' && p[i] != '/'; ++i) h = (h ^ uint8_t(p[i])) * 16777619u;
+    *n = i;
+    return has_root_rule_ || (first_mask_ & (uint64_t(1) << (h & 63))) != 0;
+  }
 
   // True when a rule's inside path is `dir` itself or lies below it (dir normalized).
   // Used to decide whether relative paths from a cwd need the resolver at all.

@@ -21,8 +21,8 @@ namespace {
 
 enum : uint8_t { kEmpty = 0, kRuled = 1, kPlain = 2 };
 
-std::atomic<uint8_t> g_kind[kFdTableSlots];
-std::atomic<SeqPath*> g_table{nullptr};
+constinit std::atomic<uint8_t> g_kind[kFdTableSlots];
+constinit std::atomic<SeqPath*> g_table{nullptr};
 
 SeqPath* table() {
   SeqPath* t = g_table.load(std::memory_order_acquire);
@@ -67,6 +67,20 @@ void fdt_set(int fd, const char* path, size_t len) { put(fd, path, len, kRuled);
 void fdt_forget(int fd) {
   if (fd >= 0 && fd < kFdTableSlots && g_kind[fd].load(std::memory_order_relaxed) != kEmpty)
     g_kind[fd].store(kEmpty, std::memory_order_release);
+}
+
+void fdt_dup(int oldfd, int newfd) {
+  if (newfd < 0 || newfd >= kFdTableSlots) return;
+  uint8_t kind = oldfd >= 0 && oldfd < kFdTableSlots ? g_kind[oldfd].load(std::memory_order_acquire) : uint8_t(kEmpty);
+  SeqPath* t = g_table.load(std::memory_order_acquire);
+  char path[PATH_MAX];
+  long n = kind != kEmpty && t != nullptr ? t[oldfd].read(path, sizeof path) : -1;
+  if (n < 0) return fdt_forget(newfd);
+  put(newfd, path, size_t(n), kind);
+}
+
+bool fdt_known(int fd) {
+  return fd >= 0 && fd < kFdTableSlots && g_kind[fd].load(std::memory_order_relaxed) == kRuled;
 }
 
 void fdt_forget_range(unsigned first, unsigned last) {

@@ -14,6 +14,10 @@ void fdt_set(int fd, const char* path, size_t len);
 // Forget fd (cheap when it was never remembered).
 void fdt_forget(int fd);
 void fdt_forget_range(unsigned first, unsigned last);
+// newfd is now a duplicate of oldfd (dup, dup2, dup3, fcntl F_DUPFD): it shares its path.
+void fdt_dup(int oldfd, int newfd);
+// True when fd has an entry for a path under a rule (a union candidate).
+bool fdt_known(int fd);
 
 // The inside path of fd into out (cap bytes, NUL-terminated). Returns its length, or a
 // negative errno when fd names no directory path (socket, pipe, deleted, no /proc): the

@@ -1,9 +1,12 @@
 // What every hook file includes: the export macro, the library state, the resolver.
 // Hooks are the only exported symbols of libenvrun-intercept.so (-fvisibility=hidden).
+// Globals of the library must be `constinit`: the constructor (and hooks called by other
+// libraries' constructors) run before dynamic initializers, which would reset them.
 #pragma once
 #include <errno.h>
 #include <sys/stat.h>
 
+#include "intercept/fast_path.hpp"
 #include "intercept/lib_state.hpp"
 #include "intercept/resolve.hpp"
 

@@ -1,6 +1,7 @@
 // close and friends: the library's own fds (layer roots, >= 900) are not the application's
 // to close; closing an fd forgets what the library knew about it (inside path, union
 // listing, the net interceptor's connection and socket-name records).
+#include <stdarg.h>
 #include <stdio.h>
 #include <unistd.h>
 
@@ -75,8 +76,9 @@ HOOK int dup2(int oldfd, int newfd) noexcept {
   if (oldfd != newfd) move_protected(newfd);
   int r = REAL(dup2)(oldfd, newfd);
   if (r >= 0 && oldfd != newfd) {
-    forget(newfd);
+    union_forget_fd(newfd);
     note_fd_closed(newfd);
+    fdt_dup(oldfd, newfd);
   }
   return r;
 }
@@ -86,9 +88,47 @@ HOOK int dup3(int oldfd, int newfd, int flags) noexcept {
   if (oldfd != newfd) move_protected(newfd);
   int r = REAL(dup3)(oldfd, newfd, flags);
   if (r >= 0) {
-    forget(newfd);
+    union_forget_fd(newfd);
     note_fd_closed(newfd);
+    fdt_dup(oldfd, newfd);
   }
+  return r;
+}
+
+HOOK int dup(int oldfd) noexcept {
+  ensure_init();
+  int r = REAL(dup)(oldfd);
+  if (r >= 0) fdt_dup(oldfd, r);
+  return r;
+}
+
+namespace {
+
+// fcntl's third argument is an int or a pointer; read it as a pointer-sized value.
+int fcntl_with(int fd, int cmd, va_list ap, int (*real)(int, int, ...)) {
+  void* arg = va_arg(ap, void*);
+  int r = real(fd, cmd, arg);
+  if (r >= 0 && (cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC)) fdt_dup(fd, r);
+  return r;
+}
+
+}  // namespace
+
+HOOK int fcntl(int fd, int cmd, ...) {
+  ensure_init();
+  va_list ap;
+  va_start(ap, cmd);
+  int r = fcntl_with(fd, cmd, ap, REAL(fcntl));
+  va_end(ap);
+  return r;
+}
+
+HOOK int fcntl64(int fd, int cmd, ...) {
+  ensure_init();
+  va_list ap;
+  va_start(ap, cmd);
+  int r = fcntl_with(fd, cmd, ap, REAL(fcntl64));
+  va_end(ap);
   return r;
 }
 

@@ -16,6 +16,12 @@ unsigned mode_arg(int flags, va_list ap) {
 
 int open_at(int dirfd, const char* path, int flags, unsigned mode) {
   ensure_init();
+  if (passes_through(dirfd, path)) {
+    int fd = REAL(openat)(dirfd, path, flags, mode);
+    if (fd >= 0) fdt_forget(fd);
+    count(fd >= 0 ? envrun::ictl::kOpens : envrun::ictl::kOpenFailures);
+    return fd;
+  }
   return open_redirected(dirfd, path, flags, mode);
 }
 
@@ -38,7 +44,7 @@ int fopen_flags(const char* mode) {
 template <class Real>
 FILE* fopen_with(const char* path, const char* mode, Real real) {
   ensure_init();
-  if (!redirect_on() || path == nullptr || mode == nullptr) {
+  if (passes_through(AT_FDCWD, path) || mode == nullptr) {
     FILE* f = real(path);
     count(f ? envrun::ictl::kOpens : envrun::ictl::kOpenFailures);
     return f;

@@ -17,6 +17,8 @@ inline int look(int dirfd, const char* path, int at_flags, Resolved& out) {
 
 template <class Fn>
 int stat_call(int dirfd, const char* path, int at_flags, Fn real) {
+  ensure_init();
+  if (passes_through(dirfd, path)) return real(dirfd, path);
   Resolved out;
   int rc = look(dirfd, path, at_flags, out);
   if (rc < 0) return fail_with(rc, -1);
@@ -27,6 +29,8 @@ int stat_call(int dirfd, const char* path, int at_flags, Fn real) {
 // when it could be read (a write copies it up).
 template <class Fn>
 int access_call(int dirfd, const char* path, int mode, int at_flags, Fn real) {
+  ensure_init();
+  if (passes_through(dirfd, path)) return real(dirfd, path, mode);
   Resolved out;
   int rc = look(dirfd, path, at_flags, out);
   if (rc < 0) return fail_with(rc, -1);

@@ -14,12 +14,12 @@ namespace envrun::icpt {
 namespace {
 
 // fd + 1 of each rule's layers (0: not open). Indexed by the rule's position in the DB.
-std::atomic<int> g_roots[2][idb::kMaxFileRules];
+constinit std::atomic<int> g_roots[2][idb::kMaxFileRules];
 
 constexpr int kMaxProtected = 1 << 16;
-std::atomic<uint64_t> g_prot_bits[kMaxProtected / 64];
-std::atomic<int> g_prot_low{INT32_MAX};  // lowest protected fd (a fast no for most closes)
-std::atomic<int> g_prot_high{-1};
+constinit std::atomic<uint64_t> g_prot_bits[kMaxProtected / 64];
+constinit std::atomic<int> g_prot_low{INT32_MAX};  // lowest protected fd (a fast no for most closes)
+constinit std::atomic<int> g_prot_high{-1};
 
 void protect(int fd, bool yes) {
   if (fd < 0 || fd >= kMaxProtected) return;

@@ -14,9 +14,9 @@
 
 namespace envrun::icpt {
 
-ictl::ControlPage g_boot_page;
-LibState g_state;
-std::atomic<int> g_init_state{0};
+constinit ictl::ControlPage g_boot_page{};
+constinit LibState g_state{};
+constinit std::atomic<int> g_init_state{0};
 
 namespace {
 

@@ -23,6 +23,7 @@ int append_normalized(InsidePath& out, const char* in, size_t len) {
       continue;
     }
     if (c == 2 && in[s] == '.' && in[s + 1] == '.') {
+      if (!out.climbed_out && out.n > 1 && prefix_ruled(out.s, out.n)) out.climbed_out = true;
       while (out.n > 1 && out.s[out.n - 1] != '/') --out.n;
       if (out.n > 1) --out.n;  // drop the '/' too, except the root's
       out.s[out.n] = '\0';

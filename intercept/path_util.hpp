@@ -16,7 +16,13 @@ struct InsidePath {
   char s[PATH_MAX];
   size_t n = 0;
   bool trailing = false;
+  bool climbed_out = false;  // a ".." left a directory under a rule (see prefix_ruled)
 };
+
+// True when the inside directory s[0..n) lies under a rule (defined by the resolver). A
+// path that climbs out of such a directory with ".." means something else to the kernel,
+// so the caller's own string cannot be handed on even when the result is under no rule.
+bool prefix_ruled(const char* s, size_t n);
 
 // Normalize `in` (len bytes, absolute or not: components are appended to out's current
 // contents, which must be normalized). Returns 0 or -ENAMETOOLONG.
@@ -28,6 +34,7 @@ inline int normalize_abs(InsidePath& out, const char* in, size_t len) {
   out.s[1] = '\0';
   out.n = 1;
   out.trailing = false;
+  out.climbed_out = false;
   return append_normalized(out, in, len);
 }
 
@@ -38,16 +45,15 @@ inline int join_normalized(InsidePath& out, const char* base, size_t blen, const
   out.s[blen] = '\0';
   out.n = blen;
   out.trailing = false;
+  out.climbed_out = false;
   return append_normalized(out, rel, rlen);
 }
 
-// True when the path has a ".." component (it may climb out of a directory).
+// True when the path has a ".." component (it may climb out of a directory). strchr is
+// vectorized; most paths have no '.' at all, or one before an extension.
 inline bool has_dotdot(const char* p) {
-  const char* q = p;
-  while ((q = strstr(q, "..")) != nullptr) {
-    if ((q == p || q[-1] == '/') && (q[2] == '\0' || q[2] == '/')) return true;
-    q += 2;
-  }
+  for (const char* q = strchr(p, '.'); q != nullptr; q = strchr(q + 1, '.'))
+    if (q[1] == '.' && (q == p || q[-1] == '/') && (q[2] == '\0' || q[2] == '/')) return true;
   return false;
 }
 

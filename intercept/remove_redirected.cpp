@@ -4,6 +4,7 @@
 // and whites its old name out (a lower directory cannot move: EXDEV, as overlayfs does,
 // and `mv` falls back to copying).
 #include <errno.h>
+#include <stdio.h>
 
 #include "intercept/resolve_internal.hpp"
 #include "intercept/sys.hpp"
@@ -208,6 +209,14 @@ int rename_source(InsidePath& in, bool base_real, Resolved& out, Walk& w, const 
 int rename_redirected(int olddirfd, const char* oldpath, int newdirfd, const char* newpath, unsigned flags) {
   if (!redirect_on()) return REAL(renameat2)(olddirfd, oldpath, newdirfd, newpath, flags);
   Resolved dst;
+  if (flags & RENAME_NOREPLACE) {  // the name may exist in a layer the target path is not in
+    int rc = resolve(newdirfd, newpath, Op::Stat, AT_SYMLINK_NOFOLLOW, dst);
+    struct stat st;
+    if (rc == 0 && dst.redirected && sys::fstatat(dst.dirfd, dst.path, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+      errno = EEXIST;
+      return -1;
+    }
+  }
   reset_resolved(dst, newdirfd, newpath);
   InsidePath din;
   bool base_real = false;

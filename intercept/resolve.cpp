@@ -5,6 +5,7 @@
 #include <errno.h>
 
 #include "intercept/cwd.hpp"
+#include "intercept/fast_path.hpp"
 #include "intercept/fd_table.hpp"
 #include "intercept/resolve_internal.hpp"
 #include "intercept/sys.hpp"
@@ -12,15 +13,6 @@
 namespace envrun::icpt {
 
 namespace {
-
-// True when an absolute path certainly lies under no rule: its first component starts
-// none and it has no ".." to climb elsewhere. No copy; a few ns.
-bool abs_unruled(const char* p) {
-  size_t c = first_component_len(p);
-  if (c == 0 || (p[1] == '.' && (c == 1 || (c == 2 && p[2] == '.')))) return false;
-  if (g_state.db.first_component_may_match(p + 1, c)) return false;
-  return !has_dotdot(p + 1 + c);
-}
 
 // The merge rule: outside when the name is there, else the host path; new names go to
 // outside, whose missing parents are made like the host's.
@@ -97,9 +89,9 @@ bool follows_final(Op op, int at_flags, int oflags) {
 
 int inside_of(int dirfd, const char* path, InsidePath& in, bool* base_real) {
   if (path == nullptr || path[0] == '\0') return 1;  // EFAULT/ENOENT/AT_EMPTY_PATH: the kernel's
+  if (path[0] == '/' && abs_unruled(path)) return 1;
   size_t plen = strlen(path);
   if (path[0] == '/') {
-    if (abs_unruled(path)) return 1;
     *base_real = true;
     return normalize_abs(in, path, plen);
   }
@@ -126,7 +118,7 @@ int resolve_inside(InsidePath& in, Op op, int at_flags, int oflags, bool base_re
   for (;;) {
     const idb::FileRule* r = g_state.db.match(in.s, in.n);
     if (r == nullptr) {
-      if (base_real && w.links == 0) return 0;  // the caller's own arguments
+      if (base_real && w.links == 0 && !in.climbed_out) return 0;  // the caller's own arguments
       long n = concat(out.buf, sizeof out.buf, in.s, in.n, "/", in.trailing);
       if (n < 0) return int(n);
       out.path = out.buf;

@@ -11,6 +11,8 @@ bool dir_plain(const char* dir, size_t n) {
   return g_state.db.match(dir, n) == nullptr && !g_state.db.has_rule_at_or_below(dir, n);
 }
 
+bool prefix_ruled(const char* s, size_t n) { return g_state.db_ok && g_state.db.match(s, n) != nullptr; }
+
 long to_inside(const char* real, char* out, size_t cap) {
   if (!g_state.db_ok || real == nullptr || real[0] != '/') return -1;
   size_t len = strlen(real);

@@ -12,7 +12,7 @@ namespace envrun::icpt {
 struct SeqPath {
   std::atomic<uint32_t> seq{0};
   std::atomic<uint32_t> len{0};
-  char s[PATH_MAX];
+  char s[PATH_MAX] = {};
 
   // One writer at a time (callers serialize with `busy` when needed).
   void write(const char* p, size_t n) {
