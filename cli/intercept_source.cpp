@@ -1,7 +1,6 @@
 // Finding the intercept.yaml of `envrun intercept compile|check|explain` and its variables.
 #include "cli/intercept_source.hpp"
 
-#include <pwd.h>
 #include <unistd.h>
 
 #include <climits>
@@ -10,6 +9,7 @@
 #include "bundle/spec_parser.hpp"
 #include "intercept/db_view.hpp"
 #include "kernel/fs.hpp"
+#include "kernel/process.hpp"
 #include "runtime/intercept_setup.hpp"
 
 namespace envrun::cli {
@@ -21,12 +21,6 @@ std::string absolute(const std::string& p) {
   char cwd[PATH_MAX];
   if (!::getcwd(cwd, sizeof cwd)) return fs::normalize(p);
   return fs::normalize(fs::join(cwd, p));
-}
-
-std::string home_dir() {
-  if (const char* h = std::getenv("HOME"); h && *h) return h;
-  if (const passwd* pw = ::getpwuid(::geteuid())) return pw->pw_dir;
-  return "/";
 }
 
 bool has_config(const std::string& bundle) {
@@ -60,7 +54,7 @@ Result<InterceptModel> load_intercept_model(const InterceptSource& src) {
     both = spec.envrun.isolation == "both";
   }
   std::string state = absolute(fs::join(fs::join(src.root, src.id), runtime::kInterceptDirName));
-  m.vars = {bundle, both ? "/" : rootfs, home_dir(), src.id, both ? runtime::kInterceptMountPoint : state};
+  m.vars = {bundle, both ? "/" : rootfs, proc::home_dir(), src.id, both ? runtime::kInterceptMountPoint : state};
   if (!src.state_override.empty()) m.vars.state = absolute(src.state_override);
 
   if (m.yaml.empty()) {

@@ -2,10 +2,12 @@
 
 #include <linux/sched.h>
 #include <poll.h>
+#include <pwd.h>
 #include <signal.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <cstdlib>
 #include <cstring>
 
 #include "kernel/fs.hpp"
@@ -122,6 +124,12 @@ int signal_from_name(const std::string& in) {
     return SIGRTMIN + off <= SIGRTMAX ? SIGRTMIN + off : -1;
   }
   return -1;
+}
+
+std::string home_dir() {
+  if (const char* h = std::getenv("HOME"); h && *h) return h;
+  if (const passwd* pw = ::getpwuid(::geteuid())) return pw->pw_dir;
+  return "/";
 }
 
 }  // namespace envrun::proc

@@ -36,4 +36,7 @@ bool wait_exit(int pidfd, int timeout_ms);
 // Signal name or number ("KILL", "SIGKILL", "9") -> number; -1 if unknown.
 int signal_from_name(const std::string& s);
 
+// The invoking user's home directory: $HOME, else the passwd entry of the effective uid, else "/".
+std::string home_dir();
+
 }  // namespace envrun::proc

@@ -3,7 +3,6 @@
 
 #include <elf.h>
 #include <fcntl.h>
-#include <pwd.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -15,18 +14,13 @@
 #include "intercept/db_view.hpp"
 #include "kernel/fd.hpp"
 #include "kernel/fs.hpp"
+#include "kernel/process.hpp"
 #include "kernel/log.hpp"
 #include "runtime/intercept_control.hpp"
 #include "runtime/rootfs.hpp"
 
 namespace envrun::runtime {
 namespace {
-
-std::string home_dir() {
-  if (const char* h = std::getenv("HOME"); h && *h) return h;
-  if (const passwd* pw = ::getpwuid(::geteuid())) return pw->pw_dir;
-  return "/";
-}
 
 // Where an inside path really is (lexically, per the rule's mode; existence decides merge
 // and writecopy), as the library would resolve it. nullopt: hidden.
@@ -235,7 +229,7 @@ Result<InterceptPlan> plan_interception(const oci::Spec& spec, const std::string
   // The application may run as another user: it must reach the DB and the control page.
   if (::chmod(state_dir.c_str(), 0711) != 0 || ::chmod(idir.c_str(), 0755) != 0) return Error::sys("chmod " + idir);
 
-  bundle::InterceptVars vars{bundle, both ? "/" : rootfs, home_dir(), id, both ? kInterceptMountPoint : idir};
+  bundle::InterceptVars vars{bundle, both ? "/" : rootfs, proc::home_dir(), id, both ? kInterceptMountPoint : idir};
   std::string yaml = bundle + "/intercept.yaml";
   bundle::InterceptDb model = fs::exists(yaml) ? ENVRUN_TRY(bundle::load_intercept_yaml(yaml, vars))
                                                : bundle::default_intercept_db();
