@@ -187,7 +187,7 @@ void union_attach(DIR* d, const Resolved& out) {
 
 void union_attach_fd(DIR* d, int fd) {
   Resolved out;
-  if (d != nullptr && resolve_fd(fd, out)) attach(fd, d, out);
+  if (d != nullptr && fdt_known(fd) && resolve_fd(fd, out)) attach(fd, d, out);
 }
 
 struct dirent* union_readdir(DIR* d) {

@@ -6,6 +6,7 @@
 #include <fcntl.h>
 
 #include "intercept/cwd.hpp"
+#include "intercept/fd_table.hpp"
 #include "intercept/lib_state.hpp"
 #include "intercept/path_util.hpp"
 
@@ -23,7 +24,8 @@ inline bool abs_unruled(const char* p) {
 inline bool passes_through(int dirfd, const char* path) {
   if (!redirect_on() || path == nullptr || path[0] == '\0') return true;
   if (path[0] == '/') return abs_unruled(path);
-  return dirfd == AT_FDCWD && cwd_plain() && !has_dotdot(path);
+  if (dirfd == AT_FDCWD) return cwd_plain() && !has_dotdot(path);
+  return fdt_plain(dirfd) && !has_dotdot(path);
 }
 
 }  // namespace envrun::icpt

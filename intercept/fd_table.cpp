@@ -79,6 +79,10 @@ void fdt_dup(int oldfd, int newfd) {
   put(newfd, path, size_t(n), kind);
 }
 
+bool fdt_plain(int fd) {
+  return fd >= 0 && fd < kFdTableSlots && g_kind[fd].load(std::memory_order_relaxed) == kPlain;
+}
+
 bool fdt_known(int fd) {
   return fd >= 0 && fd < kFdTableSlots && g_kind[fd].load(std::memory_order_relaxed) == kRuled;
 }

@@ -16,6 +16,8 @@ void fdt_forget(int fd);
 void fdt_forget_range(unsigned first, unsigned last);
 // newfd is now a duplicate of oldfd (dup, dup2, dup3, fcntl F_DUPFD): it shares its path.
 void fdt_dup(int oldfd, int newfd);
+// True when fd is known to be a directory no rule concerns (see dirfd_inside's *plain).
+bool fdt_plain(int fd);
 // True when fd has an entry for a path under a rule (a union candidate).
 bool fdt_known(int fd);
 

@@ -2,6 +2,7 @@
 // (or an opaque directory, marked by `.wh..wh..opq`) hides the lower name; else the lower
 // path (outside + rest, or the host path). Modifications copy the lower object up first.
 #include <errno.h>
+#include <linux/openat2.h>
 
 #include "intercept/resolve_internal.hpp"
 #include "intercept/sys.hpp"
@@ -155,11 +156,42 @@ bool drop_whiteout(const idb::FileRule& r, Walk& w) {
   return sys::unlinkat(AT_FDCWD, p, 0) == 0;
 }
 
+namespace {
+
+// A new name that lower does not have, in a directory upper already has: no whiteout or
+// opaque marker can matter, so the name goes to upper after two lookups (tar, sqlite's
+// journals, ...). Returns 0 (out set), 1 when the general path must decide, or kRestart.
+int wc_create_fast(const idb::FileRule& r, Walk& w, Resolved& out) {
+  int root = layer_root_fd(r, Layer::Upper);
+  if (root < 0 || w.rest_len(r) == 0) return 1;
+  Place p;
+  int rc = place_layer(r, r.outside.len ? Layer::Outside : Layer::Host, w, out, &p);
+  if (rc != 0 || p != Place::Missing) return rc != 0 ? rc : 1;
+  const char* rest = w.rest(r);
+  size_t slash = w.rest_len(r);
+  while (slash > 0 && rest[slash - 1] != '/') --slash;
+  if (slash > 1) {  // the parent below the upper root must be there already
+    char parent[PATH_MAX];
+    memcpy(parent, rest + 1, slash - 2);
+    parent[slash - 2] = '\0';
+    int fd = sys::openat2(root, parent, O_PATH | O_DIRECTORY | O_CLOEXEC, 0, RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS);
+    if (fd < 0) return 1;
+    sys::close(fd);
+  }
+  return layer_path(r, Layer::Upper, w, out);
+}
+
+}  // namespace
+
 int wc_resolve(const idb::FileRule& r, Walk& w, Op op, int oflags, Resolved& out) {
+  bool creates = op == Op::Create || op == Op::Replace;
+  if (creates) {
+    int rc = wc_create_fast(r, w, out);
+    if (rc != 1) return rc;
+  }
   UpperLook look;
   int rc = wc_look_upper(r, w, look);
   if (rc != 0) return rc;
-  bool creates = op == Op::Create || op == Op::Replace;
   if (look.state == Upper::Found) return layer_path(r, Layer::Upper, w, out);
   if (look.state == Upper::Whiteout) {
     if (!creates || !look.last) return -ENOENT;

@@ -177,6 +177,36 @@ cap $PROBE closeall "$I/app/f"; assert_eq "closefrom/close_range/close-all keep 
 cap $PROBE fork "$I/app/f"; assert_eq "a forked child resolves" "app file" "$OUT"
 cap $PROBE renameat2 "$I/wc/l" "$I/wc/d/k"; assert_contains "renameat2 NOREPLACE onto a lower name" "$ERR" "File exists"
 
+cat > "$T/loop.sh" <<'LOOP'
+cd "$1" && ln -s "$2/loop-b" loop-a && ln -s "$2/loop-a" loop-b
+LOOP
+bash "$T/loop.sh" "$T/app" "$I/app"
+cap cat "$I/app/loop-a"; assert_contains "absolute symlink loop through inside paths: ELOOP" "$ERR" "Too many levels of symbolic links"
+
+# ---------------------------------------------------------------------------
+section "control page: meter counters and the live chain"
+# intercept/control.h: magic, version, size, enabled, generation, barrier[6], counters[64]
+ctl_write() {  # ctl_write MASK: a fresh control page with this enabled mask
+  python3 -c 'import struct,sys
+sys.stdout.buffer.write(struct.pack("<8sII", b"ENVRCTL\0", 1, 592) + struct.pack("<QQ", int(sys.argv[1]), 0) + bytes(8 * 70))' "$1" > "$T/ctl"
+}
+ctl_counter() { python3 -c 'import struct,sys
+d = open(sys.argv[1], "rb").read(); print(struct.unpack_from("<Q", d, 80 + 8 * int(sys.argv[2]))[0])' "$T/ctl" "$1"; }
+ctl_write 15
+capture env ENVRUN_INTERCEPT_DB="$DB" ENVRUN_INTERCEPT_CTL="$T/ctl" LD_PRELOAD="$LIB" sh -c "cat $I/app/f; cat $I/app/hidden/x; $PROBE fork $I/app/f"
+assert_eq "with a control page: the rules apply" "app file app file" "$(echo $OUT)"
+assert_eq "counters: opens, open failures, redirected, denied, processes (sh, 2 cat, probe, its child)" \
+  "2 1 2 1 5" "$(ctl_counter 0) $(ctl_counter 1) $(ctl_counter 2) $(ctl_counter 3) $(ctl_counter 13)"
+ctl_write 13  # redirect (bit 1) off
+capture env ENVRUN_INTERCEPT_DB="$DB" ENVRUN_INTERCEPT_CTL="$T/ctl" LD_PRELOAD="$LIB" cat "$I/app/f"
+assert_contains "redirect disabled in the page: the inside path is not mapped" "$ERR" "No such file or directory"
+ctl_write 2   # meter off, redirect on
+capture env ENVRUN_INTERCEPT_DB="$DB" ENVRUN_INTERCEPT_CTL="$T/ctl" LD_PRELOAD="$LIB" cat "$I/app/f"
+assert_eq "meter disabled: redirect still works, nothing counted" "app file 0" "$OUT $(ctl_counter 0)"
+printf 'garbage' > "$T/badctl"
+capture env ENVRUN_INTERCEPT_DB="$DB" ENVRUN_INTERCEPT_CTL="$T/badctl" LD_PRELOAD="$LIB" cat "$I/app/f"
+assert_eq "a bad control page: rules from the DB, one warning" "app file|1" "$OUT|$(grep -c 'envrun-intercept: .*badctl' <<<"$ERR")"
+
 # ---------------------------------------------------------------------------
 section "as nobody"
 capture setpriv --reuid=65534 --regid=65534 --clear-groups env ENVRUN_INTERCEPT_DB="$DB" LD_PRELOAD="$LIB" \
