@@ -9,7 +9,7 @@ BUILD_PKGS=(build-essential cmake pkg-config git
   libarchive-dev libssl-dev libzstd-dev libsqlite3-dev nlohmann-json3-dev
   libcli11-dev)
 TEST_PKGS=(busybox-static iproute2 procps python3 util-linux)
-EXTRA_PKGS=(runc podman)   # real clients / anchors for tests and benchmarks
+EXTRA_PKGS=(runc podman fakechroot proot)   # real clients / anchors for tests and benchmarks
 
 want=("${BUILD_PKGS[@]}" "${TEST_PKGS[@]}")
 if [[ "${1:-}" == "--all" || "${ENVRUN_DEPS_ALL:-0}" == "1" ]]; then
