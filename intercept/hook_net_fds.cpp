@@ -4,7 +4,8 @@
 //
 // Connections are counted once per instance: a forked child forgets the parent's tracked
 // fds (the parent's close ends the connection for the meter), and a process that exits or
-// execs with tracked close-on-exec fds releases them first.
+// execs with tracked close-on-exec fds releases them first. A vfork child (or a raw clone
+// sharing our memory) is not the owner of the bitmap: its exec or exit releases nothing.
 #include <fcntl.h>
 #include <pthread.h>
 #include <string.h>
@@ -25,6 +26,7 @@ constexpr int kMaxTrackedFd = 1 << 20;  // 128 KiB of bss, touched only where fd
 constexpr int kWords = kMaxTrackedFd / 64;
 std::atomic<uint64_t> g_conn_bits[kWords];
 std::atomic<int> g_conn_high{-1};       // highest fd ever tracked: bounds the scans
+std::atomic<int> g_owner_pid{0};        // the process the bitmap belongs to (0: not known yet)
 
 constexpr int kUnixSlots = 64;
 struct UnixName {
@@ -44,17 +46,28 @@ void raise_peak(uint64_t open) {
   }
 }
 
+// False in a vfork child (or a clone sharing our memory): the bitmap and the name table
+// are the parent's, and so are the fds the child closes before it execs. One system call:
+// asked only when there is something to forget.
+bool is_owner() {
+  int owner = g_owner_pid.load(std::memory_order_relaxed);
+  return owner == 0 || owner == sys::getpid();
+}
+
 // Clear fd's bit; true when it was set (the connection was counted).
 bool untrack(int fd) {
   if (fd < 0 || fd >= kMaxTrackedFd) return false;
   uint64_t bit = uint64_t(1) << (fd & 63);
   auto& w = g_conn_bits[fd >> 6];
-  if (!(w.load(std::memory_order_relaxed) & bit)) return false;
+  if (!(w.load(std::memory_order_relaxed) & bit) || !is_owner()) return false;
   return (w.fetch_and(~bit, std::memory_order_relaxed) & bit) != 0;
 }
 
 void forget_unix_name(int fd) {
   if (g_unix_used.load(std::memory_order_relaxed) == 0) return;
+  bool any = false;
+  for (auto& s : g_unix) any |= s.fd_plus1.load(std::memory_order_relaxed) == fd + 1;
+  if (!any || !is_owner()) return;
   for (auto& s : g_unix) {
     int want = fd + 1;
     if (s.fd_plus1.load(std::memory_order_relaxed) == want)
@@ -64,14 +77,19 @@ void forget_unix_name(int fd) {
 
 // Fork child: the parent keeps counting its connections; the child's copies are not counted.
 void forget_all_in_child() {
+  g_owner_pid.store(sys::getpid(), std::memory_order_relaxed);
   int high = g_conn_high.load(std::memory_order_relaxed);
   for (int i = 0; high >= 0 && i <= high / 64; ++i) g_conn_bits[i].store(0, std::memory_order_relaxed);
 }
 
-__attribute__((constructor)) void register_fork_handler() { pthread_atfork(nullptr, nullptr, forget_all_in_child); }
+__attribute__((constructor)) void register_fork_handler() {
+  g_owner_pid.store(sys::getpid(), std::memory_order_relaxed);
+  pthread_atfork(nullptr, nullptr, forget_all_in_child);
+}
 
 // Normal exit: the kernel closes the fds without close(); end their connections.
 __attribute__((destructor)) void release_all_at_exit() {
+  if (!is_owner()) return;
   int high = g_conn_high.load(std::memory_order_relaxed);
   for (int fd = 0; fd <= high; ++fd)
     if (untrack(fd)) open_counter().fetch_sub(1, std::memory_order_relaxed);
@@ -91,7 +109,7 @@ void note_fd_range_closed(unsigned first, unsigned last) {
     for (unsigned fd = first; fd <= end; ++fd)
       if (untrack(int(fd))) open_counter().fetch_sub(1, std::memory_order_relaxed);
   }
-  if (g_unix_used.load(std::memory_order_relaxed) == 0) return;
+  if (g_unix_used.load(std::memory_order_relaxed) == 0 || !is_owner()) return;
   for (auto& s : g_unix) {
     int v = s.fd_plus1.load(std::memory_order_relaxed);
     if (v > 0 && unsigned(v - 1) >= first && unsigned(v - 1) <= last)
@@ -114,6 +132,7 @@ void note_accepted(int fd) {
 }
 
 int release_cloexec_connections(int* saved, int cap) {
+  if (!is_owner()) return 0;  // a vfork child: the fds stay open in the parent
   int n = 0, high = g_conn_high.load(std::memory_order_relaxed);
   for (int fd = 0; fd <= high && n < cap; ++fd) {
     if (!(g_conn_bits[fd >> 6].load(std::memory_order_relaxed) & (uint64_t(1) << (fd & 63)))) continue;

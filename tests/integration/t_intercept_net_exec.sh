@@ -109,6 +109,7 @@ while True:
     d, a = s.recvfrom(100)
     s.sendto(b"pong:" + d, a)' "$UOUT" >/dev/null 2>&1 </dev/null &
 PIDS_TO_KILL+=($!)
+disown
 cat > "$T/udp.py" <<EOF
 import socket, subprocess
 u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -291,3 +292,41 @@ interceptors:
 EOF
 capture er run -b "$B" sys2
 assert_not_contains "io_uring_setup passes through when redirect is off" "$OUT" "ENOSYS"
+
+section "loader: a bare-name dlopen still searches the application's RUNPATH"
+mkdir -p "$T/rpath/lib"
+gcc -shared -fPIC -o "$T/rpath/lib/libtiny.so" "$T/tiny.c" || fail "gcc builds rpath/lib/libtiny.so"
+cat > "$T/rpath/app.c" <<'EOC'
+#include <dlfcn.h>
+#include <stdio.h>
+int main(void) {
+  void *h = dlopen("libtiny.so", RTLD_NOW);  /* found through DT_RUNPATH $ORIGIN/lib */
+  if (!h) { printf("dlopen: %s\n", dlerror()); return 1; }
+  printf("%s\n", ((const char *(*)(void))dlsym(h, "tiny_hello"))());
+  return 0;
+}
+EOC
+gcc -o "$T/rpath/app" "$T/rpath/app.c" -Wl,-rpath,'$ORIGIN/lib' || fail "gcc builds rpath/app"
+make_bundle rp "args(\"$T/rpath/app\")" "$ISO"
+capture er run -b "$B" rp
+assert_eq "dlopen(\"libtiny.so\") from an app with RUNPATH \$ORIGIN/lib" "tiny says hi" "$OUT"
+
+section "meter: a vfork child closing fds before its exec leaves the parent's connections counted"
+cat > "$T/vfork.py" <<'EOF'
+import os, socket, struct, subprocess
+ctl = os.environ["ENVRUN_INTERCEPT_CTL"]
+def open_connections():
+    return struct.unpack_from("<Q", open(ctl, "rb").read(), 80 + 8 * 11)[0]
+srv = socket.socket(); srv.bind(("127.0.0.1", 0)); srv.listen()
+c = socket.create_connection(srv.getsockname())
+a, _ = srv.accept()
+print("after accept", open_connections())
+subprocess.run(["/bin/true"])  # vfork; the child closes every fd above 2 (close_fds)
+print("after subprocess", open_connections())
+a.close()
+print("after close", open_connections())
+EOF
+make_bundle vf "args(\"$PY\", \"$T/vfork.py\")" "$ISO"
+capture er run -b "$B" vf
+assert_eq "open connections: 1, still 1 after the child, 0 after close" \
+  "$(printf 'after accept 1\nafter subprocess 1\nafter close 0')" "$OUT"
