@@ -144,6 +144,7 @@ make_bundle udp2 "args(\"$PROBE\", \"udp\", \"$U2IN\")" "$ISO"
 cp "$T/udp/intercept.yaml" "$B/"
 capture er run -b "$B" udp2
 assert_line_match "getsockname of a mapped UDP bind" "$OUT" "^server getsockname $U2IN\$"
+assert_line_match "the kernel has the outside port" "$OUT" "^kernel port $U2OUT\$"
 assert_line_match "recvmsg source maps back" "$OUT" "^client got pong from port $U2IN\$"
 
 section "AF_UNIX: a socket path whose real path is longer than sun_path"
@@ -330,3 +331,23 @@ make_bundle vf "args(\"$PY\", \"$T/vfork.py\")" "$ISO"
 capture er run -b "$B" vf
 assert_eq "open connections: 1, still 1 after the child, 0 after close" \
   "$(printf 'after accept 1\nafter subprocess 1\nafter close 0')" "$OUT"
+
+section "without root: the port rule and the exec hooks for an ordinary user"
+NIN=$(free_port); NOUT=$(free_port)
+make_bundle nb "args(\"/bin/bash\", \"-c\", \"$PROBE udp $NIN; env -i /bin/cat /app/hello.txt\")" "$ISO"
+mkdir -p "$B/rootfs/app"; echo "hello as nobody" > "$B/rootfs/app/hello.txt"
+cat > "$B/intercept.yaml" <<EOF
+version: 1
+files:
+  - {inside: /app, outside: "\${ROOTFS}/app", mode: readonly}
+network:
+  - {inside: "127.0.0.1:$NIN", outside: "127.0.0.1:$NOUT", protocol: udp}
+EOF
+chmod -R a+rX "$B"
+NSTATE=$T/nobodystate; mkdir -p "$NSTATE"; chown 65534:65534 "$NSTATE"
+capture timeout 30 setpriv --reuid=65534 --regid=65534 --clear-groups env HOME=/tmp XDG_RUNTIME_DIR= \
+  "$ENVRUN" --root "$NSTATE" run -b "$B" nb
+assert_line_match "as nobody: getsockname shows the inside port" "$OUT" "^server getsockname $NIN\$"
+assert_line_match "as nobody: the kernel has the outside port" "$OUT" "^kernel port $NOUT\$"
+assert_line_match "as nobody: the reply comes from the inside port" "$OUT" "^client got pong from port $NIN\$"
+assert_line_match "as nobody: env -i's child reads through the rule" "$OUT" '^hello as nobody$'

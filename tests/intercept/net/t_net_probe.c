@@ -9,6 +9,7 @@
  *   t_net_probe spawnp FILE ARG...        posix_spawnp, waits, prints "exit N"
  *   t_net_probe noenv-exec PATH ARG...    execve with an empty environment
  *   t_net_probe udp PORT                  UDP echo through PORT: prints the ports each side sees
+ *                                         and the one the kernel has (/proc/net/udp)
  *   t_net_probe unix PATH                 AF_UNIX stream bind/listen/connect/accept at PATH,
  *                                         prints getsockname and a round trip (PATH is left)
  * Exit status 0 when the calls succeeded, 1 otherwise (with a message on stderr).
@@ -25,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -89,6 +91,29 @@ static int spawnp(char **argv) {
 
 static int port_of(const struct sockaddr_in *a) { return ntohs(a->sin_port); }
 
+/* The local port the kernel has for socket fd, from /proc/net/udp (no socket call that the
+ * library could map): the line whose inode is the socket's. -1 when not found. */
+static int kernel_udp_port(int fd) {
+  struct stat st;
+  if (fstat(fd, &st) != 0) return -1;
+  FILE *f = fopen("/proc/net/udp", "r");
+  if (!f) return -1;
+  char line[512];
+  int port = -1;
+  while (fgets(line, sizeof line, f)) {
+    unsigned lport;
+    unsigned long inode;
+    /* sl local_address rem_address st tx_queue:rx_queue tr:tm->when retrnsmt uid timeout inode */
+    if (sscanf(line, " %*d: %*x:%x %*x:%*x %*x %*x:%*x %*x:%*x %*x %*u %*u %lu", &lport, &inode) == 2 &&
+        inode == (unsigned long)st.st_ino) {
+      port = (int)lport;
+      break;
+    }
+  }
+  fclose(f);
+  return port;
+}
+
 /* Server bound to 127.0.0.1:PORT, client sends to it and reads the echo. */
 static int udp(int port) {
   int srv = socket(AF_INET, SOCK_DGRAM, 0), cli = socket(AF_INET, SOCK_DGRAM, 0);
@@ -99,6 +124,7 @@ static int udp(int port) {
   socklen_t len = sizeof got;
   getsockname(srv, (struct sockaddr *)&got, &len);
   printf("server getsockname %d\n", port_of(&got));
+  printf("kernel port %d\n", kernel_udp_port(srv));
   if (sendto(cli, "ping", 4, 0, (struct sockaddr *)&a, sizeof a) != 4) return die("sendto");
   char buf[16];
   struct sockaddr_in from;
