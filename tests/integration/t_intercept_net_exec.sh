@@ -265,6 +265,7 @@ $PY -c 'import ctypes, os; fd = ctypes.CDLL(None).syscall(257, -100, b"/app/hell
 $PY -c 'import ctypes; f = ctypes.CDLL("/plugins/libtiny.so").tiny_hello; f.restype = ctypes.c_char_p; print("py-dlopen", f().decode())'
 $PROBE dlopen $T/hidden/libtiny.so tiny_hello
 echo "hidden rc=\$?"
+$PY -c 'import ctypes, errno; c = ctypes.CDLL(None, use_errno=True); print("mkdir", c.syscall(83, b"/app/made-by-syscall", 0o755)); r = c.syscall(83, b"/sbx/nope", 0o755); print("mkdir-ro", r, errno.errorcode[ctypes.get_errno()])'
 EOF
 exec_bundle sys1 "$T/sys.sh"
 mkdir -p "$B/rootfs/plugins" "$T/hidden"
@@ -282,7 +283,11 @@ assert_line_match "python ctypes syscall(257) is redirected" "$OUT" '^py-syscall
 assert_line_match "python ctypes.CDLL of a library under a rule" "$OUT" '^py-dlopen tiny says hi$'
 assert_line_match "dlopen under a hide rule fails" "$OUT" '^hidden rc=1$'
 assert_contains "with a loader message" "$ERR" "t_net_probe: dlopen:"
+assert_line_match "syscall(SYS_mkdir) creates through the rule" "$OUT" '^mkdir 0$'
+[[ -d $T/sys1/rootfs/app/made-by-syscall ]] && pass "in the outside dir" || fail "syscall(SYS_mkdir) in the outside dir"
+assert_line_match "syscall(SYS_mkdir) under a readonly rule: EROFS" "$OUT" '^mkdir-ro -1 EROFS$'
 check "the hidden library loads without the rule" "$PROBE" dlopen "$T/hidden/libtiny.so" tiny_hello
+
 
 make_bundle sys2 "args(\"$PROBE\", \"io-uring\")" "$ISO"
 cat > "$B/intercept.yaml" <<'EOF'
