@@ -90,6 +90,27 @@ const char* script_name(Target& script, const char* inside, bool standalone, boo
   return n < 0 ? script.path : script.real;
 }
 
+// Where the rebuilt environment lives: the caller's alloca, or (a huge environment) an
+// anonymous mapping released when the exec or spawn has returned.
+struct EnvArea {
+  void* ptr = nullptr;
+  size_t mapped = 0;
+  int map(size_t need, void* on_stack) {
+    if (on_stack != nullptr) {
+      ptr = on_stack;
+      return 0;
+    }
+    long m = sys::raw(SYS_mmap, 0, long(need), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (m < 0 && m > -4096) return int(m);
+    ptr = reinterpret_cast<void*>(m);
+    mapped = need;
+    return 0;
+  }
+  ~EnvArea() {
+    if (mapped != 0) sys::raw(SYS_munmap, sys::L(ptr), long(mapped));
+  }
+};
+
 size_t argc_of(char* const argv[]) {
   size_t n = 0;
   while (argv != nullptr && argv[n] != nullptr) ++n;
@@ -155,21 +176,14 @@ int run(int dirfd, const char* path, char* const argv[], char* const envp[], int
   rc = apply_exec_static(unhandled_interp ? *unhandled_interp : cur->probe, shown);
   if (rc < 0) return rc;
 
-  char* const* env = envp;
-  void* mapped = nullptr;
+  EnvArea area;
   size_t need = env_bytes_needed(envp);
+  char* const* env = envp;
   if (need > 0) {
-    void* area = need <= kEnvOnStack ? alloca(need) : nullptr;
-    if (area == nullptr) {
-      long m = sys::raw(SYS_mmap, 0, long(need), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-      if (m < 0 && m > -4096) return int(m);
-      area = mapped = reinterpret_cast<void*>(m);
-    }
-    env = build_env(envp, area, need);
+    if (area.map(need, need <= kEnvOnStack ? alloca(need) : nullptr) < 0) return -ENOMEM;
+    env = build_env(envp, area.ptr, need);
   }
-  rc = final_call(*cur, args, env, at_flags, spawn);
-  if (mapped != nullptr) sys::raw(SYS_munmap, sys::L(mapped), long(need));
-  return rc;
+  return final_call(*cur, args, env, at_flags, spawn);
 }
 
 int run_fd(int fd, char* const argv[], char* const envp[], int at_flags) {
@@ -180,11 +194,12 @@ int run_fd(int fd, char* const argv[], char* const envp[], int at_flags) {
   shown[k + format_uint(unsigned(fd), shown + k)] = '\0';
   int rc = apply_exec_static(p, shown);
   if (rc < 0) return rc;
+  EnvArea area;
   size_t need = env_bytes_needed(envp);
   char* const* env = envp;
   if (need > 0) {
-    if (need > kEnvOnStack) return -E2BIG;
-    env = build_env(envp, alloca(need), need);
+    if (area.map(need, need <= kEnvOnStack ? alloca(need) : nullptr) < 0) return -ENOMEM;
+    env = build_env(envp, area.ptr, need);
   }
   int saved[kMaxSavedConnections];
   int nsaved = net::release_cloexec_connections(saved, kMaxSavedConnections);
