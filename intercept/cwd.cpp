@@ -15,12 +15,14 @@ namespace {
 
 constinit SeqPath g_cwd;
 constinit std::atomic<bool> g_plain{true};
+constinit std::atomic<bool> g_root{false};
 constinit std::atomic<bool> g_writing{false};
 
 void store(const char* p, size_t n, bool plain) {
   bool expected = false;
   while (!g_writing.compare_exchange_weak(expected, true, std::memory_order_acquire)) expected = false;
   g_cwd.write(p, n);
+  g_root.store(!plain && n == 1 && p[0] == '/' && g_state.db.match("/", 1) == nullptr, std::memory_order_release);
   g_plain.store(plain, std::memory_order_release);
   g_writing.store(false, std::memory_order_release);
 }
@@ -32,6 +34,7 @@ void cwd_refresh() {
   char real[PATH_MAX];
   long n = sys::getcwd(real, sizeof real);
   if (n <= 0 || real[0] != '/') {  // unreachable cwd: leave relative paths to the kernel
+    g_root.store(false, std::memory_order_release);
     g_plain.store(true, std::memory_order_release);
     return;
   }
@@ -45,6 +48,8 @@ void cwd_refresh() {
 void cwd_init() { cwd_refresh(); }
 
 void cwd_set(const char* path, size_t len) { store(path, len, dir_plain(path, len)); }
+
+bool cwd_is_root() { return g_root.load(std::memory_order_acquire); }
 
 bool cwd_plain() { return g_plain.load(std::memory_order_acquire); }
 

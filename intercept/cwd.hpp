@@ -15,6 +15,9 @@ void cwd_refresh();
 // True when relative paths need no resolution (no rule at or below the cwd; the real cwd
 // is the inside one) unless they climb with "..".
 bool cwd_plain();
+// True when the cwd is "/" (real and inside) and no rule is at "/": a relative path is then
+// the absolute one without its '/', and the first-component test applies to it.
+bool cwd_is_root();
 // Copy the inside cwd into out (cap bytes, NUL-terminated); returns its length or -ERANGE.
 long cwd_copy(char* out, size_t cap);
 

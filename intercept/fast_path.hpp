@@ -21,10 +21,21 @@ inline bool abs_unruled(const char* p) {
   return !has_dotdot(p + 1 + c);
 }
 
+// A relative path from the cwd "/": as abs_unruled, without the leading '/'.
+inline bool rel_from_root_unruled(const char* p) {
+  size_t c;
+  if (g_state.db.first_component_may_match(p, &c)) return false;
+  if (p[0] == '.' && (c == 1 || (c == 2 && p[1] == '.'))) return false;
+  return !has_dotdot(p + c);
+}
+
 inline bool passes_through(int dirfd, const char* path) {
   if (!redirect_on() || path == nullptr || path[0] == '\0') return true;
   if (path[0] == '/') return abs_unruled(path);
-  if (dirfd == AT_FDCWD) return cwd_plain() && !has_dotdot(path);
+  if (dirfd == AT_FDCWD) {
+    if (cwd_plain()) return !has_dotdot(path);
+    return cwd_is_root() && rel_from_root_unruled(path);
+  }
   return fdt_plain(dirfd) && !has_dotdot(path);
 }
 

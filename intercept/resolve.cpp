@@ -100,7 +100,7 @@ int inside_of(int dirfd, const char* path, InsidePath& in, bool* base_real) {
   bool plain;
   if (dirfd == AT_FDCWD) {
     plain = cwd_plain();
-    if (plain && !has_dotdot(path)) return 1;
+    if (plain ? !has_dotdot(path) : cwd_is_root() && rel_from_root_unruled(path)) return 1;
     blen = cwd_copy(base, sizeof base);
   } else {
     blen = dirfd_inside(dirfd, base, sizeof base, &plain);
@@ -108,7 +108,9 @@ int inside_of(int dirfd, const char* path, InsidePath& in, bool* base_real) {
     if (plain && !has_dotdot(path)) return 1;
   }
   if (blen <= 0 || base[0] != '/') return 1;
-  *base_real = plain;
+  // the kernel reads the caller's relative path from the real directory: the same one
+  // unless that directory lies under a rule
+  *base_real = plain || g_state.db.match(base, size_t(blen)) == nullptr;
   return join_normalized(in, base, size_t(blen), path, plen);
 }
 

@@ -165,6 +165,8 @@ assert_eq "sqlite3 reads it back in a new process" "42" "$(ir sqlite3 "$I/wc/app
 section "inside paths: getcwd, realpath, readlink, dirfds, temp files"
 cap sh -c "cd $I/app/sub && /bin/pwd -P && realpath ../f && readlink /proc/self/cwd"
 assert_eq "pwd -P, realpath, /proc/self/cwd" "$I/app/sub $I/app/f $I/app/sub" "$(echo $OUT)"
+cap sh -c "cd / && cat ${I#/}/app/f && cd ${I#/}/app/sub && cat s ../f ../../../etc/hostname"
+assert_eq "relative paths from / and from a redirected cwd (.. back to the host)" "app file in sub app file $(cat /etc/hostname)" "$(echo $OUT)"
 cap $PROBE fdlink "$I/app/f"; assert_eq "readlink /proc/self/fd/N" "$I/app/f" "$OUT"
 cap $PROBE at "$I/app" sub/s; assert_eq "openat relative to a redirected dirfd" "in sub" "$OUT"
 cap $PROBE cwdat "$I/app/sub" s; assert_eq "fchdir back into a redirected dir" "$I/app/sub found" "$OUT"
