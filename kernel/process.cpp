@@ -2,13 +2,13 @@
 
 #include <linux/sched.h>
 #include <poll.h>
-#include <pwd.h>
 #include <signal.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
 #include <cstdlib>
 #include <cstring>
+#include <vector>
 
 #include "kernel/fs.hpp"
 
@@ -126,10 +126,37 @@ int signal_from_name(const std::string& in) {
   return -1;
 }
 
+namespace {
+// Field `field` (0-based) of the /etc/passwd line of `uid`, or "". Read directly: envrun
+// is linked statically, and glibc's getpwuid would load NSS modules of another version.
+std::string passwd_field(uid_t uid, int field) {
+  auto text = fs::read_file("/etc/passwd");
+  if (!text) return "";
+  size_t pos = 0;
+  while (pos < text->size()) {
+    size_t end = text->find('\n', pos);
+    if (end == std::string::npos) end = text->size();
+    std::string line = text->substr(pos, end - pos);
+    pos = end + 1;
+    std::vector<std::string> f;
+    size_t a = 0;
+    for (size_t b; (b = line.find(':', a)) != std::string::npos; a = b + 1) f.push_back(line.substr(a, b - a));
+    f.push_back(line.substr(a));
+    if (f.size() >= 7 && f[2] == std::to_string(uid)) return f[size_t(field)];
+  }
+  return "";
+}
+}  // namespace
+
 std::string home_dir() {
   if (const char* h = std::getenv("HOME"); h && *h) return h;
-  if (const passwd* pw = ::getpwuid(::geteuid())) return pw->pw_dir;
-  return "/";
+  std::string dir = passwd_field(::geteuid(), 5);
+  return dir.empty() ? "/" : dir;
+}
+
+std::string user_name(uid_t uid) {
+  std::string name = passwd_field(uid, 0);
+  return name.empty() ? std::to_string(uid) : name;
 }
 
 }  // namespace envrun::proc

@@ -38,5 +38,7 @@ int signal_from_name(const std::string& s);
 
 // The invoking user's home directory: $HOME, else the passwd entry of the effective uid, else "/".
 std::string home_dir();
+// The name of `uid` in /etc/passwd, or the number as text.
+std::string user_name(uid_t uid);
 
 }  // namespace envrun::proc

@@ -1,7 +1,6 @@
 // create: the parent side. Clones the init into its namespaces, maps ids, joins the
 // cgroup, runs the runtime-namespace hooks and records the state once the init is Ready.
 #include <fcntl.h>
-#include <pwd.h>
 #include <sched.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -205,11 +204,6 @@ Result<std::string> spec_as_json_text(const std::string& bundle) {
   return j.dump();
 }
 
-std::string user_name() {
-  if (const passwd* pw = ::getpwuid(::geteuid())) return pw->pw_name;
-  return std::to_string(::geteuid());
-}
-
 // The spec the init runs for isolation intercept | both: the library preloaded, the env
 // rules applied, `both`: the instance's intercept dir mounted; without root (intercept
 // mode only) the process keeps the caller's user and gets no capabilities.
@@ -274,7 +268,7 @@ Result<Created> create_container(const StateStore& store, const CreateOptions& o
   st.bundle = bundle;
   st.rootfs = bundle::rootfs_path(spec, bundle);
   st.created = log::now_rfc3339();
-  st.owner = user_name();
+  st.owner = proc::user_name(::geteuid());
   st.annotations = spec.annotations;
   st.config_json = ENVRUN_TRY(spec_as_json_text(bundle));
   const std::string& isolation = spec.envrun.isolation;
