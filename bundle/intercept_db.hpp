@@ -61,6 +61,9 @@ struct InterceptDb {
   std::vector<InterceptorSpec> interceptors;  // chain order
 };
 
+// "merge", "override", "writecopy", "readonly", "hide" ("?" for anything else).
+const char* file_mode_name(idb::FileMode m);
+
 // Names of the interceptors the library provides, in their default chain order.
 const std::vector<std::string>& known_interceptors();
 

@@ -40,6 +40,17 @@ void put(std::string& out, size_t off, const std::vector<T>& v) {
 
 }  // namespace
 
+const char* file_mode_name(idb::FileMode m) {
+  switch (m) {
+    case idb::FileMode::Merge: return "merge";
+    case idb::FileMode::Override: return "override";
+    case idb::FileMode::WriteCopy: return "writecopy";
+    case idb::FileMode::ReadOnly: return "readonly";
+    case idb::FileMode::Hide: return "hide";
+  }
+  return "?";
+}
+
 const std::vector<std::string>& known_interceptors() {
   static const std::vector<std::string> names = {"meter", "redirect", "net", "barrier"};
   return names;

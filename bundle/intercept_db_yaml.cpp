@@ -20,22 +20,12 @@ constexpr size_t kMaxYamlSize = 4u << 20;
 std::string at(const char* list, size_t i) { return std::string(list) + "[" + std::to_string(i) + "]"; }
 std::string line_note(uint32_t line) { return line ? " (line " + std::to_string(line) + ")" : ""; }
 
-const char* mode_name(idb::FileMode m) {
-  switch (m) {
-    case idb::FileMode::Merge: return "merge";
-    case idb::FileMode::Override: return "override";
-    case idb::FileMode::WriteCopy: return "writecopy";
-    case idb::FileMode::ReadOnly: return "readonly";
-    case idb::FileMode::Hide: return "hide";
-  }
-  return "?";
-}
 
 Result<idb::FileMode> parse_mode(const Reader& r, const YAML::Node& n, const std::string& field) {
   std::string s = ENVRUN_TRY(r.text(n, field));
   for (auto m : {idb::FileMode::Merge, idb::FileMode::Override, idb::FileMode::WriteCopy,
                  idb::FileMode::ReadOnly, idb::FileMode::Hide})
-    if (s == mode_name(m)) return m;
+    if (s == file_mode_name(m)) return m;
   return r.err(n, field, idb_yaml::one_of_message("mode", s, {"merge", "override", "writecopy", "readonly", "hide"}));
 }
 
@@ -54,7 +44,7 @@ Result<FileRuleSpec> file_rule(const Reader& r, const YAML::Node& item, uint32_t
     if (hide) return r.err(k.at("outside"), f + ".outside", "a hide rule has no outside (nothing exists there)");
     rule.outside = ENVRUN_TRY(r.abs_path(k.at("outside"), f + ".outside"));
   } else if (!hide && !writecopy) {
-    return r.err(item, f + ".outside", std::string("required for mode ") + mode_name(rule.mode));
+    return r.err(item, f + ".outside", std::string("required for mode ") + file_mode_name(rule.mode));
   }
   if (k.count("upper")) {
     if (!writecopy) return r.err(k.at("upper"), f + ".upper", "only writecopy rules have an upper directory");

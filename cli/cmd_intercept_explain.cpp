@@ -51,16 +51,6 @@ Result<LoadedDb> load_db(const Globals& g, InterceptSource src) {
   return out;
 }
 
-const char* mode_name(uint8_t m) {
-  switch (idb::FileMode(m)) {
-    case idb::FileMode::Merge: return "merge";
-    case idb::FileMode::Override: return "override";
-    case idb::FileMode::WriteCopy: return "writecopy";
-    case idb::FileMode::ReadOnly: return "readonly";
-    case idb::FileMode::Hide: return "hide";
-  }
-  return "?";
-}
 
 // Prints the resolution of one normalized path under one rule.
 class Explainer {
@@ -74,7 +64,7 @@ class Explainer {
 
   void run() {
     std::printf("rule: files[%u] (%s line %u): inside %s, mode %s\n", r_.index, v_.str(v_.header().source), r_.line,
-                v_.str(r_.inside), mode_name(r_.mode));
+                v_.str(r_.inside), bundle::file_mode_name(idb::FileMode(r_.mode)));
     switch (idb::FileMode(r_.mode)) {
       case idb::FileMode::Override: simple(false); break;
       case idb::FileMode::ReadOnly: simple(true); break;
