@@ -64,6 +64,11 @@ struct InterceptDb {
 // "merge", "override", "writecopy", "readonly", "hide" ("?" for anything else).
 const char* file_mode_name(idb::FileMode m);
 
+// Whether `interceptor` understands option `key` with `value` (the same table intercept.yaml
+// is checked against). A Usage error naming the known options / values otherwise.
+Result<void> check_interceptor_option(const std::string& interceptor, const std::string& key,
+                                      const std::string& value);
+
 // Names of the interceptors the library provides, in their default chain order.
 const std::vector<std::string>& known_interceptors();
 

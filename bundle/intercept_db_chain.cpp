@@ -29,11 +29,8 @@ std::string join_names(const std::vector<std::string>& names) {
   return out.empty() ? "none" : out;
 }
 
-Result<std::pair<std::string, std::string>> option(const Reader& r, const std::string& chain_name,
-                                                   const YAML::Node& key, const YAML::Node& value,
-                                                   const std::string& field) {
-  if (!key.IsScalar()) return r.err(key, field, "option names must be scalars");
-  std::string name = key.Scalar(), path = field + "." + name;
+// Empty when (interceptor, key, value) is allowed, else the reason.
+std::string option_problem(const std::string& chain_name, const std::string& name, const std::string& v) {
   const OptionSpec* spec = nullptr;
   std::vector<std::string> known;
   for (const auto& s : option_specs()) {
@@ -41,13 +38,24 @@ Result<std::pair<std::string, std::string>> option(const Reader& r, const std::s
     known.push_back(s.key);
     if (name == s.key) spec = &s;
   }
-  if (!spec) return r.err(key, path, "unknown option of " + chain_name + " (known: " + join_names(known) + ")");
-  std::string v = ENVRUN_TRY(r.text(value, path));
+  if (!spec) return "unknown option of " + chain_name + " (known: " + join_names(known) + ")";
   if (!spec->values.empty() &&
       std::none_of(spec->values.begin(), spec->values.end(), [&](const char* a) { return v == a; })) {
     std::vector<std::string> allowed(spec->values.begin(), spec->values.end());
-    return r.err(value, path, "\"" + v + "\" is not one of " + join_names(allowed));
+    return "\"" + v + "\" is not one of " + join_names(allowed);
   }
+  return "";
+}
+
+Result<std::pair<std::string, std::string>> option(const Reader& r, const std::string& chain_name,
+                                                   const YAML::Node& key, const YAML::Node& value,
+                                                   const std::string& field) {
+  if (!key.IsScalar()) return r.err(key, field, "option names must be scalars");
+  std::string name = key.Scalar(), path = field + "." + name;
+  std::string unknown = option_problem(chain_name, name, "");
+  if (unknown.rfind("unknown option", 0) == 0) return r.err(key, path, unknown);
+  std::string v = ENVRUN_TRY(r.text(value, path));
+  if (std::string why = option_problem(chain_name, name, v); !why.empty()) return r.err(value, path, why);
   return std::pair{name, v};
 }
 
@@ -94,3 +102,14 @@ Result<void> parse_chain(const Reader& r, const YAML::Node& list, InterceptDb& d
 }
 
 }  // namespace envrun::bundle::idb_yaml
+
+namespace envrun::bundle {
+
+Result<void> check_interceptor_option(const std::string& interceptor, const std::string& key,
+                                      const std::string& value) {
+  std::string why = idb_yaml::option_problem(interceptor, key, value);
+  if (!why.empty()) return Error::make(ErrorKind::Usage, interceptor + "." + key + ": " + why);
+  return ok();
+}
+
+}  // namespace envrun::bundle

@@ -81,7 +81,8 @@ struct ControlArgs {
 };
 
 Result<int> control(const Globals& g, const ControlArgs& a) {
-  const char* usage = "give a subcommand (compile, check, explain) or ID enable|disable NAME... or ID status";
+  const char* usage =
+      "give a subcommand (compile, check, explain) or ID enable|disable NAME..., ID set NAME KEY=VALUE..., or ID status";
   if (a.id.empty()) return Error::make(ErrorKind::Usage, usage);
   if (a.action.empty()) return Error::make(ErrorKind::Usage, "no action for " + a.id + ": " + usage);
   auto store = g.store();
@@ -90,8 +91,14 @@ Result<int> control(const Globals& g, const ControlArgs& a) {
     print_chain(ENVRUN_TRY(runtime::intercept_chain(store, a.id)));
     return 0;
   }
+  if (a.action == "set") {  // ID set NAME KEY=VALUE...
+    if (a.names.size() < 2) return Error::make(ErrorKind::Usage, "set needs an interceptor name and KEY=VALUE");
+    std::vector<std::string> kv(a.names.begin() + 1, a.names.end());
+    print_chain(ENVRUN_TRY(runtime::intercept_configure(store, a.id, a.names[0], kv)));
+    return 0;
+  }
   if (a.action != "enable" && a.action != "disable")
-    return Error::make(ErrorKind::Usage, "unknown action \"" + a.action + "\" (enable, disable, status)");
+    return Error::make(ErrorKind::Usage, "unknown action \"" + a.action + "\" (enable, disable, set, status)");
   if (a.names.empty()) return Error::make(ErrorKind::Usage, a.action + " needs interceptor names");
   std::vector<std::string> none;
   bool on = a.action == "enable";
@@ -106,14 +113,15 @@ void add_intercept(CLI::App& app, Globals& g) {
   auto* sub = app.add_subcommand(
       "intercept", "interception databases (compile, check, explain) and a running container's interceptors");
   sub->add_option("id", args.id, "container id (for enable, disable, status)");
-  sub->add_option("action", args.action, "enable | disable | status");
-  sub->add_option("names", args.names, "interceptor names (enable, disable)");
+  sub->add_option("action", args.action, "enable | disable | set | status");
+  sub->add_option("names", args.names, "interceptor names (enable, disable), or NAME KEY=VALUE... (set)");
   add_compile(*sub, g);
   add_check(*sub, g);
   add_intercept_explain(*sub, g);
   sub->footer(  // after the subcommands: they would inherit it
       "  envrun intercept ID enable NAME...    switch interceptors on (one atomic change)\n"
       "  envrun intercept ID disable NAME...   switch interceptors off\n"
+      "  envrun intercept ID set NAME K=V...   change options of an interceptor while it runs\n"
       "  envrun intercept ID status            the chain: position, name, on/off, options\n"
       "See envrun-intercept(5) for intercept.yaml.");
   sub->callback([&g, sub] {

@@ -8,7 +8,12 @@
 //     the mask once per hooked call.
 //   - `counters` are the meter interceptor's per-instance usage counters (billing/ reads
 //     them; relaxed atomic adds from every process).
-//   - `barrier` words are reserved for the checkpoint barrier (ckpt/).
+//   - `barrier[kBarrierFlag]` is the checkpoint barrier word: non-zero means "a checkpoint
+//     is in progress". The barrier interceptor makes every hooked call wait while it is set
+//     (FUTEX_WAIT, not private, on its low 32 bits, so it works across processes; the wait
+//     re-checks at least every 200 ms). Who sets it stores 1, and to release stores 0 and
+//     FUTEX_WAKEs all waiters on the same address. Calls already inside the real function
+//     when it is set finish normally. The other barrier words are reserved (ckpt/).
 // Shared by intercept/ (libc only), runtime/, billing/ and ckpt/.
 #pragma once
 #include <atomic>
@@ -39,14 +44,30 @@ enum Counter : uint32_t {
   kCounterCount
 };
 
+// Index of the "checkpoint in progress" word in ControlPage::barrier.
+inline constexpr uint32_t kBarrierFlag = 0;
+
+// A live option value: `envrun intercept ID set NAME KEY=VALUE` writes one slot, the library
+// reads it instead of the DB's value. Seqlock: the writer makes `seq` odd, writes, makes it
+// even again; a reader copies the slot and retries while `seq` was odd or changed.
+inline constexpr uint32_t kMaxOptionOverrides = 16;
+struct OptionOverride {
+  std::atomic<uint32_t> seq;
+  uint16_t interceptor;                 // DB interceptor index
+  uint16_t used;                        // 1: the slot holds a value
+  char key[32];                         // NUL-terminated
+  char value[96];                       // NUL-terminated
+};
+
 struct ControlPage {
   char magic[8];
   uint32_t version;
   uint32_t size;                        // sizeof(ControlPage) of the writer
   std::atomic<uint64_t> enabled;        // live chain mask, bit i = DB interceptor i
   std::atomic<uint64_t> generation;     // incremented after every change of `enabled`
-  std::atomic<uint64_t> barrier[6];     // reserved for the checkpoint barrier
+  std::atomic<uint64_t> barrier[6];     // [kBarrierFlag]: checkpoint in progress; rest reserved
   std::atomic<uint64_t> counters[kMaxCounters];
+  OptionOverride options[kMaxOptionOverrides];  // live option values (envrun intercept ID set)
 };
 
 static_assert(std::atomic<uint64_t>::is_always_lock_free, "the control page needs lock-free 64-bit atomics");

@@ -17,6 +17,7 @@
 
 #include <new>
 
+#include "intercept/live_option.hpp"
 #include "intercept/hook.hpp"
 #include "intercept/hook_exec.hpp"
 #include "intercept/hook_net.hpp"
@@ -61,7 +62,8 @@ bool interceptable(const Probe& p) { return p.kind == Probe::ElfDynamic && !p.se
 int apply_exec_static(const Probe& p, const char* shown) {
   const char* what = p.kind == Probe::ElfStatic ? "static" : p.setuid ? "setuid" : p.setgid ? "setgid" : nullptr;
   if (what == nullptr || !redirect_on()) return 0;
-  const char* v = g_state.db.option(uint32_t(g_state.idx_redirect), "exec_static");
+  char live[32];
+  const char* v = live_option(g_state.idx_redirect, "exec_static", live, sizeof live);
   if (v != nullptr && strcmp(v, "deny") == 0) return -EACCES;
   if (v != nullptr && strcmp(v, "allow") == 0) return 0;
   char msg[PATH_MAX + 96];

@@ -10,7 +10,9 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "bundle/intercept_db.hpp"
 #include "intercept/control.h"
+#include "intercept/control_options.hpp"
 #include "intercept/db_view.hpp"
 #include "kernel/fd.hpp"
 #include "kernel/fs.hpp"
@@ -51,12 +53,15 @@ class MappedPage {
     return ok();
   }
   ictl::ControlPage* operator->() const { return page_; }
+  ictl::ControlPage* get() const { return page_; }
 
  private:
   ictl::ControlPage* page_ = nullptr;
 };
 
-std::vector<InterceptorStatus> describe(const idb::DbView& db, uint64_t mask) {
+// The chain with its live state: the mask, and option values set live over the DB's.
+std::vector<InterceptorStatus> describe(const idb::DbView& db, const ictl::ControlPage* page) {
+  uint64_t mask = page->enabled.load();
   std::vector<InterceptorStatus> out;
   for (uint32_t i = 0; i < db.interceptor_count(); ++i) {
     const auto& c = db.interceptors()[i];
@@ -64,6 +69,15 @@ std::vector<InterceptorStatus> describe(const idb::DbView& db, uint64_t mask) {
     for (uint32_t k = 0; k < c.option_count; ++k) {
       const auto& o = db.options()[c.first_option + k];
       s.options.emplace_back(db.str(o.key), db.str(o.value));
+    }
+    for (uint32_t k = 0; k < ictl::kMaxOptionOverrides; ++k) {
+      const auto& o = page->options[k];
+      if (!o.used || o.interceptor != i) continue;
+      char value[sizeof o.value];
+      if (!ictl::read_option_override(page, i, o.key, value, sizeof value)) continue;
+      std::string key(o.key, strnlen(o.key, sizeof o.key));
+      std::erase_if(s.options, [&](const auto& kv) { return kv.first == key; });
+      s.options.emplace_back(key, value);
     }
     out.push_back(std::move(s));
   }
@@ -108,7 +122,7 @@ Result<std::vector<InterceptorStatus>> intercept_chain(const StateStore& store, 
   ENVRUN_CHECK(load_db(dir + "/" + kInterceptDbName, db));
   MappedPage page;
   ENVRUN_CHECK(page.map(dir + "/" + kInterceptCtlName));
-  return describe(db.view, page->enabled.load());
+  return describe(db.view, page.get());
 }
 
 Result<std::vector<InterceptorStatus>> intercept_set(const StateStore& store, const std::string& id,
@@ -142,7 +156,32 @@ Result<std::vector<InterceptorStatus>> intercept_set(const StateStore& store, co
   while (!page->enabled.compare_exchange_weak(old, (old | on) & ~off)) {
   }
   page->generation.fetch_add(1);
-  return describe(db.view, (old | on) & ~off);
+  return describe(db.view, page.get());
+}
+
+Result<std::vector<InterceptorStatus>> intercept_configure(const StateStore& store, const std::string& id,
+                                                           const std::string& name,
+                                                           const std::vector<std::string>& assignments) {
+  std::string dir = ENVRUN_TRY(instance_dir(store, id));
+  LoadedDb db;
+  ENVRUN_CHECK(load_db(dir + "/" + kInterceptDbName, db));
+  int index = db.view.interceptor_index(name.c_str());
+  if (index < 0) return Error::make(ErrorKind::Usage, "no interceptor named " + name + " in this container's chain");
+  if (assignments.empty()) return Error::make(ErrorKind::Usage, "set needs KEY=VALUE");
+  std::vector<std::pair<std::string, std::string>> kvs;
+  for (auto& a : assignments) {  // all checked before any is written
+    auto eq = a.find('=');
+    if (eq == std::string::npos || eq == 0) return Error::make(ErrorKind::Usage, "\"" + a + "\": expected KEY=VALUE");
+    kvs.emplace_back(a.substr(0, eq), a.substr(eq + 1));
+    ENVRUN_CHECK(bundle::check_interceptor_option(name, kvs.back().first, kvs.back().second));
+  }
+  MappedPage page;
+  ENVRUN_CHECK(page.map(dir + "/" + kInterceptCtlName));
+  for (auto& [k, v] : kvs)
+    if (!ictl::write_option_override(page.get(), uint32_t(index), k.c_str(), v.c_str()))
+      return Error::make(ErrorKind::System, "no room for option " + k + " on the control page (or key/value too long)");
+  page->generation.fetch_add(1);
+  return describe(db.view, page.get());
 }
 
 Result<std::string> intercept_library_path() {

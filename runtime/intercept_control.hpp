@@ -30,6 +30,12 @@ Result<std::vector<InterceptorStatus>> intercept_set(const StateStore& store, co
                                                      const std::vector<std::string>& enable,
                                                      const std::vector<std::string>& disable);
 
+// Set live option values of a running container's interceptors (KEY=VALUE, checked like
+// intercept.yaml's options); the library reads them instead of the DB's. Returns the chain.
+Result<std::vector<InterceptorStatus>> intercept_configure(const StateStore& store, const std::string& id,
+                                                           const std::string& name,
+                                                           const std::vector<std::string>& assignments);
+
 // Create the control page file for a compiled DB (enabled mask = the DB's initial flags).
 Result<void> create_control_page(const std::string& path, const std::string& db_path);
 

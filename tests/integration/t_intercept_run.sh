@@ -183,3 +183,20 @@ assert_eq "exec: cat /app/hello.txt through the rule" "exec sees it" "$OUT"
 capture er exec ex1 /bin/sh -c 'echo $LD_PRELOAD'
 assert_match "exec: the library is preloaded" "$OUT" 'libenvrun-intercept\.so$'
 check "delete ex1" er delete --force ex1
+
+section "options changed while the app runs (envrun intercept ID set)"
+make_bundle opt "args('/bin/bash', '-c', 'while :; do if $FIXTURE_ROOTFS/bin/busybox true 2>/dev/null; then echo ran; else echo refused; fi > $T/opt.tmp; mv $T/opt.tmp $T/opt.out; sleep 0.05; done')" "$ISO_INTERCEPT"
+cp "$T/ic1/intercept.yaml" "$B/"
+mkdir -p "$B/rootfs/app"
+check "run -d opt" er run -d -b "$B" opt
+opt_is() { [[ "$(cat "$T/opt.out" 2>/dev/null)" == "$1" ]]; }
+wait_for 10 opt_is ran && pass "exec of a static binary runs (exec_static: warn)" || fail "static exec runs" "$(cat "$T/opt.out" 2>&1)"
+check "set redirect exec_static=deny" er intercept opt set redirect exec_static=deny
+assert_line_match "status shows the live value" "$OUT" 'redirect.*exec_static=deny'
+wait_for 10 opt_is refused && pass "the running app's next exec of it is refused" || fail "exec refused after set" "$(cat "$T/opt.out" 2>&1)"
+check "set redirect exec_static=allow" er intercept opt set redirect exec_static=allow
+wait_for 10 opt_is ran && pass "allowed again" || fail "allowed again" "$(cat "$T/opt.out" 2>&1)"
+expect_fail 2 'is not one of' er intercept opt set redirect exec_static=maybe
+expect_fail 2 'unknown option of redirect' er intercept opt set redirect colour=blue
+expect_fail 2 'expected KEY=VALUE' er intercept opt set redirect exec_static
+check "delete opt" er delete --force opt
