@@ -8,7 +8,7 @@ BUILD_PKGS=(build-essential cmake pkg-config git
   libseccomp-dev libcap-dev libyaml-cpp-dev libcurl4-openssl-dev catch2
   libarchive-dev libssl-dev libzstd-dev libsqlite3-dev nlohmann-json3-dev
   libcli11-dev)
-TEST_PKGS=(busybox-static iproute2 procps python3 util-linux)
+TEST_PKGS=(busybox-static iproute2 procps python3 util-linux curl sqlite3 dash tar)
 EXTRA_PKGS=(runc podman fakechroot proot)   # real clients / anchors for tests and benchmarks
 
 want=("${BUILD_PKGS[@]}" "${TEST_PKGS[@]}")
