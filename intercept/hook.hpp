@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 
 #include "intercept/fast_path.hpp"
+#include "intercept/path_chain.hpp"
 #include "intercept/lib_state.hpp"
 #include "intercept/resolve.hpp"
 

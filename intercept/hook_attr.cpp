@@ -15,15 +15,10 @@ using namespace envrun::icpt;
 
 namespace {
 
-// Resolve, then call real(dirfd, path) with the resolved pair; -1/errno on a rule's refusal.
+// The chain (redirect resolves), then real(dirfd, path); -1/errno on a rule's refusal.
 template <class Fn>
 auto through(int dirfd, const char* path, Op op, int at_flags, Fn real) -> decltype(real(0, path)) {
-  ensure_init();
-  if (passes_through(dirfd, path)) return real(dirfd, path);
-  Resolved out;
-  int rc = resolve(dirfd, path, op, at_flags, out);
-  if (rc < 0) return fail_with(rc, decltype(real(0, path))(-1));
-  return real(out.dirfd, out.path);
+  return path_call(dirfd, path, op, at_flags, real);
 }
 
 constexpr int kNoFollow = AT_SYMLINK_NOFOLLOW;

@@ -23,55 +23,100 @@ void make_opaque(const Resolved& out) {
 }
 
 int make_dir(int dirfd, const char* path, mode_t mode) {
-  ensure_init();
-  if (passes_through(dirfd, path)) return REAL(mkdirat)(dirfd, path, mode);
-  Resolved out;
-  int rc = resolve(dirfd, path, Op::Create, AT_SYMLINK_NOFOLLOW, out);
-  if (rc < 0) return fail_with(rc, -1);
-  int r = REAL(mkdirat)(out.dirfd, out.path, mode);
-  if (r == 0 && out.over_whiteout) make_opaque(out);
-  return r;
+  return path_call(dirfd, path, Op::Create, AT_SYMLINK_NOFOLLOW, [mode](int d, const char* p) {
+    int r = REAL(mkdirat)(d, p, mode);
+    const Resolved* out = current_resolved();
+    if (r == 0 && out != nullptr && out->over_whiteout) make_opaque(*out);
+    return r;
+  });
 }
 
 int make_node(int dirfd, const char* path, mode_t mode, dev_t dev) {
-  ensure_init();
-  if (passes_through(dirfd, path)) return REAL(mknodat)(dirfd, path, mode, dev);
-  Resolved out;
-  int rc = resolve(dirfd, path, Op::Create, AT_SYMLINK_NOFOLLOW, out);
-  if (rc < 0) return fail_with(rc, -1);
-  return REAL(mknodat)(out.dirfd, out.path, mode, dev);
+  return path_call(dirfd, path, Op::Create, AT_SYMLINK_NOFOLLOW,
+                   [mode, dev](int d, const char* p) { return REAL(mknodat)(d, p, mode, dev); });
+}
+
+// remove and rename: the redirect step performs the call itself (writecopy needs whiteouts
+// and copy-ups around the kernel's call); without redirect the real function runs.
+template <class Redirected, class Plain>
+struct DoneBySteps : NoSteps {
+  Redirected redirected;
+  Plain plain;
+  bool done = false;
+  DoneBySteps(Redirected r, Plain p) : redirected(r), plain(p) {}
+  bool redirect(Call& c) {
+    done = true;
+    c.result = redirected();
+    if (c.result < 0) return refuse(c, -errno);
+    return true;
+  }
+  void real(Call& c) {
+    if (done) return;
+    c.result = plain();
+    if (c.result < 0) c.failed = true, c.err = errno;
+  }
+};
+
+template <class Redirected, class Plain>
+int done_by_redirect(const Plan& p, Redirected redirected, Plain plain) {
+  Call c;
+  DoneBySteps<Redirected, Plain> h(redirected, plain);
+  run_chain(c, p, h);
+  if (c.failed) return fail_with(-c.err, -1);
+  return int(c.result);
 }
 
 int remove_at(int dirfd, const char* path, int flags) {
   ensure_init();
-  if (passes_through(dirfd, path)) return REAL(unlinkat)(dirfd, path, flags);
-  return remove_redirected(dirfd, path, flags);
+  const Plan& p = plan_for(CallClass::Path, live_mask());
+  if (barrier_ok(p) && passes_through(dirfd, path)) return REAL(unlinkat)(dirfd, path, flags);
+  return done_by_redirect(p, [=] { return remove_redirected(dirfd, path, flags); },
+                          [=] { return REAL(unlinkat)(dirfd, path, flags); });
 }
 
 int rename_at(int od, const char* op, int nd, const char* np, unsigned flags) {
   ensure_init();
-  if (passes_through(od, op) && passes_through(nd, np)) return REAL(renameat2)(od, op, nd, np, flags);
-  return rename_redirected(od, op, nd, np, flags);
+  const Plan& p = plan_for(CallClass::Path, live_mask());
+  if (barrier_ok(p) && passes_through(od, op) && passes_through(nd, np)) return REAL(renameat2)(od, op, nd, np, flags);
+  return done_by_redirect(p, [=] { return rename_redirected(od, op, nd, np, flags); },
+                          [=] { return REAL(renameat2)(od, op, nd, np, flags); });
 }
+
+// link: two paths; a hard link changes the source's link count, so writecopy copies the
+// source up first (Op::Modify).
+struct LinkSteps : NoSteps {
+  int od, nd, flags;
+  const char *op, *np;
+  Resolved src, dst;
+  bool redirect(Call& c) {
+    int rc = resolve(od, op, Op::Modify, (flags & AT_SYMLINK_FOLLOW) ? 0 : AT_SYMLINK_NOFOLLOW, src);
+    if (rc == 0) rc = resolve(nd, np, Op::Create, AT_SYMLINK_NOFOLLOW, dst);
+    if (rc < 0) return refuse(c, rc);
+    od = src.dirfd, op = src.path, nd = dst.dirfd, np = dst.path;
+    return true;
+  }
+  void real(Call& c) {
+    c.result = REAL(linkat)(od, op, nd, np, flags);
+    if (c.result < 0) c.failed = true, c.err = errno;
+  }
+};
 
 int link_at(int od, const char* op, int nd, const char* np, int flags) {
   ensure_init();
-  if (passes_through(od, op) && passes_through(nd, np)) return REAL(linkat)(od, op, nd, np, flags);
-  Resolved src, dst;
-  // a hard link changes the source's link count: writecopy copies it up first
-  int rc = resolve(od, op, Op::Modify, (flags & AT_SYMLINK_FOLLOW) ? 0 : AT_SYMLINK_NOFOLLOW, src);
-  if (rc == 0) rc = resolve(nd, np, Op::Create, AT_SYMLINK_NOFOLLOW, dst);
-  if (rc < 0) return fail_with(rc, -1);
-  return REAL(linkat)(src.dirfd, src.path, dst.dirfd, dst.path, flags);
+  const Plan& p = plan_for(CallClass::Path, live_mask());
+  if (barrier_ok(p) && passes_through(od, op) && passes_through(nd, np)) return REAL(linkat)(od, op, nd, np, flags);
+  Call c;
+  LinkSteps h;
+  h.od = od, h.op = op, h.nd = nd, h.np = np, h.flags = flags;
+  run_chain(c, p, h);
+  if (c.failed) return fail_with(-c.err, -1);
+  return int(c.result);
 }
 
 int symlink_at(const char* target, int dirfd, const char* path) {
-  ensure_init();
-  if (passes_through(dirfd, path)) return REAL(symlinkat)(target, dirfd, path);
-  Resolved out;  // the target is stored as given: an inside path
-  int rc = resolve(dirfd, path, Op::Create, AT_SYMLINK_NOFOLLOW, out);
-  if (rc < 0) return fail_with(rc, -1);
-  return REAL(symlinkat)(target, out.dirfd, out.path);
+  // the target is stored as given: an inside path
+  return path_call(dirfd, path, Op::Create, AT_SYMLINK_NOFOLLOW,
+                   [target](int d, const char* p) { return REAL(symlinkat)(target, d, p); });
 }
 
 }  // namespace

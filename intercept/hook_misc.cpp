@@ -13,12 +13,7 @@ namespace {
 
 template <class Fn>
 int through(int dirfd, const char* path, Op op, int at_flags, Fn real) {
-  ensure_init();
-  if (passes_through(dirfd, path)) return real(dirfd, path);
-  Resolved out;
-  int rc = resolve(dirfd, path, op, at_flags, out);
-  if (rc < 0) return fail_with(rc, -1);
-  return real(out.dirfd, out.path);
+  return path_call(dirfd, path, op, at_flags, real);
 }
 
 }  // namespace

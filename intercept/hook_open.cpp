@@ -1,10 +1,11 @@
 // The open family: open/openat/creat (+64), the fortify __open*_2 entry points, fopen/
-// freopen (+64). All go through open_redirected() (one openat2 for override/readonly).
+// freopen (+64). All run the chain (open_chain(): one openat2 for override/readonly).
 #include <stdarg.h>
 #include <stdio.h>
 
 #include "intercept/fd_table.hpp"
 #include "intercept/hook.hpp"
+#include "intercept/open_chain.hpp"
 
 using namespace envrun::icpt;
 
@@ -16,13 +17,14 @@ unsigned mode_arg(int flags, va_list ap) {
 
 int open_at(int dirfd, const char* path, int flags, unsigned mode) {
   ensure_init();
-  if (passes_through(dirfd, path)) {
+  const Plan& p = plan_for(CallClass::Path, live_mask());
+  if (barrier_ok(p) && passes_through(dirfd, path)) {
     int fd = REAL(openat)(dirfd, path, flags, mode);
     if (fd >= 0) fdt_forget(fd);
-    count(fd >= 0 ? envrun::ictl::kOpens : envrun::ictl::kOpenFailures);
+    meter_plain(p, MeterAs::Open, fd >= 0);
     return fd;
   }
-  return open_redirected(dirfd, path, flags, mode);
+  return open_chain(p, dirfd, path, flags, mode);
 }
 
 // open(2) flags of an fopen mode string ("r", "w+", "ae", "wx", ...).
@@ -41,24 +43,43 @@ int fopen_flags(const char* mode) {
   return acc | extra;
 }
 
+// fopen's steps: redirect resolves for the mode's open flags, the real fopen gets the result.
+template <class Real>
+struct FopenSteps : NoSteps {
+  Real fn;
+  Resolved out;
+  explicit FopenSteps(Real f) : fn(f) {}
+  bool redirect(Call& c) {
+    int rc = resolve_open(c.dirfd, c.path, c.flags, out);
+    if (rc < 0) return refuse(c, rc);
+    c.path = out.path;
+    return true;
+  }
+  void real(Call& c) {
+    FILE* f = fn(c.path);
+    c.ext = f;
+    if (f == nullptr) c.failed = true, c.err = errno;
+    else fdt_forget(fileno(f));
+  }
+};
+
 template <class Real>
 FILE* fopen_with(const char* path, const char* mode, Real real) {
   ensure_init();
-  if (passes_through(AT_FDCWD, path) || mode == nullptr) {
+  const Plan& p = plan_for(CallClass::Path, live_mask());
+  if (mode == nullptr || (barrier_ok(p) && passes_through(AT_FDCWD, path))) {
     FILE* f = real(path);
-    count(f ? envrun::ictl::kOpens : envrun::ictl::kOpenFailures);
+    meter_plain(p, MeterAs::Open, f != nullptr);
     return f;
   }
-  Resolved out;
-  int rc = resolve_open(AT_FDCWD, path, fopen_flags(mode), out);
-  if (rc < 0) {
-    count(envrun::ictl::kOpenFailures);
-    return fail_with<FILE*>(rc, nullptr);
-  }
-  FILE* f = real(out.path);
-  if (f != nullptr) fdt_forget(fileno(f));
-  count(f ? envrun::ictl::kOpens : envrun::ictl::kOpenFailures);
-  return f;
+  Call c;
+  c.meter = MeterAs::Open;
+  c.path = path;
+  c.flags = fopen_flags(mode);
+  FopenSteps<Real> h(real);
+  run_chain(c, p, h);
+  if (c.failed) return fail_with<FILE*>(-c.err, nullptr);
+  return static_cast<FILE*>(c.ext);
 }
 
 }  // namespace

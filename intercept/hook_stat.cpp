@@ -9,37 +9,50 @@ using namespace envrun::icpt;
 
 namespace {
 
-// Resolve for a look; on failure the hook returns -1 with errno.
-inline int look(int dirfd, const char* path, int at_flags, Resolved& out) {
-  ensure_init();
-  return resolve(dirfd, path, Op::Stat, at_flags & AT_SYMLINK_NOFOLLOW, out);
-}
-
 template <class Fn>
 int stat_call(int dirfd, const char* path, int at_flags, Fn real) {
-  ensure_init();
-  if (passes_through(dirfd, path)) return real(dirfd, path);
-  Resolved out;
-  int rc = look(dirfd, path, at_flags, out);
-  if (rc < 0) return fail_with(rc, -1);
-  return real(out.dirfd, out.path);
+  return path_call(dirfd, path, Op::Stat, at_flags & AT_SYMLINK_NOFOLLOW, real);
 }
 
 // access(W_OK) on a readonly rule is EROFS; on writecopy, a lower file counts as writable
-// when it could be read (a write copies it up).
+// when it could be read (a write copies it up). Both are the redirect step's decisions.
+template <class Fn>
+struct AccessSteps : NoSteps {
+  Fn fn;
+  int mode;
+  Resolved out;
+  AccessSteps(Fn f, int m) : fn(f), mode(m) {}
+  bool redirect(Call& c) {
+    int rc = resolve(c.dirfd, c.path, Op::Stat, c.flags, out);
+    if (rc < 0) return refuse(c, rc);
+    if (out.rule != nullptr && (mode & W_OK)) {
+      auto m = envrun::idb::FileMode(out.rule->mode);
+      if (m == envrun::idb::FileMode::ReadOnly) return refuse(c, -EROFS);
+      if (m == envrun::idb::FileMode::WriteCopy && out.where != Where::Upper) mode &= ~W_OK;
+    }
+    c.dirfd = out.dirfd;
+    c.path = out.path;
+    return true;
+  }
+  void real(Call& c) {
+    c.result = fn(c.dirfd, c.path, mode);
+    if (c.result < 0) c.failed = true, c.err = errno;
+  }
+};
+
 template <class Fn>
 int access_call(int dirfd, const char* path, int mode, int at_flags, Fn real) {
   ensure_init();
-  if (passes_through(dirfd, path)) return real(dirfd, path, mode);
-  Resolved out;
-  int rc = look(dirfd, path, at_flags, out);
-  if (rc < 0) return fail_with(rc, -1);
-  if (out.rule != nullptr && (mode & W_OK)) {
-    auto m = envrun::idb::FileMode(out.rule->mode);
-    if (m == envrun::idb::FileMode::ReadOnly) return fail_with(-EROFS, -1);
-    if (m == envrun::idb::FileMode::WriteCopy && out.where != Where::Upper) mode &= ~W_OK;
-  }
-  return real(out.dirfd, out.path, mode);
+  const Plan& p = plan_for(CallClass::Path, live_mask());
+  if (barrier_ok(p) && passes_through(dirfd, path)) return real(dirfd, path, mode);
+  Call c;
+  c.dirfd = dirfd;
+  c.path = path;
+  c.flags = at_flags & AT_SYMLINK_NOFOLLOW;
+  AccessSteps<Fn> h(real, mode);
+  run_chain(c, p, h);
+  if (c.failed) return fail_with(-c.err, -1);
+  return int(c.result);
 }
 
 }  // namespace

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/mman.h>
 
+#include "intercept/chain.hpp"
 #include "intercept/cwd.hpp"
 #include "intercept/lib_state.hpp"
 #include "intercept/sys.hpp"
@@ -156,6 +157,7 @@ void do_init() {
   load_db();
   load_ctl();
   load_chain();
+  build_plans();
   find_self();
   cwd_init();
   pthread_atfork(nullptr, nullptr, on_fork_child);

@@ -1,10 +1,14 @@
-// open through the rules in as few system calls as possible: override and readonly rules
-// open beneath the rule's cached directory fd with one openat2(RESOLVE_BENEATH); the others
-// resolve first. Counts kOpens / kOpenFailures; remembers the inside path of the new fd.
+// open through the chain (chain.hpp): the redirect step decides and may refuse (hide,
+// readonly writes); override and readonly reads are then opened by the real step beneath
+// the rule's cached directory fd with one openat2(RESOLVE_BENEATH); the others resolve in
+// the redirect step. The meter's leave step counts kOpens / kOpenFailures. The new fd
+// remembers its inside path.
 #include <errno.h>
 #include <linux/openat2.h>
 
+#include "intercept/chain.hpp"
 #include "intercept/fd_table.hpp"
+#include "intercept/open_chain.hpp"
 #include "intercept/resolve_internal.hpp"
 #include "intercept/sys.hpp"
 
@@ -12,21 +16,15 @@ namespace envrun::icpt {
 
 namespace {
 
-int counted(int fd) {
-  count(fd >= 0 ? ictl::kOpens : ictl::kOpenFailures);
-  return fd;
-}
-
-int fail(int neg) {
-  errno = -neg;
-  return counted(-1);
+// Override, and readonly without writing: one openat2 beneath the rule's root may do.
+bool beneath_candidate(const idb::FileRule& r, int flags) {
+  auto m = idb::FileMode(r.mode);
+  bool writes = (flags & (O_ACCMODE | O_CREAT | O_TRUNC | O_APPEND)) != O_RDONLY;
+  return m == idb::FileMode::Override || (m == idb::FileMode::ReadOnly && !writes);
 }
 
 // The one-call path; returns the fd, -errno, or 1 when the general path must decide.
 int open_beneath(const idb::FileRule& r, InsidePath& in, int flags, unsigned mode) {
-  auto m = idb::FileMode(r.mode);
-  bool writes = (flags & (O_ACCMODE | O_CREAT | O_TRUNC | O_APPEND)) != O_RDONLY;
-  if (m != idb::FileMode::Override && !(m == idb::FileMode::ReadOnly && !writes)) return 1;
   size_t pre = rule_prefix(r);
   if (in.n - pre == 0 || (flags & O_TMPFILE) == O_TMPFILE) return 1;
   int root = layer_root_fd(r, Layer::Outside);
@@ -43,44 +41,77 @@ int open_beneath(const idb::FileRule& r, InsidePath& in, int flags, unsigned mod
   return fd;
 }
 
+// The general resolution; rewrites c's dirfd/path.
+bool resolve_rest(Call& c, OpenRoute& r) {
+  reset_resolved(r.out, c.dirfd, c.path);
+  int at_flags;
+  Op op = open_op(c.flags, &at_flags);
+  int rc = resolve_inside(r.in, op, at_flags, c.flags, r.base_real, r.out);
+  if (rc < 0) return refuse(c, rc);
+  c.dirfd = r.out.dirfd;
+  c.path = r.out.path;
+  r.ruled = r.out.rule != nullptr;
+  return true;
+}
+
 }  // namespace
 
+bool open_redirect_step(Call& c, OpenRoute& r) {
+  int rc = inside_of(c.dirfd, c.path, r.in, &r.base_real);
+  if (rc > 0) return true;  // under no rule: the caller's own arguments
+  if (rc < 0) return refuse(c, rc);
+  if (const idb::FileRule* fr = g_state.db.match(r.in.s, r.in.n)) {
+    if (idb::FileMode(fr->mode) == idb::FileMode::Hide) {
+      note_denied();
+      return refuse(c, -ENOENT);
+    }
+    if (beneath_candidate(*fr, c.flags)) {
+      r.beneath = fr;
+      return true;
+    }
+  }
+  return resolve_rest(c, r);
+}
+
+void open_real_step(Call& c, OpenRoute& r) {
+  int fd = 1;
+  if (r.beneath != nullptr) {
+    fd = open_beneath(*r.beneath, r.in, c.flags, c.mode);
+    if (fd != 1) c.redirected = r.ruled = true;
+    else if (!resolve_rest(c, r)) return;
+  }
+  if (fd == 1) {
+    fd = REAL(openat)(c.dirfd, c.path, c.flags, c.mode);
+    if (fd < 0) fd = -errno;
+  }
+  if (fd < 0) {
+    refuse(c, fd);
+    return;
+  }
+  if (r.ruled) fdt_set(fd, r.in.s, r.in.n);
+  else fdt_forget(fd);
+  c.result = fd;
+}
+
+int open_chain(const Plan& p, int dirfd, const char* path, int flags, unsigned mode) {
+  Call c;
+  c.meter = MeterAs::Open;
+  c.dirfd = dirfd;
+  c.path = path;
+  c.flags = flags;
+  c.mode = mode;
+  OpenSteps h;
+  run_chain(c, p, h);
+  if (c.failed) {
+    errno = c.err;
+    return -1;
+  }
+  return int(c.result);
+}
+
 int open_redirected(int dirfd, const char* path, int flags, unsigned mode) {
-  if (!redirect_on()) return counted(REAL(openat)(dirfd, path, flags, mode));
-  InsidePath in;
-  bool base_real = false;
-  int rc = inside_of(dirfd, path, in, &base_real);
-  if (rc > 0) {
-    int fd = REAL(openat)(dirfd, path, flags, mode);
-    if (fd >= 0) fdt_forget(fd);
-    return counted(fd);
-  }
-  if (rc < 0) return fail(rc);
-  if (const idb::FileRule* r = g_state.db.match(in.s, in.n)) {
-    if (idb::FileMode(r->mode) == idb::FileMode::Hide) {
-      count(ictl::kDenied);
-      return fail(-ENOENT);
-    }
-    int fd = open_beneath(*r, in, flags, mode);
-    if (fd != 1) {
-      count(ictl::kRedirected);
-      if (fd < 0) return fail(fd);
-      fdt_set(fd, in.s, in.n);
-      return counted(fd);
-    }
-  }
-  Resolved out;
-  reset_resolved(out, dirfd, path);
-  int at_flags;
-  Op op = open_op(flags, &at_flags);
-  rc = resolve_inside(in, op, at_flags, flags, base_real, out);
-  if (rc < 0) return fail(rc);
-  int fd = REAL(openat)(out.dirfd, out.path, flags, mode);
-  if (fd >= 0) {
-    if (out.rule != nullptr) fdt_set(fd, in.s, in.n);
-    else fdt_forget(fd);
-  }
-  return counted(fd);
+  ensure_init();
+  return open_chain(plan_for(CallClass::Path, live_mask()), dirfd, path, flags, mode);
 }
 
 }  // namespace envrun::icpt

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <stdio.h>
 
+#include "intercept/chain.hpp"
 #include "intercept/resolve_internal.hpp"
 #include "intercept/sys.hpp"
 
@@ -163,7 +164,7 @@ int remove_redirected(int dirfd, const char* path, int at_flags) {
     rc = wc_remove(*r, w, at_flags);
     if (rc == kRestart) rc = w.links > kMaxSymlinks ? -ELOOP : 0;
     else if (rc == 0) {
-      count(ictl::kRedirected);
+      note_redirected();
       return 0;
     }
   }

@@ -7,6 +7,7 @@
 #include "intercept/cwd.hpp"
 #include "intercept/fast_path.hpp"
 #include "intercept/fd_table.hpp"
+#include "intercept/chain.hpp"
 #include "intercept/resolve_internal.hpp"
 #include "intercept/sys.hpp"
 
@@ -60,11 +61,11 @@ int apply_rule(const idb::FileRule& r, Walk& w, Op op, int oflags, Resolved& out
   Place p;
   switch (idb::FileMode(r.mode)) {
     case idb::FileMode::Hide:
-      count(ictl::kDenied);
+      note_denied();
       return -ENOENT;
     case idb::FileMode::ReadOnly:
       if (op_modifies(op)) {
-        count(ictl::kDenied);
+        note_denied();
         return -EROFS;
       }
       [[fallthrough]];
@@ -137,7 +138,7 @@ int resolve_inside(InsidePath& in, Op op, int at_flags, int oflags, bool base_re
     }
     if (rc == 0) {
       out.redirected = true;
-      count(ictl::kRedirected);
+      note_redirected();
     }
     return rc;
   }
