@@ -4,8 +4,12 @@
 // virtual cwd, writecopy, meter), with the raw calling convention kept (-1 and errno, the
 // kernel's return value); openat2 (no glibc wrapper here) goes through resolve() and the
 // real system call; io_uring_setup fails with ENOSYS while `redirect` is on (its
-// submissions would bypass every hook). Everything else goes to the real syscall().
+// submissions would bypass every hook). close, close_range, dup/dup2/dup3 and fcntl go
+// through the close and dup hooks too, so that the library's own fds (layer_fds.hpp) stay
+// open and the per-fd records follow; getdents64 gets the union listing and hides names.
+// Everything else goes to the real syscall().
 #include <errno.h>
+#include <dirent.h>
 #include <fcntl.h>
 #include <stdarg.h>
 #include <string.h>
@@ -21,6 +25,7 @@
 #include <linux/openat2.h>
 
 #include "intercept/hook.hpp"
+#include "intercept/layer_fds.hpp"
 
 using namespace envrun::icpt;
 
@@ -133,8 +138,17 @@ long path_call(long nr, const Args& a) {
 // Calls whose fd bookkeeping or address mapping lives in the library's hooks.
 long fd_call(long nr, const Args& a) {
   switch (nr) {
-    case SYS_close: return close(a.i(0));
-    case SYS_close_range: return close_range(a.u(0), a.u(1), a.i(2));
+    case SYS_close:
+      if (fd_protected(a.i(0))) return fail_with(-EBADF, -1L);  // the library's own
+      return close(a.i(0));
+    case SYS_close_range: return close_range(a.u(0), a.u(1), a.i(2));  // skips the library's
+#ifdef SYS_dup2
+    case SYS_dup2: return dup2(a.i(0), a.i(1));  // ours move away first; records follow
+#endif
+    case SYS_dup3: return dup3(a.i(0), a.i(1), a.i(2));
+    case SYS_dup: return dup(a.i(0));
+    case SYS_fcntl: return fcntl(a.i(0), a.i(1), a.v[2]);  // F_DUPFD: the copy's inside path
+    case SYS_getdents64: return getdents64(a.i(0), a.p<void>(1), size_t(a.v[2]));  // union, hidden names
     case SYS_bind: return bind(a.i(0), a.p<const sockaddr>(1), socklen_t(a.v[2]));
     case SYS_connect: return connect(a.i(0), a.p<const sockaddr>(1), socklen_t(a.v[2]));
     case SYS_accept: return accept(a.i(0), a.p<sockaddr>(1), a.p<socklen_t>(2));

@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# libenvrun-intercept.so fixes, with real programs under LD_PRELOAD (no container):
+# hidden names left out of their parent's listing (under a rule or not), syscall(SYS_close
+# / SYS_close_range) keeping the library's own fds, a python parent's redirected dir fd
+# surviving a vfork child's close_range, and writecopy creates through the absent-lower
+# cache. Build products next to $ENVRUN's build tree (override with INTERCEPT_LIB,
+# INTERCEPT_MKDB).
+source "$(dirname "$0")/lib.sh"
+
+BUILD=$(cd "$(dirname "$ENVRUN")/.." && pwd)
+LIB=${INTERCEPT_LIB:-$BUILD/intercept/libenvrun-intercept.so}
+MKDB=${INTERCEPT_MKDB:-$BUILD/tests/intercept/envrun-mkdb}
+for f in "$LIB" "$MKDB"; do
+  [[ -e $f ]] || { fail "build product missing: $f (build envrun-intercept envrun-mkdb)"; exit 1; }
+done
+PY=/usr/bin/python3
+
+I=/envrun-fx-$$            # inside paths that do not exist on the host
+DB=$T/intercept.db
+cap() { capture env ENVRUN_INTERCEPT_DB="$DB" LD_PRELOAD="$LIB" "$@"; }
+
+# ---------------------------------------------------------------- the trees
+mkdir -p "$T"/{plain/secret,plain/pub,ov/secret,ov/pub,mhost/secret,mhost/hostonly,mout/both,lower/d/sub,upper/d,empty}
+echo "s" > "$T/plain/secret/s"; echo "p" > "$T/plain/pub/p"; echo "leak" > "$T/plain/hidden-file"
+echo "ok" > "$T/plain/keep"
+echo "s" > "$T/ov/secret/s"; echo "o" > "$T/ov/f"
+echo "h" > "$T/mhost/secret/h"; echo "o" > "$T/mout/outfile"
+echo "lower" > "$T/lower/d/k"; echo "lower-sub" > "$T/lower/d/sub/x"; echo "up" > "$T/upper/d/u"
+echo "lower-top" > "$T/lower/top"
+chmod -R go+rX "$T"
+
+cat > "$T/spec" <<SPEC
+file hide      $T/plain/secret
+file hide      $T/plain/hidden-file
+file override  $I/ov         $T/ov
+file hide      $I/ov/secret
+file merge     $T/mhost      $T/mout
+file hide      $T/mhost/secret
+file hide      /etc/shadow
+file writecopy $I/wc         $T/lower  $T/upper
+file writecopy $I/wn         $T/empty  $T/wnupper
+SPEC
+check "envrun-mkdb builds the test database" "$MKDB" "$DB" "$T/spec"
+
+# ---------------------------------------------------------------------------
+section "syscall(SYS_close / SYS_close_range) keeps the library's fds"
+cat > "$T/sysclose.py" <<'EOF'
+import ctypes, os, sys
+libc = ctypes.CDLL(None, use_errno=True)
+path = sys.argv[1]
+print(open(path).read().strip())           # opens the rule's layer fd (>= 900)
+for fd in range(900, 1100):
+    libc.syscall(3, fd)                       # SYS_close
+print(open(path).read().strip())
+libc.syscall(436, 3, 0xFFFFFFFF, 0)           # SYS_close_range(3, ~0, 0)
+print(open(path).read().strip())
+r = os.open("/dev/null", os.O_RDONLY)
+for fd in range(900, 1100):
+    libc.syscall(33, r, fd)                   # SYS_dup2 onto each
+    libc.syscall(292, r, fd + 200, 0)         # SYS_dup3 onto each
+print(open(path).read().strip())
+print(os.path.samefile("/proc/self/fd/900", "/dev/null") or os.path.samefile("/proc/self/fd/1100", "/dev/null"))
+EOF
+cap $PY "$T/sysclose.py" "$I/ov/f"
+assert_eq "after SYS_close of 900..1099, SYS_close_range(3, ~0), SYS_dup2/dup3 onto them the rule still reads" \
+  "o o o o True" "$(echo $OUT)"
+assert_eq "no error" "" "$ERR"
+
