@@ -9,6 +9,7 @@
 #include "intercept/fd_table.hpp"
 #include "intercept/resolve_internal.hpp"
 #include "intercept/sys.hpp"
+#include "intercept/vfork_guard.hpp"
 
 namespace envrun::icpt {
 
@@ -35,6 +36,7 @@ Union* find(int fd) {
 }
 
 void release(Union& u) {
+  if (!records_writable()) return;  // a vfork child: the union is the parent's
   if (u.second != nullptr) REAL(closedir)(u.second);
   if (u.second_fd >= 0) sys::close(u.second_fd);
   u.second = nullptr;
@@ -109,6 +111,7 @@ Union* claim(int fd) {
 }
 
 void attach(int fd, DIR* d, const Resolved& out) {
+  if (!records_writable()) return;
   char second[PATH_MAX];
   bool whiteouts = false, has_second = false;
   if (!second_layer(out, second, sizeof second, &whiteouts, &has_second)) return;

@@ -14,6 +14,7 @@
 #include "intercept/resolve_internal.hpp"
 #include "intercept/seqbuf.hpp"
 #include "intercept/sys.hpp"
+#include "intercept/vfork_guard.hpp"
 
 namespace envrun::icpt {
 
@@ -39,7 +40,7 @@ SeqPath* table() {
 }
 
 void put(int fd, const char* path, size_t len, uint8_t kind) {
-  if (fd < 0 || fd >= kFdTableSlots || len >= PATH_MAX) return;
+  if (fd < 0 || fd >= kFdTableSlots || len >= PATH_MAX || !records_writable()) return;
   SeqPath* t = table();
   if (t == nullptr) return;
   g_kind[fd].store(kEmpty, std::memory_order_release);
@@ -65,12 +66,13 @@ void proc_fd_path(int fd, char* out) {
 void fdt_set(int fd, const char* path, size_t len) { put(fd, path, len, kRuled); }
 
 void fdt_forget(int fd) {
-  if (fd >= 0 && fd < kFdTableSlots && g_kind[fd].load(std::memory_order_relaxed) != kEmpty)
+  if (fd >= 0 && fd < kFdTableSlots && g_kind[fd].load(std::memory_order_relaxed) != kEmpty &&
+      records_writable())
     g_kind[fd].store(kEmpty, std::memory_order_release);
 }
 
 void fdt_dup(int oldfd, int newfd) {
-  if (newfd < 0 || newfd >= kFdTableSlots) return;
+  if (newfd < 0 || newfd >= kFdTableSlots || !records_writable()) return;
   uint8_t kind = oldfd >= 0 && oldfd < kFdTableSlots ? g_kind[oldfd].load(std::memory_order_acquire) : uint8_t(kEmpty);
   SeqPath* t = g_table.load(std::memory_order_acquire);
   char path[PATH_MAX];
@@ -88,6 +90,7 @@ bool fdt_known(int fd) {
 }
 
 void fdt_forget_range(unsigned first, unsigned last) {
+  if (!records_writable()) return;
   for (unsigned fd = first; fd <= last && fd < unsigned(kFdTableSlots); ++fd) fdt_forget(int(fd));
 }
 

@@ -66,3 +66,28 @@ assert_eq "after SYS_close of 900..1099, SYS_close_range(3, ~0), SYS_dup2/dup3 o
   "o o o o True" "$(echo $OUT)"
 assert_eq "no error" "" "$ERR"
 
+# ---------------------------------------------------------------------------
+section "a vfork child's close_range leaves the parent's dir fd records"
+cat > "$T/vfork.py" <<'EOF'
+import os, subprocess, sys
+d = sys.argv[1]
+fd = os.open(d, os.O_RDONLY | os.O_DIRECTORY)
+print("before", sorted(os.listdir(fd)))
+subprocess.run(["/bin/true"], close_fds=True, check=True)    # vfork + close_range in the child
+subprocess.run(["/bin/true"], close_fds=False, check=True)
+print("after", sorted(os.listdir(fd)))
+with open(os.open("k", os.O_RDONLY, dir_fd=fd)) as f:        # a lower-only name, relative to fd
+    print("k", f.read().strip())
+with open(os.open("sub/x", os.O_RDONLY, dir_fd=fd)) as f:
+    print("sub/x", f.read().strip())
+os.close(fd)
+EOF
+cap $PY "$T/vfork.py" "$I/wc/d"
+assert_eq "listing before and after the children is the union" \
+  "before ['k', 'sub', 'u'] after ['k', 'sub', 'u'] k lower sub/x lower-sub" "$(echo $OUT)"
+assert_eq "no error" "" "$ERR"
+if command -v strace >/dev/null; then
+  env ENVRUN_INTERCEPT_DB="$DB" LD_PRELOAD="$LIB" strace -f -e trace=vfork,clone,clone3 -o "$T/vf.trace" \
+    $PY "$T/vfork.py" "$I/wc/d" >/dev/null 2>&1
+  assert_match "python's subprocess really used vfork" "$(cat "$T/vf.trace")" 'vfork|CLONE_VFORK'
+fi
