@@ -7,6 +7,7 @@
 #include <atomic>
 
 #include "intercept/fd_table.hpp"
+#include "intercept/hide_index.hpp"
 #include "intercept/resolve_internal.hpp"
 #include "intercept/sys.hpp"
 #include "intercept/vfork_guard.hpp"
@@ -23,6 +24,8 @@ struct Union {
   int second_fd = -1;            // the second layer, for getdents64 (raw fds)
   bool whiteouts = false;        // writecopy: hide `.wh.*` and whited-out names
   bool second_phase = false;     // the primary is exhausted
+  bool hides = false;            // some entries are hidden by rules (`hide`)
+  HiddenRange hidden;            // where to find those rules
 };
 
 constinit Union g_unions[kSlots];
@@ -48,9 +51,14 @@ void release(Union& u) {
 bool is_dot(const char* n) { return n[0] == '.' && (n[1] == '\0' || (n[1] == '.' && n[2] == '\0')); }
 bool is_wh(const char* n) { return strncmp(n, kWhiteoutPrefix, sizeof kWhiteoutPrefix - 1) == 0; }
 
+// An entry of the primary layer is listed unless it is a whiteout or a hidden name.
+bool primary_shows(const Union& u, const char* name) {
+  return !(u.whiteouts && is_wh(name)) && !(u.hides && hidden_name(u.hidden, name));
+}
+
 // An entry of the second layer is listed when the primary has no such name and no whiteout.
 bool second_shows(const Union& u, int primary, const char* name) {
-  if (is_dot(name) || (u.whiteouts && is_wh(name))) return false;
+  if (is_dot(name) || !primary_shows(u, name)) return false;
   if (sys::exists_nofollow(primary, name) == 0) return false;
   if (!u.whiteouts) return true;
   char wh[NAME_MAX + sizeof kWhiteoutPrefix];
@@ -110,15 +118,22 @@ Union* claim(int fd) {
   return nullptr;  // table full: this listing shows the primary layer only
 }
 
-void attach(int fd, DIR* d, const Resolved& out) {
+// Start the union (second layer of a merge/writecopy directory, when out is one) and/or
+// the filter of hidden names (when the directory `inside`, n bytes, has hidden children).
+void attach(int fd, DIR* d, const Resolved* out, const char* inside, size_t n) {
   if (!records_writable()) return;
   char second[PATH_MAX];
   bool whiteouts = false, has_second = false;
-  if (!second_layer(out, second, sizeof second, &whiteouts, &has_second)) return;
+  bool layered = out != nullptr && second_layer(*out, second, sizeof second, &whiteouts, &has_second);
+  HiddenRange hidden;
+  bool hides = inside != nullptr && hidden_children(inside, n, &hidden);
+  if (!layered && !hides) return;
   if (Union* old = find(fd)) release(*old);
   Union* u = claim(fd);
   if (u == nullptr) return;
   u->whiteouts = whiteouts;
+  u->hides = hides;
+  u->hidden = hidden;
   if (has_second) {
     if (d != nullptr) u->second = REAL(opendir)(second);
     else u->second_fd = sys::openat(AT_FDCWD, second, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -140,6 +155,19 @@ bool resolve_fd(int fd, Resolved& out) {
          a.st_ino == b.st_ino;
 }
 
+// attach() for an fd the library may know nothing about: its inside path from the fd
+// table (or /proc), the union when it is a redirected merge/writecopy directory.
+void attach_fd(int fd, DIR* d) {
+  bool hides = any_hide_rules() && !fdt_plain(fd);
+  Resolved out;
+  bool layered = fdt_known(fd) && resolve_fd(fd, out);
+  if (!layered && !hides) return;
+  char inside[PATH_MAX];
+  bool plain = true;
+  long n = hides ? dirfd_inside(fd, inside, sizeof inside, &plain) : -1;
+  attach(fd, d, layered ? &out : nullptr, n > 0 && !plain ? inside : nullptr, n > 0 ? size_t(n) : 0);
+}
+
 template <class Ent, class Real>
 Ent* next_entry(DIR* d, Real real) {
   if (g_active.load(std::memory_order_acquire) == 0) return real(d);
@@ -154,7 +182,7 @@ Ent* next_entry(DIR* d, Real real) {
         if (errno != saved) return nullptr;  // a read error, not the end
         break;
       }
-      if (u->whiteouts && is_wh(e->d_name)) continue;
+      if (!primary_shows(*u, e->d_name)) continue;
       return e;
     }
     u->second_phase = true;
@@ -185,12 +213,31 @@ long compact(char* buf, long n, Keep keep) {
 }  // namespace
 
 void union_attach(DIR* d, const Resolved& out) {
-  if (d != nullptr && out.rule != nullptr) attach(dirfd(d), d, out);
+  if (d == nullptr) return;
+  char inside[PATH_MAX];
+  long n = -1;
+  if (out.rule != nullptr) {
+    n = result_inside(out, inside, sizeof inside);
+  } else if (any_hide_rules()) {  // a directory under no rule may still have hidden children
+    InsidePath in;
+    bool base_real = false;
+    if (out.redirected && out.path == out.buf) {
+      n = long(strlen(out.buf));
+      if (n > 1 && out.buf[n - 1] == '/') --n;
+      if (n < long(sizeof inside)) memcpy(inside, out.buf, size_t(n));
+      else n = -1;
+    } else if (inside_of(out.dirfd, out.path, in, &base_real) == 0 && in.n < sizeof inside) {
+      memcpy(inside, in.s, in.n);
+      n = long(in.n);
+    }
+  } else {
+    return;
+  }
+  attach(dirfd(d), d, out.rule != nullptr ? &out : nullptr, n > 0 ? inside : nullptr, n > 0 ? size_t(n) : 0);
 }
 
 void union_attach_fd(DIR* d, int fd) {
-  Resolved out;
-  if (d != nullptr && fdt_known(fd) && resolve_fd(fd, out)) attach(fd, d, out);
+  if (d != nullptr) attach_fd(fd, d);
 }
 
 struct dirent* union_readdir(DIR* d) {
@@ -218,11 +265,8 @@ long union_getdents64(int fd, void* vbuf, size_t n) {
   char* buf = static_cast<char*>(vbuf);
   Union* u = find(fd);
   if (u == nullptr) {
-    Resolved out;
-    if (fdt_known(fd) && resolve_fd(fd, out)) {
-      attach(fd, nullptr, out);
-      u = find(fd);
-    }
+    attach_fd(fd, nullptr);
+    u = find(fd);
   }
   for (;;) {
     int src = u == nullptr || !u->second_phase ? fd : u->second_fd;
@@ -234,12 +278,12 @@ long union_getdents64(int fd, void* vbuf, size_t n) {
     }
     if (u == nullptr) return got;
     if (got == 0) {
-      if (u->second_phase) return 0;
+      if (u->second_phase || u->second_fd < 0) return 0;  // no second layer: stay on the primary
       u->second_phase = true;
       continue;
     }
     long kept = u->second_phase ? compact(buf, got, [u, fd](const char* name) { return second_shows(*u, fd, name); })
-                : compact(buf, got, [u](const char* name) { return !(u->whiteouts && is_wh(name)); });
+                : compact(buf, got, [u](const char* name) { return primary_shows(*u, name); });
     if (kept > 0) return kept;
   }
 }

@@ -43,6 +43,50 @@ SPEC
 check "envrun-mkdb builds the test database" "$MKDB" "$DB" "$T/spec"
 
 # ---------------------------------------------------------------------------
+section "hidden names are left out of their parent's listing"
+cat > "$T/list.py" <<'EOF'
+import ctypes, glob, os, sys
+d = sys.argv[1]
+libc = ctypes.CDLL(None, use_errno=True)
+def raw(path):  # getdents64 on an O_DIRECTORY fd, through syscall() (SYS_getdents64)
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    buf = ctypes.create_string_buffer(65536)
+    names = []
+    while True:
+        n = libc.syscall(217, fd, buf, 65536)
+        if n <= 0: break
+        off = 0
+        while off < n:
+            reclen = int.from_bytes(buf.raw[off + 16:off + 18], "little")
+            names.append(buf.raw[off + 19:off + reclen].split(b"\0")[0].decode())
+            off += reclen
+    os.close(fd)
+    return sorted(x for x in names if x not in (".", ".."))
+fd = os.open(d, os.O_RDONLY | os.O_DIRECTORY)
+print("listdir", sorted(os.listdir(d)))
+print("scandir", sorted(e.name for e in os.scandir(d)))
+print("fdlist", sorted(os.listdir(fd)))                   # fdopendir
+print("glob", sorted(os.path.basename(x) for x in glob.glob(d + "/*")))
+print("getdents", raw(d))
+EOF
+for case in "$T/plain:keep pub" "$I/ov:f pub" "$T/mhost:both hostonly outfile"; do
+  dir=${case%%:*}; want=${case#*:}
+  cap ls "$dir"; assert_eq "ls $dir omits the hidden names" "$want" "$(echo $OUT)"
+  py_want=$(printf "'%s', " $want); py_want="[${py_want%, }]"
+  cap $PY "$T/list.py" "$dir"
+  assert_eq "$dir: listdir, scandir, fdopendir, glob, getdents64 omit them" \
+    "listdir $py_want scandir $py_want fdlist $py_want glob $py_want getdents $py_want" "$(echo $OUT)"
+done
+cap ls /etc; assert_not_contains "ls /etc: no shadow (hide /etc/shadow, /etc under no rule)" " $(echo $OUT) " " shadow "
+assert_contains "ls /etc: the rest is there" " $(echo $OUT) " " passwd "
+cap find "$T/plain"; assert_not_contains "find (fts: openat + fdopendir) does not list secret/" "$OUT" "secret"
+assert_contains "find lists the rest" "$OUT" "$T/plain/pub/p"
+cap stat "$T/plain/secret"; assert_eq "stat of a hidden name: ENOENT as before" "1" "$RC"
+cap cat "$T/plain/hidden-file"; assert_contains "open of a hidden name: ENOENT" "$ERR" "No such file"
+capture ls "$T/plain"; assert_eq "without the library all names are there" "hidden-file keep pub secret" "$(echo $OUT)"
+cap sh -c "cd $T/plain && ls"; assert_eq "ls of the cwd (relative '.') omits them" "keep pub" "$(echo $OUT)"
+
+# ---------------------------------------------------------------------------
 section "syscall(SYS_close / SYS_close_range) keeps the library's fds"
 cat > "$T/sysclose.py" <<'EOF'
 import ctypes, os, sys
