@@ -44,5 +44,6 @@ void add_features(CLI::App& app, Globals& g);
 void add_events(CLI::App& app, Globals& g);
 void add_update(CLI::App& app, Globals& g);
 void add_intercept(CLI::App& app, Globals& g);
+void add_pull(CLI::App& app, Globals& g);
 
 }  // namespace envrun::cli

@@ -8,8 +8,9 @@ BUILD_PKGS=(build-essential cmake pkg-config git
   libseccomp-dev libcap-dev libyaml-cpp-dev libcurl4-openssl-dev catch2
   libarchive-dev libssl-dev libzstd-dev libsqlite3-dev nlohmann-json3-dev
   libcli11-dev)
-TEST_PKGS=(busybox-static iproute2 procps python3 util-linux curl sqlite3 dash tar)
-EXTRA_PKGS=(runc podman fakechroot proot)   # real clients / anchors for tests and benchmarks
+TEST_PKGS=(busybox-static iproute2 procps python3 util-linux curl sqlite3 dash tar
+  docker-registry skopeo zstd)   # t_pull: a real registry on loopback, pushed to by skopeo
+EXTRA_PKGS=(runc podman fakechroot proot umoci)   # real clients / anchors for tests and benchmarks
 
 want=("${BUILD_PKGS[@]}" "${TEST_PKGS[@]}")
 if [[ "${1:-}" == "--all" || "${ENVRUN_DEPS_ALL:-0}" == "1" ]]; then

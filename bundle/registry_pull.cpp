@@ -1,0 +1,102 @@
+// pull_image: the steps of a pull and the temp-dir-then-rename bundle assembly.
+#include "bundle/registry_pull.hpp"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdlib>
+
+#include "bundle/registry_client.hpp"
+#include "bundle/registry_fetch.hpp"
+#include "bundle/registry_image_config.hpp"
+#include "bundle/registry_manifest.hpp"
+#include "bundle/registry_store.hpp"
+#include "bundle/registry_unpack.hpp"
+#include "kernel/fs.hpp"
+#include "kernel/log.hpp"
+
+namespace envrun::registry {
+namespace {
+
+// Removes the temp bundle unless released.
+struct TempDir {
+  std::string path;
+  ~TempDir() {
+    if (!path.empty()) (void)fs::remove_tree(path);
+  }
+};
+
+Result<std::string> make_temp_beside(const std::string& bundle) {
+  auto slash = bundle.find_last_of('/');
+  std::string dir = slash == std::string::npos ? "." : bundle.substr(0, slash);
+  std::string base = slash == std::string::npos ? bundle : bundle.substr(slash + 1);
+  if (dir.empty()) dir = "/";
+  ENVRUN_CHECK(fs::mkdir_p(dir));
+  std::string tmpl = dir + "/." + base + ".pull-XXXXXX";
+  if (!::mkdtemp(tmpl.data())) return Error::sys("bundle: cannot create a temp dir in " + dir);
+  ::chmod(tmpl.c_str(), 0755);
+  return tmpl;
+}
+
+Result<void> check_bundle_free(const std::string& bundle) {
+  struct stat st {};
+  if (::lstat(bundle.c_str(), &st) != 0) return ok();
+  if (S_ISDIR(st.st_mode) && fs::list_dir(bundle).empty()) return ok();
+  return Error::make(ErrorKind::State, "bundle " + bundle + ": already exists (remove it or choose --bundle)");
+}
+
+Result<void> unpack_all(const ImageManifest& m, const BlobStore& store, const std::string& rootfs, PullReport& rep) {
+  if (::mkdir(rootfs.c_str(), 0755) != 0) return Error::sys(rootfs);
+  UniqueFd root(::open(rootfs.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+  if (!root) return Error::sys(rootfs);
+  for (size_t i = 0; i < m.layers.size(); ++i) {
+    const auto& l = m.layers[i];
+    std::string what = "layer " + std::to_string(i + 1) + "/" + std::to_string(m.layers.size()) + " " + l.digest;
+    auto st = ENVRUN_TRY(unpack_layer(store.blob_path(l.digest), root.get(), what));
+    rep.entries += st.entries;
+    log::debug("pull: unpacked " + what + ": " + std::to_string(st.entries) + " entries, " + std::to_string(st.bytes) + " bytes");
+  }
+  return ok();
+}
+
+}  // namespace
+
+Result<PullReport> pull_image(const PullOptions& o) {
+  auto ref = ENVRUN_TRY(parse_reference(o.reference));
+  Platform plat = o.platform.empty() ? host_platform() : ENVRUN_TRY(parse_platform(o.platform));
+  PullReport rep;
+  rep.bundle = o.bundle;
+  if (rep.bundle.empty()) rep.bundle = ref.repository.substr(ref.repository.find_last_of('/') + 1);
+  while (rep.bundle.size() > 1 && rep.bundle.back() == '/') rep.bundle.pop_back();
+  ENVRUN_CHECK(check_bundle_free(rep.bundle));
+  BlobStore store(o.store.empty() ? default_data_root() : o.store);
+  ENVRUN_CHECK(store.init());
+
+  RegistryClient client(ref, o.insecure);
+  ENVRUN_CHECK(client.connect());
+  auto m = ENVRUN_TRY(fetch_manifest(client, plat));
+  rep.manifest_digest = m.digest;
+  rep.layers = int(m.layers.size());
+  std::vector<Descriptor> blobs{m.config};
+  blobs.insert(blobs.end(), m.layers.begin(), m.layers.end());
+  auto fs_stats = ENVRUN_TRY(fetch_blobs(client, store, blobs, o.jobs));
+  rep.downloaded = fs_stats.downloaded;
+  rep.reused = fs_stats.reused;
+  rep.bytes = fs_stats.bytes;
+  log::debug("pull: " + std::to_string(rep.downloaded) + " blobs downloaded (" + std::to_string(rep.bytes) + " bytes), " +
+             std::to_string(rep.reused) + " already in the store");
+
+  TempDir tmp{ENVRUN_TRY(make_temp_beside(rep.bundle))};
+  ENVRUN_CHECK(unpack_all(m, store, tmp.path + "/rootfs", rep));
+  std::string cfg_text = ENVRUN_TRY(store.read(m.config.digest));
+  auto spec = ENVRUN_TRY(spec_from_image_config(cfg_text, tmp.path + "/rootfs", ref.str()));
+  ENVRUN_CHECK(fs::atomic_write(tmp.path + "/config.json", spec.dump(4) + "\n", 0644, false));
+  ENVRUN_CHECK(fs::atomic_write(tmp.path + "/intercept.yaml", default_intercept_yaml(ref.str()), 0644, false));
+  ENVRUN_CHECK(check_bundle_free(rep.bundle));  // nobody took the name meanwhile
+  if (::rename(tmp.path.c_str(), rep.bundle.c_str()) != 0) return Error::sys("bundle " + rep.bundle + ": rename");
+  tmp.path.clear();
+  return rep;
+}
+
+}  // namespace envrun::registry

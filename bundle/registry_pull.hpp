@@ -1,0 +1,33 @@
+// `envrun pull`: reference -> manifest -> blobs in the content store -> a bundle directory
+// (rootfs/ + config.json + intercept.yaml) built in a temp dir next to it and renamed
+// into place at the end, so a failed pull leaves nothing at the bundle path.
+#pragma once
+#include <cstdint>
+#include <string>
+
+#include "kernel/result.hpp"
+
+namespace envrun::registry {
+
+struct PullOptions {
+  std::string reference;
+  std::string bundle;    // default: the last component of the repository
+  std::string platform;  // default: the host's
+  std::string store;     // default: default_data_root()
+  int jobs = 4;
+  bool insecure = false;
+};
+
+struct PullReport {
+  std::string bundle;
+  std::string manifest_digest;
+  int layers = 0;
+  int downloaded = 0;
+  int reused = 0;
+  uint64_t bytes = 0;
+  uint64_t entries = 0;
+};
+
+Result<PullReport> pull_image(const PullOptions& opts);
+
+}  // namespace envrun::registry

@@ -1,0 +1,48 @@
+// BlobStore paths and small reads.
+#include "bundle/registry_store.hpp"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdlib>
+
+#include "kernel/fs.hpp"
+#include "kernel/process.hpp"
+
+namespace envrun::registry {
+
+std::string default_data_root() {
+  if (::geteuid() == 0) return "/var/lib/envrun";
+  const char* xdg = std::getenv("XDG_DATA_HOME");
+  if (xdg && *xdg == '/') return std::string(xdg) + "/envrun";
+  return proc::home_dir() + "/.local/share/envrun";
+}
+
+Result<void> BlobStore::init() {
+  auto r = fs::mkdir_p(root_ + "/blobs/sha256", 0755);
+  if (!r) return std::move(r).error().with_context("store " + root_);
+  return ok();
+}
+
+std::string BlobStore::blob_path(const std::string& digest) const {
+  return root_ + "/blobs/sha256/" + digest.substr(7);
+}
+
+std::string BlobStore::temp_path(const std::string& digest) const {
+  return root_ + "/blobs/sha256/.tmp-" + digest.substr(7, 16) + "-" + std::to_string(::getpid());
+}
+
+bool BlobStore::has(const std::string& digest, int64_t size) const {
+  struct stat st {};
+  return ::stat(blob_path(digest).c_str(), &st) == 0 && S_ISREG(st.st_mode) && (size < 0 || st.st_size == size);
+}
+
+Result<std::string> BlobStore::read(const std::string& digest, size_t max) const {
+  struct stat st {};
+  std::string p = blob_path(digest);
+  if (::stat(p.c_str(), &st) != 0) return Error::sys(p);
+  if (size_t(st.st_size) > max) return Error::make(ErrorKind::Generic, p + ": larger than " + std::to_string(max) + " bytes");
+  return fs::read_file(p);
+}
+
+}  // namespace envrun::registry

@@ -1,0 +1,49 @@
+// envrun-pull: the dynamically linked helper behind `envrun pull` (libcurl, libarchive).
+// Same options as `envrun pull` plus the global logging options; same error line and
+// exit codes as envrun (envrun(1)).
+#include <cstdio>
+
+#include "cli/pull_options.hpp"
+#include "kernel/log.hpp"
+
+using namespace envrun;
+
+namespace {
+
+int exit_code(ErrorKind k) {  // as cli/main.cpp
+  switch (k) {
+    case ErrorKind::Generic: return 1;
+    case ErrorKind::Usage: return 2;
+    case ErrorKind::Config: return 3;
+    case ErrorKind::NotFound: return 4;
+    case ErrorKind::State: return 5;
+    case ErrorKind::Exec: return 6;
+    case ErrorKind::System: return 7;
+  }
+  return 1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  registry::PullOptions o;
+  std::string log_file, log_format = "text";
+  bool debug = false;
+  CLI::App app{"envrun-pull: the helper behind `envrun pull`", "envrun-pull"};
+  app.add_option("--log", log_file, "log file");
+  app.add_option("--log-format", log_format, "log format")->check(CLI::IsMember({"text", "json"}));
+  app.add_flag("--debug", debug, "enable debug logging");
+  cli::add_pull_options(&app, o);
+  CLI11_PARSE(app, argc, argv);
+  log::init(log_file, log_format == "json", debug);
+  auto r = registry::pull_image(o);
+  if (!r) {
+    std::string line = "pull " + o.reference + ": " + r.error().message;
+    log::error(line);
+    std::fprintf(stderr, "envrun: %s\n", line.c_str());
+    return exit_code(r.error().kind);
+  }
+  std::printf("pulled %s into %s: %d layers, %d blobs downloaded (%llu bytes), %d already stored\n", o.reference.c_str(),
+              r->bundle.c_str(), r->layers, r->downloaded, (unsigned long long)r->bytes, r->reused);
+  return 0;
+}
