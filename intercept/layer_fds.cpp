@@ -7,6 +7,7 @@
 #include <cstdint>
 
 #include "intercept/lib_state.hpp"
+#include "intercept/lower_absent.hpp"
 #include "intercept/sys.hpp"
 
 namespace envrun::icpt {
@@ -69,6 +70,7 @@ int layer_root_fd(const idb::FileRule& r, Layer layer) {
 
 void layer_root_reset(const idb::FileRule& r, Layer layer) {
   int v = slot(r, layer).exchange(0, std::memory_order_acq_rel);
+  lower_absent_reset();  // what was known of the layers' directories may no longer hold
   if (v > 0) {
     protect(v - 1, false);
     sys::close(v - 1);

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <linux/openat2.h>
 
+#include "intercept/lower_absent.hpp"
 #include "intercept/resolve_internal.hpp"
 #include "intercept/sys.hpp"
 
@@ -158,18 +159,43 @@ bool drop_whiteout(const idb::FileRule& r, Walk& w) {
 
 namespace {
 
+// Whether lower has a directory at rest[0..n) of r (an outside layer only: the host is not
+// cached): Missing when the lookup fails with ENOENT/ENOTDIR (then remembered), else Found
+// or Other.
+Place lower_dir(const idb::FileRule& r, const char* rest, size_t n) {
+  if (lower_absent_known(r, rest, n)) return Place::Missing;
+  int root = layer_root_fd(r, Layer::Outside);
+  if (root < 0 || n < 2 || n > PATH_MAX - 1) return Place::Other;
+  char dir[PATH_MAX];
+  memcpy(dir, rest + 1, n - 1);
+  dir[n - 1] = '\0';
+  int fd = sys::openat2(root, dir, O_PATH | O_DIRECTORY | O_CLOEXEC, 0, RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS);
+  if (fd >= 0) {
+    sys::close(fd);
+    return Place::Found;
+  }
+  if (fd != -ENOENT && fd != -ENOTDIR) return Place::Other;
+  lower_absent_note(r, rest, n);
+  return Place::Missing;
+}
+
 // A new name that lower does not have, in a directory upper already has: no whiteout or
-// opaque marker can matter, so the name goes to upper after two lookups (tar, sqlite's
-// journals, ...). Returns 0 (out set), 1 when the general path must decide, or kRestart.
+// opaque marker can matter, so the name goes to upper (tar, sqlite's journals, ...). When
+// lower has no parent directory at all (remembered per directory, lower_absent.hpp), no
+// system call is made here: the parent exists only in upper, or nowhere (ENOENT from the
+// real call is then the right answer). Returns 0 (out set), 1 when the general path must
+// decide, or kRestart.
 int wc_create_fast(const idb::FileRule& r, Walk& w, Resolved& out) {
   int root = layer_root_fd(r, Layer::Upper);
   if (root < 0 || w.rest_len(r) == 0) return 1;
-  Place p;
-  int rc = place_layer(r, r.outside.len ? Layer::Outside : Layer::Host, w, out, &p);
-  if (rc != 0 || p != Place::Missing) return rc != 0 ? rc : 1;
   const char* rest = w.rest(r);
   size_t slash = w.rest_len(r);
   while (slash > 0 && rest[slash - 1] != '/') --slash;
+  if (r.outside.len > 0 && slash > 1 && lower_dir(r, rest, slash - 1) == Place::Missing)
+    return layer_path(r, Layer::Upper, w, out);
+  Place p;
+  int rc = place_layer(r, r.outside.len ? Layer::Outside : Layer::Host, w, out, &p);
+  if (rc != 0 || p != Place::Missing) return rc != 0 ? rc : 1;
   if (slash > 1) {  // the parent below the upper root must be there already
     char parent[PATH_MAX];
     memcpy(parent, rest + 1, slash - 2);
@@ -178,6 +204,7 @@ int wc_create_fast(const idb::FileRule& r, Walk& w, Resolved& out) {
     if (fd < 0) return 1;
     sys::close(fd);
   }
+  if (r.outside.len > 0) lower_absent_note(r, rest, w.rest_len(r));  // a new directory's children skip lower
   return layer_path(r, Layer::Upper, w, out);
 }
 

@@ -135,3 +135,19 @@ if command -v strace >/dev/null; then
     $PY "$T/vfork.py" "$I/wc/d" >/dev/null 2>&1
   assert_match "python's subprocess really used vfork" "$(cat "$T/vf.trace")" 'vfork|CLONE_VFORK'
 fi
+
+# ---------------------------------------------------------------------------
+section "writecopy creates: lower directories known absent"
+mkdir -p "$T/src/a/b" && echo 1 > "$T/src/a/f1" && echo 2 > "$T/src/a/b/f2" && echo 3 > "$T/src/top"
+tar -C "$T/src" -cf "$T/t.tar" a top
+cap sh -c "tar -C $I/wn -xf $T/t.tar && cat $I/wn/a/f1 $I/wn/a/b/f2 $I/wn/top"
+assert_eq "tar into a writecopy tree over an empty lower, read back" "1 2 3" "$(echo $OUT)"
+assert_eq "the files are in upper" "2" "$(cat "$T/wnupper/a/b/f2" 2>&1)"
+cap sh -c "rm -r $I/wn/a && echo x > $I/wn/a/b/again"
+assert_match "a removed directory's children cannot be created (ENOENT)" "$ERR" "No such file|nonexistent"
+cap sh -c "mkdir -p $I/wn/a/b && echo y > $I/wn/a/b/again && cat $I/wn/a/b/again"
+assert_eq "made again, created again" "y" "$OUT"
+cap sh -c "echo new > $I/wc/d/sub/new && cat $I/wc/d/sub/new $I/wc/d/sub/x"
+assert_eq "a new name in a directory lower has: upper, lower's file still read" "new lower-sub" "$(echo $OUT)"
+cap $PY -c "import os; os.open('$I/wc/d/k', os.O_CREAT | os.O_EXCL | os.O_WRONLY)"
+assert_contains "O_EXCL on a lower file: EEXIST" "$ERR" "File exists"
