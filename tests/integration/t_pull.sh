@@ -1,0 +1,146 @@
+#!/usr/bin/env bash
+# envrun pull against a real registry: Debian's docker-registry on 127.0.0.1 (config and
+# storage in $T), images built here (tests/integration/oci_image.py) and pushed by skopeo.
+# Rootfs contents, config.json, the content store (no second download), OCI whiteouts,
+# zstd/uncompressed/Docker v2 layers, index platform selection, hostile layers refused
+# with nothing left, a corrupted blob, unknown tag, registry down; then `envrun run`.
+source "$(dirname "$0")/lib.sh"
+for tool in docker-registry skopeo zstd; do
+  command -v $tool >/dev/null || { echo "SKIP: $tool not installed (scripts/deps.sh)"; exit 77; }
+done
+OCI="python3 $LIB_DIR/oci_image.py"
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+PORT=$(free_port)
+REG=127.0.0.1:$PORT
+mkdir -p "$T/registry"
+cat >"$T/registry/config.yml" <<YAML
+version: 0.1
+log: {level: info, accesslog: {disabled: false}}
+storage: {filesystem: {rootdirectory: $T/registry/data}, delete: {enabled: true}}
+http: {addr: $REG}
+YAML
+docker-registry serve "$T/registry/config.yml" >"$T/registry/log" 2>&1 &
+PIDS_TO_KILL+=($!)
+wait_for 15 curl -sf "http://$REG/v2/" || { echo "FATAL: docker-registry did not start: $(tail -5 "$T/registry/log")"; exit 1; }
+# push NAME:TAG OCI_ARGS...: build an OCI layout and copy it into the registry.
+push() {
+  local ref=$1; shift
+  rm -rf "$T/oci"
+  $OCI "$T/oci" t "$@" >"$T/oci.digest" || return 1
+  timeout 60 skopeo copy -q ${SKOPEO_FORMAT:-} --dest-tls-verify=false "oci:$T/oci:t" "docker://$REG/$ref" >/dev/null
+}
+pull() { timeout -k 5 120 "$ENVRUN" pull --insecure --store "$T/store" "$@"; }
+leftovers() { ls -A "$T" | grep -E '\.pull-' ; }
+
+# ---------------------------------------------------------------------------
+section "pull a busybox image (two layers, whiteouts) and run it"
+mkdir -p "$T/l2/etc" "$T/l2/data"
+echo layer-two >"$T/l2/etc/motd"
+echo keep >"$T/l2/data/kept"
+check "push app:1" push app:1 --config '{"Entrypoint":["/bin/sh","-c"],"Cmd":["echo pulled-ok $GREETING $(pwd) $(cat /etc/motd); ls /bin/ls /etc/group 2>&1 | sort"],"Env":["GREETING=hello","PATH=/bin:/usr/bin"],"WorkingDir":"/data","ExposedPorts":{"8080/tcp":{}},"Labels":{"org.example":"yes"}}' \
+  --layer-dir "$FIXTURE_ROOTFS" --layer-dir "$T/l2" \
+  --layer-spec '[{"name":"bin/.wh.ls"},{"name":"etc/.wh.group"}]'
+capture pull -b "$T/app" "$REG/app:1"
+assert_eq "pull app:1 exits 0" 0 "$RC" || last_cmd_details
+assert_contains "summary counts 4 blobs downloaded" "$OUT" "3 layers, 4 blobs downloaded"
+check "rootfs has busybox" test -x "$T/app/rootfs/bin/busybox"
+assert_eq "rootfs: second layer's file" layer-two "$(cat "$T/app/rootfs/etc/motd" 2>&1)"
+check "whiteout .wh.ls removed bin/ls" test ! -e "$T/app/rootfs/bin/ls" -a ! -L "$T/app/rootfs/bin/ls"
+check "whiteout .wh.group removed etc/group" test ! -e "$T/app/rootfs/etc/group"
+check "no .wh. files in the rootfs" test -z "$(find "$T/app/rootfs" -name '.wh.*')"
+cfg=$(cat "$T/app/config.json")
+assert_eq "config: args = Entrypoint + Cmd" '["/bin/sh", "-c", "echo pulled-ok $GREETING $(pwd) $(cat /etc/motd); ls /bin/ls /etc/group 2>&1 | sort"]' "$(json_get 'd["process"]["args"]' <<<"$cfg")"
+assert_eq "config: cwd = WorkingDir" /data "$(json_get 'd["process"]["cwd"]' <<<"$cfg")"
+assert_eq "config: Env replaces PATH, keeps TERM" '["TERM=xterm", "GREETING=hello", "PATH=/bin:/usr/bin"]' "$(json_get 'd["process"]["env"]' <<<"$cfg")"
+assert_eq "config: ExposedPorts annotation" 8080/tcp "$(json_get 'd["annotations"]["org.opencontainers.image.exposedPorts"]' <<<"$cfg")"
+assert_eq "config: labels become annotations" yes "$(json_get 'd["annotations"]["org.example"]' <<<"$cfg")"
+assert_line_match "intercept.yaml: version 1" "$(cat "$T/app/intercept.yaml" 2>&1)" '^version: 1$'
+capture er run -b "$T/app" pulled-app
+assert_eq "run the pulled bundle: exit 0" 0 "$RC" || last_cmd_details
+assert_line_match "run: args, env, cwd from the image" "$OUT" '^pulled-ok hello /data layer-two$'
+assert_line_match "run: whited-out files are gone inside" "$OUT" 'ls: /bin/ls: No such file'
+assert_eq "no temp dirs left" "" "$(leftovers)"
+
+# ---------------------------------------------------------------------------
+section "content store: a second pull transfers no blob"
+nblobs=$(ls "$T/store/blobs/sha256" | wc -l)
+assert_eq "store holds config + 3 layers" 4 "$nblobs"
+gets_before=$(grep -c 'GET /v2/app/blobs/' "$T/registry/log")
+capture pull --debug -b "$T/app2" "$REG/app:1"
+assert_eq "second pull exits 0" 0 "$RC" || last_cmd_details
+assert_contains "second pull: 0 downloaded, 4 stored" "$OUT" "0 blobs downloaded (0 bytes), 4 already stored"
+assert_not_contains "second pull: no 'downloading blob' line" "$ERR" "downloading blob"
+assert_eq "registry saw no blob GET" "$gets_before" "$(grep -c 'GET /v2/app/blobs/' "$T/registry/log")"
+check "second bundle unpacked from the store" cmp "$T/app/rootfs/bin/busybox" "$T/app2/rootfs/bin/busybox"
+expect_fail 5 "already exists" pull -b "$T/app" "$REG/app:1"
+
+# ---------------------------------------------------------------------------
+section "layer formats: zstd, uncompressed, Docker v2 manifest, --jobs 1"
+check "push fmt:zstd" push fmt:zstd --compress zstd --config '{"Cmd":["/bin/true"]}' --layer-dir "$T/l2"
+check "pull zstd layer" pull -b "$T/zst" "$REG/fmt:zstd"
+assert_eq "zstd layer content" layer-two "$(cat "$T/zst/rootfs/etc/motd" 2>&1)"
+check "push fmt:tar" push fmt:tar --compress none --layer-dir "$T/l2"
+check "pull uncompressed layer with --jobs 1" pull --jobs 1 -b "$T/tar" "$REG/fmt:tar"
+assert_eq "tar layer content" keep "$(cat "$T/tar/data/kept" "$T/tar/rootfs/data/kept" 2>/dev/null)"
+SKOPEO_FORMAT="--format v2s2" check "push fmt:v2s2 (skopeo converts to a Docker v2 manifest)" push fmt:v2s2 --layer-dir "$T/l2"
+mt=$(curl -s -H 'Accept: application/vnd.docker.distribution.manifest.v2+json' "http://$REG/v2/fmt/manifests/v2s2" | json_get 'd["mediaType"]')
+assert_eq "registry holds a Docker v2 manifest" application/vnd.docker.distribution.manifest.v2+json "$mt"
+check "pull the Docker v2 image" pull -b "$T/v2s2" "$REG/fmt:v2s2"
+assert_eq "Docker v2 layer content" layer-two "$(cat "$T/v2s2/rootfs/etc/motd" 2>&1)"
+
+# ---------------------------------------------------------------------------
+section "index: platform selection"
+echo amd >"$T/l2/etc/arch"; push multi:amd64 --layer-dir "$T/l2"; amd=$(cat "$T/oci.digest")
+echo arm >"$T/l2/etc/arch"; push multi:arm64 --layer-dir "$T/l2"; arm=$(cat "$T/oci.digest")
+size_of() { curl -s -H 'Accept: application/vnd.oci.image.manifest.v1+json' "http://$REG/v2/multi/manifests/$1" | wc -c; }
+index=$(printf '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"%s","size":%d,"platform":{"os":"linux","architecture":"arm64","variant":"v8"}},{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"%s","size":%d,"platform":{"os":"linux","architecture":"amd64"}}]}' \
+  "$arm" "$(size_of "$arm")" "$amd" "$(size_of "$amd")")
+check "put an index" curl -sf -X PUT -H 'Content-Type: application/vnd.oci.image.index.v1+json' --data-binary "$index" "http://$REG/v2/multi/manifests/all"
+check "pull the index for linux/arm64" pull --platform linux/arm64 -b "$T/arm" "$REG/multi:all"
+assert_eq "linux/arm64 entry chosen" arm "$(cat "$T/arm/rootfs/etc/arch" 2>&1)"
+check "pull the index for linux/amd64" pull --platform linux/amd64 -b "$T/amd" "$REG/multi:all"
+assert_eq "linux/amd64 entry chosen" amd "$(cat "$T/amd/rootfs/etc/arch" 2>&1)"
+check "pull by digest" pull -b "$T/bydigest" "$REG/multi@$arm"
+assert_eq "by digest: that manifest" arm "$(cat "$T/bydigest/rootfs/etc/arch" 2>&1)"
+expect_fail 4 "no image for platform linux/s390x (the index has: linux/arm64/v8, linux/amd64)" pull --platform linux/s390x -b "$T/s390" "$REG/multi:all"
+check "nothing left for the failed platform" test ! -e "$T/s390"
+
+# ---------------------------------------------------------------------------
+section "hostile layers are refused, nothing is left"
+mkdir -p "$T/outside"
+hostile() {  # hostile NAME SPEC MESSAGE
+  check "push evil:$1" push "evil:$1" --layer-spec "$2"
+  expect_fail 3 "$3" pull -b "$T/evil-$1" "$REG/evil:$1"
+  check "evil:$1: no bundle left" test ! -e "$T/evil-$1"
+  assert_eq "evil:$1: no temp dir left" "" "$(leftovers)"
+  assert_eq "evil:$1: nothing written outside" "" "$(ls -A "$T/outside")"
+}
+hostile dotdot '[{"name":"../../outside/pwned","data":"x"}]' '".." component'
+hostile abs '[{"name":"'"$T"'/outside/pwned","data":"x"}]' 'absolute path'
+hostile abslink '[{"name":"esc","type":"symlink","target":"'"$T"'/outside"},{"name":"esc/pwned","data":"x"}]' 'leaves the rootfs'
+hostile rellink '[{"name":"a","type":"dir"},{"name":"a/up","type":"symlink","target":"../../../outside"},{"name":"a/up/pwned","data":"x"}]' 'leaves the rootfs'
+hostile hardlink '[{"name":"h","type":"hardlink","target":"../outside/x"}]' '".." component'
+
+# ---------------------------------------------------------------------------
+section "errors: corrupted blob, unknown tag/image, registry down, bad reference"
+check "push bad:1" push bad:1 --layer-dir "$T/l2"
+layer=$(python3 -c 'import json,sys; m=json.load(open(sys.argv[1]+"/blobs/sha256/"+sys.argv[2].split(":")[1])); print(m["layers"][0]["digest"][7:])' "$T/oci" "$(cat "$T/oci.digest")")
+data="$T/registry/data/docker/registry/v2/blobs/sha256/${layer:0:2}/$layer/data"
+if [[ -f $data ]]; then
+  printf 'X' | dd of="$data" bs=1 seek=20 conv=notrunc status=none
+  expect_fail 1 "digest mismatch" timeout 60 "$ENVRUN" pull --insecure --store "$T/store2" -b "$T/bad" "$REG/bad:1"
+  check "corrupted: no bundle" test ! -e "$T/bad"
+  check "corrupted: the blob is not in the store" test ! -e "$T/store2/blobs/sha256/$layer"
+  assert_eq "corrupted: no temp file in the store" "" "$(ls -A "$T/store2/blobs/sha256" | grep tmp)"
+else
+  fail "registry blob file for the corruption test" "$data missing"
+fi
+expect_fail 4 "not found" pull -b "$T/nope" "$REG/app:no-such-tag"
+expect_fail 4 "not found" pull -b "$T/nope" "$REG/no/such/image:1"
+DOWN=127.0.0.1:$(free_port)
+expect_fail 7 "registry $DOWN: cannot connect" pull -b "$T/down" "$DOWN/app:1"
+expect_fail 2 "invalid name component" pull -b "$T/x" "$REG/Bad_Name:1"
+expect_fail 2 "digest must be sha256" pull -b "$T/x" "$REG/app@sha256:1234"
+check "no bundles left by the failures" test ! -e "$T/nope" -a ! -e "$T/down" -a ! -e "$T/x"
+capture "$ENVRUN" pull --help
+assert_contains "pull --help lists --platform" "$OUT" "--platform"
