@@ -19,6 +19,7 @@
 
 #include "intercept/live_option.hpp"
 #include "intercept/hook.hpp"
+#include "intercept/chain.hpp"
 #include "intercept/hook_exec.hpp"
 #include "intercept/hook_net.hpp"
 #include "intercept/resolved_path.hpp"
@@ -119,32 +120,22 @@ size_t argc_of(char* const argv[]) {
   return n;
 }
 
-void uncount_exec() {
-  if (on(live_mask(), g_state.idx_meter))
-    g_state.ctl->counters[ictl::kExecs].fetch_sub(1, std::memory_order_relaxed);
-}
-
 // The final call with the fixed environment. Returns -errno (execve) or -error (spawn).
 int final_call(const Target& t, char* const argv[], char* const env[], int at_flags, const SpawnCall* spawn) {
   if (spawn != nullptr) {
     int r = REAL(posix_spawn)(spawn->pid, t.path, spawn->actions, spawn->attr, argv, env);
-    if (r == 0) count(ictl::kExecs);
     return -r;
   }
   int saved[kMaxSavedConnections];
   int nsaved = net::release_cloexec_connections(saved, kMaxSavedConnections);
-  count(ictl::kExecs);
   if (t.dirfd == AT_FDCWD && at_flags == 0) REAL(execve)(t.path, argv, env);
   else REAL(execveat)(t.dirfd, t.path, argv, env, at_flags);
   int e = errno;
-  uncount_exec();
   net::restore_connections(saved, nsaved);
   return -e;
 }
 
-}  // namespace
-
-int run(int dirfd, const char* path, char* const argv[], char* const envp[], int at_flags, const SpawnCall* spawn) {
+int run_core(int dirfd, const char* path, char* const argv[], char* const envp[], int at_flags, const SpawnCall* spawn) {
   if (path == nullptr) return -EFAULT;
   Target* cur = new (alloca(sizeof(Target))) Target;
   int rc = resolve_target(*cur, dirfd, path, at_flags);
@@ -188,7 +179,7 @@ int run(int dirfd, const char* path, char* const argv[], char* const envp[], int
   return final_call(*cur, args, env, at_flags, spawn);
 }
 
-int run_fd(int fd, char* const argv[], char* const envp[], int at_flags) {
+int run_fd_core(int fd, char* const argv[], char* const envp[], int at_flags) {
   Probe p;
   if (redirect_on()) probe_fd(fd, p);
   char shown[32] = "/dev/fd/";
@@ -205,12 +196,44 @@ int run_fd(int fd, char* const argv[], char* const envp[], int at_flags) {
   }
   int saved[kMaxSavedConnections];
   int nsaved = net::release_cloexec_connections(saved, kMaxSavedConnections);
-  count(ictl::kExecs);
   REAL(execveat)(fd, "", argv, env, at_flags | AT_EMPTY_PATH);
   int e = errno;
-  uncount_exec();
   net::restore_connections(saved, nsaved);
   return -e;
+}
+
+// The exec class's chain: the meter counts kExecs on enter (a successful exec does not
+// return) and takes it back when the call fails; the barrier may hold the call. The
+// rules are applied inside the real step (a #! script's interpreter is only known once
+// the script has been resolved and read).
+template <class Fn>
+struct ExecSteps : NoSteps {
+  Fn fn;
+  explicit ExecSteps(Fn f) : fn(f) {}
+  void real(Call& c) {
+    c.result = fn();
+    if (c.result != 0) c.failed = true;
+  }
+};
+
+template <class Fn>
+int through_chain(Fn fn) {
+  Call c;
+  c.cls = CallClass::Exec;
+  c.meter = MeterAs::Exec;
+  ExecSteps<Fn> h(fn);
+  run_chain(c, plan_for(CallClass::Exec, live_mask()), h);
+  return int(c.result);
+}
+
+}  // namespace
+
+int run(int dirfd, const char* path, char* const argv[], char* const envp[], int at_flags, const SpawnCall* spawn) {
+  return through_chain([=] { return run_core(dirfd, path, argv, envp, at_flags, spawn); });
+}
+
+int run_fd(int fd, char* const argv[], char* const envp[], int at_flags) {
+  return through_chain([=] { return run_fd_core(fd, argv, envp, at_flags); });
 }
 
 }  // namespace envrun::icpt::exec

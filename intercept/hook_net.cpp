@@ -8,9 +8,9 @@
 
 #include "intercept/hook_net.hpp"
 #include "intercept/hook.hpp"
+#include "intercept/chain.hpp"
 
 using namespace envrun::icpt;
-using envrun::ictl::Counter;
 
 namespace {
 
@@ -22,69 +22,76 @@ bool is_unix(const sockaddr* sa, socklen_t len) {
   return sa != nullptr && len >= socklen_t(sizeof(sa_family_t)) && sa->sa_family == AF_UNIX;
 }
 
-// A redirected AF_UNIX address: 1 and the call's result in r, 0 when the path is not
-// redirected, -1 (errno set) when a rule refuses it.
-template <class Call>
-int call_unix(int fd, const sockaddr* addr, socklen_t len, Op op, Counter done, Call call, int& r) {
-  int saved;
-  {
-    net::UnixTarget t;
-    int m = net::map_unix_path(addr, len, op, t);
-    if (m <= 0) {
-      if (m < 0) errno = -m;
-      return m < 0 ? -1 : 0;
+// bind/connect's steps: redirect maps an AF_UNIX path through the file rules (and may
+// refuse it), net maps an inside port/address to the outside one, the meter counts
+// kBinds/kConnects (+ kPortsMapped) for calls that succeeded or are in progress.
+template <class Fn>
+struct AddrSteps : NoSteps {
+  Fn fn;
+  int fd;
+  Op unix_op;
+  const sockaddr* asked;  // the caller's address
+  socklen_t asked_len;
+  const sockaddr* addr;   // what the kernel gets
+  socklen_t len;
+  bool via_proc = false;
+  sockaddr_storage ss;
+  net::UnixTarget t;      // closes the directory fd of the /proc/self/fd trick
+  AddrSteps(Fn f, int d, Op op, const sockaddr* a, socklen_t l)
+      : fn(f), fd(d), unix_op(op), asked(a), asked_len(l), addr(a), len(l) {}
+  bool redirect(Call& c) {
+    if (!is_unix(addr, len)) return true;
+    int m = net::map_unix_path(addr, len, unix_op, t);
+    if (m < 0) return refuse(c, m);
+    if (m > 0) {
+      addr = reinterpret_cast<const sockaddr*>(&t.sa);
+      len = t.len;
+      via_proc = t.via_proc;
     }
-    r = call(reinterpret_cast<const sockaddr*>(&t.sa), t.len);
-    saved = errno;
-    if (r == 0 && t.via_proc && op == Op::Create)
-      net::remember_unix_name(fd, *reinterpret_cast<const sockaddr_un*>(addr), len);
-    if (r == 0 || saved == EINPROGRESS) count(done);
-  }  // closes the directory fd of the /proc/self/fd trick
-  errno = saved;
-  return 1;
-}
-
-// bind/connect share one shape: map the address, call, count.
-template <class Call>
-int with_mapped_address(int fd, const sockaddr* addr, socklen_t len, Op unix_op, Counter done, Call call) {
-  int r;
-  if (is_unix(addr, len)) {
-    int m = call_unix(fd, addr, len, unix_op, done, call, r);
-    if (m != 0) return m < 0 ? -1 : r;
-  } else if (is_inet(addr, len) && len <= socklen_t(sizeof(sockaddr_storage)) && net::rules_active()) {
-    sockaddr_storage ss;
+    return true;
+  }
+  bool net(Call& c) {
+    if (!is_inet(addr, len) || len > socklen_t(sizeof ss) || !net::rules_active()) return true;
     memcpy(&ss, addr, len);
     if (net::map_to_outside(fd, reinterpret_cast<sockaddr*>(&ss), len)) {
-      r = call(reinterpret_cast<const sockaddr*>(&ss), len);
-      if (r == 0 || errno == EINPROGRESS) {
-        int saved = errno;
-        count(done);
-        count(envrun::ictl::kPortsMapped);
-        errno = saved;
-      }
-      return r;
+      addr = reinterpret_cast<const sockaddr*>(&ss);
+      c.mapped = true;
     }
+    return true;
   }
-  r = call(addr, len);
-  if (r == 0 || errno == EINPROGRESS) {
-    int saved = errno;
-    count(done);
-    errno = saved;
+  void real(Call& c) {
+    c.result = fn(addr, len);
+    c.err = errno;
+    c.failed = c.result != 0 && c.err != EINPROGRESS;
+    if (c.result == 0 && via_proc && unix_op == Op::Create)
+      net::remember_unix_name(fd, *reinterpret_cast<const sockaddr_un*>(asked), asked_len);
   }
-  return r;
+};
+
+template <class Fn>
+int with_mapped_address(int fd, const sockaddr* addr, socklen_t len, Op unix_op, MeterAs as, Fn fn) {
+  Call c;
+  c.cls = CallClass::Net;
+  c.meter = as;
+  {
+    AddrSteps<Fn> h(fn, fd, unix_op, addr, len);
+    run_chain(c, plan_for(CallClass::Net, live_mask()), h);
+  }
+  if (c.result != 0) errno = c.err;
+  return int(c.result);
 }
 
 }  // namespace
 
 HOOK int bind(int fd, const sockaddr* addr, socklen_t len) {
   ensure_init();
-  return with_mapped_address(fd, addr, len, Op::Create, envrun::ictl::kBinds,
+  return with_mapped_address(fd, addr, len, Op::Create, MeterAs::Bind,
                              [fd](const sockaddr* a, socklen_t l) { return REAL(bind)(fd, a, l); });
 }
 
 HOOK int connect(int fd, const sockaddr* addr, socklen_t len) {
   ensure_init();
-  return with_mapped_address(fd, addr, len, Op::Read, envrun::ictl::kConnects,
+  return with_mapped_address(fd, addr, len, Op::Read, MeterAs::Connect,
                              [fd](const sockaddr* a, socklen_t l) { return REAL(connect)(fd, a, l); });
 }
 
