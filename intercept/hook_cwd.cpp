@@ -80,19 +80,12 @@ ssize_t read_link(int dirfd, const char* path, char* buf, size_t size) {
   if (!redirect_on() || path == nullptr) return REAL(readlinkat)(dirfd, path, buf, size);
   ssize_t special = proc_link(dirfd, path, buf, size);
   if (special != -2) return special;
-  if (passes_through(dirfd, path)) return REAL(readlinkat)(dirfd, path, buf, size);
-  Resolved out;
-  int rc = resolve(dirfd, path, Op::Stat, AT_SYMLINK_NOFOLLOW, out);
-  if (rc < 0) return fail_with(rc, ssize_t(-1));
-  return REAL(readlinkat)(out.dirfd, out.path, buf, size);
+  return path_call(dirfd, path, Op::Stat, AT_SYMLINK_NOFOLLOW,
+                   [buf, size](int d, const char* p) { return REAL(readlinkat)(d, p, buf, size); });
 }
 
-char* real_path(const char* path, char* resolved) {
-  ensure_init();
-  if (passes_through(AT_FDCWD, path)) return REAL(realpath)(path, resolved);
-  Resolved out;
-  int rc = resolve(AT_FDCWD, path, Op::Stat, 0, out);
-  if (rc < 0) return fail_with<char*>(rc, nullptr);
+// realpath of a redirected path: the real one, mapped back to the inside view.
+char* real_path_of(const char* path, const Resolved& out, char* resolved) {
   if (!out.redirected) return REAL(realpath)(path, resolved);
   char real[PATH_MAX], inside[PATH_MAX];
   if (REAL(realpath)(out.path, real) == nullptr) return nullptr;
@@ -101,20 +94,47 @@ char* real_path(const char* path, char* resolved) {
   return give(s, n >= 0 ? size_t(n) : strlen(real), resolved, resolved ? PATH_MAX : 0);
 }
 
+struct RealpathSteps : NoSteps {
+  char* resolved;
+  Resolved out;
+  explicit RealpathSteps(char* r) : resolved(r) {}
+  bool redirect(Call& c) {
+    int rc = resolve(AT_FDCWD, c.path, Op::Stat, 0, out);
+    return rc < 0 ? refuse(c, rc) : true;
+  }
+  void real(Call& c) {
+    c.ext = real_path_of(c.path, out, resolved);
+    if (c.ext == nullptr) c.failed = true, c.err = errno;
+  }
+};
+
+char* real_path(const char* path, char* resolved) {
+  ensure_init();
+  const Plan& p = plan_for(CallClass::Path, live_mask());
+  if (barrier_ok(p) && passes_through(AT_FDCWD, path)) return REAL(realpath)(path, resolved);
+  Call c;
+  c.path = path;
+  RealpathSteps h(resolved);
+  run_chain(c, p, h);
+  if (c.failed) return fail_with<char*>(-c.err, nullptr);
+  return static_cast<char*>(c.ext);
+}
+
 }  // namespace
 
 HOOK int chdir(const char* path) noexcept {
   ensure_init();
   if (!redirect_on()) return REAL(chdir)(path);
-  Resolved out;
-  int rc = resolve(AT_FDCWD, path, Op::Read, 0, out);
-  if (rc < 0) return fail_with(rc, -1);
-  int r = REAL(chdir)(out.path);
-  if (r == 0) {
-    ErrnoKeeper keep;
-    note_chdir(out);
-  }
-  return r;
+  // no fast path: the virtual cwd follows every chdir while redirect is on
+  return path_chain(plan_for(CallClass::Path, live_mask()), AT_FDCWD, path, Op::Read, 0, [](int, const char* p) {
+    int r = REAL(chdir)(p);
+    const Resolved* out = current_resolved();
+    if (r == 0 && out != nullptr) {
+      ErrnoKeeper keep;
+      note_chdir(*out);
+    }
+    return r;
+  });
 }
 
 HOOK int fchdir(int fd) noexcept {

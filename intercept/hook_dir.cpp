@@ -12,12 +12,8 @@ using namespace envrun::icpt;
 
 namespace {
 
-DIR* open_dir(int dirfd, const char* path) {
-  ensure_init();
-  if (!redirect_on()) return dirfd == AT_FDCWD ? REAL(opendir)(path) : nullptr;
-  Resolved out;
-  int rc = resolve(dirfd, path, Op::Read, 0, out);
-  if (rc < 0) return fail_with<DIR*>(rc, nullptr);
+// opendir of a resolved path: the DIR, with the inside path and the union listing attached.
+DIR* open_resolved(const Resolved& out) {
   DIR* d;
   if (out.dirfd == AT_FDCWD || out.path[0] == '/') {
     d = REAL(opendir)(out.path);
@@ -33,6 +29,34 @@ DIR* open_dir(int dirfd, const char* path) {
   else fdt_forget(::dirfd(d));
   union_attach(d, out);
   return d;
+}
+
+struct OpendirSteps : NoSteps {
+  Resolved out;
+  bool redirect(Call& c) {
+    int rc = resolve(c.dirfd, c.path, Op::Read, 0, out);
+    return rc < 0 ? refuse(c, rc) : true;
+  }
+  void real(Call& c) {
+    c.ext = open_resolved(out);
+    if (c.ext == nullptr) c.failed = true, c.err = errno;
+  }
+};
+
+// The chain's entry for opendir and scandir (readdir/getdents act on the DIR/fd it made).
+DIR* open_dir(int dirfd, const char* path) {
+  ensure_init();
+  if (!redirect_on()) return dirfd == AT_FDCWD ? REAL(opendir)(path) : nullptr;
+  Call c;
+  c.op = Op::Read;
+  c.dirfd = dirfd;
+  c.path = path;
+  OpendirSteps h;
+  h.out.dirfd = dirfd;  // what the real step opens should redirect not run
+  h.out.path = path;
+  run_chain(c, plan_for(CallClass::Path, live_mask()), h);
+  if (c.failed) return fail_with<DIR*>(-c.err, nullptr);
+  return static_cast<DIR*>(c.ext);
 }
 
 template <class Ent>

@@ -36,14 +36,12 @@ struct PathSteps : NoSteps {
 // Inside a PathSteps real function: what redirect resolved (null: nothing, or no chain).
 inline const Resolved* current_resolved() { return t_call != nullptr ? t_call->res : nullptr; }
 
-// Run (dirfd, path) for op through the chain; real(dirfd, path) returns an integer,
-// negative (-1 with errno) on failure. The result, or -1 with errno.
+// Run (dirfd, path) for op through the chain with plan p (no fast path); real(dirfd, path)
+// returns an integer, negative (-1 with errno) on failure. The result, or -1 with errno.
 template <class Real>
-auto path_call(int dirfd, const char* path, Op op, int at_flags, Real real) -> decltype(real(dirfd, path)) {
+auto path_chain(const Plan& p, int dirfd, const char* path, Op op, int at_flags, Real real)
+    -> decltype(real(dirfd, path)) {
   using R = decltype(real(dirfd, path));
-  ensure_init();
-  const Plan& p = plan_for(CallClass::Path, live_mask());
-  if (barrier_ok(p) && passes_through(dirfd, path)) return real(dirfd, path);
   Call c;
   c.op = op;
   c.dirfd = dirfd;
@@ -56,6 +54,15 @@ auto path_call(int dirfd, const char* path, Op op, int at_flags, Real real) -> d
     return R(-1);
   }
   return R(c.result);
+}
+
+// The same with the fast path first.
+template <class Real>
+auto path_call(int dirfd, const char* path, Op op, int at_flags, Real real) -> decltype(real(dirfd, path)) {
+  ensure_init();
+  const Plan& p = plan_for(CallClass::Path, live_mask());
+  if (barrier_ok(p) && passes_through(dirfd, path)) return real(dirfd, path);
+  return path_chain(p, dirfd, path, op, at_flags, real);
 }
 
 }  // namespace envrun::icpt
