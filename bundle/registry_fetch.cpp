@@ -10,6 +10,7 @@
 #include <set>
 
 #include "bundle/registry_digest.hpp"
+#include "bundle/registry_pull.hpp"
 #include "kernel/fd.hpp"
 #include "kernel/log.hpp"
 
@@ -131,6 +132,7 @@ Result<void> Fetcher::finish(Transfer& t, CURLcode rc) {
 
 Result<void> Fetcher::run(std::deque<const Descriptor*>& pending, int jobs) {
   while (!pending.empty() || !active_.empty()) {
+    if (cancel_requested()) return interrupted_error();
     while (!pending.empty() && int(active_.size()) < jobs) {
       ENVRUN_CHECK(start(*pending.front()));
       pending.pop_front();
@@ -153,7 +155,7 @@ Result<void> Fetcher::run(std::deque<const Descriptor*>& pending, int jobs) {
         }
       if (!r) return r;
     }
-    if (!active_.empty()) curl_multi_poll(multi_, nullptr, 0, 1000, nullptr);
+    if (!active_.empty()) curl_multi_poll(multi_, nullptr, 0, 200, nullptr);
   }
   return ok();
 }

@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstdlib>
 
 #include "bundle/registry_client.hpp"
@@ -17,6 +18,15 @@
 #include "kernel/log.hpp"
 
 namespace envrun::registry {
+
+namespace {
+std::atomic<bool> g_cancel{false};
+}  // namespace
+
+void request_cancel() { g_cancel.store(true, std::memory_order_relaxed); }
+bool cancel_requested() { return g_cancel.load(std::memory_order_relaxed); }
+Error interrupted_error() { return Error::make(ErrorKind::Generic, "interrupted (nothing was left in place)"); }
+
 namespace {
 
 // Removes the temp bundle unless released.
@@ -51,6 +61,7 @@ Result<void> unpack_all(const ImageManifest& m, const BlobStore& store, const st
   UniqueFd root(::open(rootfs.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
   if (!root) return Error::sys(rootfs);
   for (size_t i = 0; i < m.layers.size(); ++i) {
+    if (cancel_requested()) return interrupted_error();
     const auto& l = m.layers[i];
     std::string what = "layer " + std::to_string(i + 1) + "/" + std::to_string(m.layers.size()) + " " + l.digest;
     auto st = ENVRUN_TRY(unpack_layer(store.blob_path(l.digest), root.get(), what));

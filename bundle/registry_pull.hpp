@@ -30,4 +30,11 @@ struct PullReport {
 
 Result<PullReport> pull_image(const PullOptions& opts);
 
+// Ask a running pull to stop (async-signal-safe: SIGINT/SIGTERM handlers call it). The pull
+// fails with "interrupted" within about a second, removing its temp files and directory.
+void request_cancel();
+bool cancel_requested();
+// The error a cancelled step returns.
+Error interrupted_error();
+
 }  // namespace envrun::registry

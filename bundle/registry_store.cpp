@@ -1,6 +1,7 @@
 // BlobStore paths and small reads.
 #include "bundle/registry_store.hpp"
 
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -21,6 +22,13 @@ std::string default_data_root() {
 Result<void> BlobStore::init() {
   auto r = fs::mkdir_p(root_ + "/blobs/sha256", 0755);
   if (!r) return std::move(r).error().with_context("store " + root_);
+  // Temp files of downloads whose process is gone (killed) are removed.
+  std::string dir = root_ + "/blobs/sha256/";
+  for (const auto& n : fs::list_dir(dir)) {
+    if (n.rfind(".tmp-", 0) != 0) continue;
+    long pid = std::strtol(n.substr(n.find_last_of('-') + 1).c_str(), nullptr, 10);
+    if (pid > 0 && ::kill(pid_t(pid), 0) != 0 && errno == ESRCH) ::unlink((dir + n).c_str());
+  }
   return ok();
 }
 

@@ -15,7 +15,8 @@ std::string default_data_root();
 class BlobStore {
  public:
   explicit BlobStore(std::string root) : root_(std::move(root)) {}
-  Result<void> init();  // creates blobs/sha256
+  // Creates blobs/sha256; removes temp files left by downloads killed before cleaning up.
+  Result<void> init();
   const std::string& root() const { return root_; }
   std::string blob_path(const std::string& digest) const;
   // A temp name for a download of `digest` (unique per process).

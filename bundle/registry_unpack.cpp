@@ -13,6 +13,7 @@
 #include <set>
 
 #include "bundle/registry_fs_at.hpp"
+#include "bundle/registry_pull.hpp"
 #include "kernel/log.hpp"
 
 namespace envrun::registry {
@@ -141,6 +142,7 @@ Result<UnpackStats> unpack_layer(const std::string& blob_path, int rootfs_fd, co
     return Error::make(ErrorKind::Config, what + ": " + archive_error_string(a.get()));
   LayerState st{rootfs_fd};
   for (;;) {
+    if (cancel_requested()) return interrupted_error();
     archive_entry* e = nullptr;
     int r = archive_read_next_header(a.get(), &e);
     if (r == ARCHIVE_EOF) break;

@@ -1,6 +1,7 @@
 // envrun-pull: the dynamically linked helper behind `envrun pull` (libcurl, libarchive).
 // Same options as `envrun pull` plus the global logging options; same error line and
 // exit codes as envrun (envrun(1)).
+#include <csignal>
 #include <cstdio>
 
 #include "cli/pull_options.hpp"
@@ -23,6 +24,8 @@ int exit_code(ErrorKind k) {  // as cli/main.cpp
   return 1;
 }
 
+void on_signal(int) { registry::request_cancel(); }
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -36,6 +39,9 @@ int main(int argc, char** argv) {
   cli::add_pull_options(&app, o);
   CLI11_PARSE(app, argc, argv);
   log::init(log_file, log_format == "json", debug);
+  struct sigaction sa {};
+  sa.sa_handler = on_signal;  // no SA_RESTART: a blocked wait returns and the pull cleans up
+  for (int sig : {SIGINT, SIGTERM, SIGHUP}) ::sigaction(sig, &sa, nullptr);
   auto r = registry::pull_image(o);
   if (!r) {
     std::string line = "pull " + o.reference + ": " + r.error().message;
