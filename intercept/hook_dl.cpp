@@ -35,14 +35,40 @@ const char* map_library(const char* file, char* buf) {
   return buf;
 }
 
-__attribute__((noinline)) void* dlopen_path(const char* file, int mode) {
+// dlopen's chain (the exec class): redirect maps the file (a refused one becomes a path the
+// loader cannot open, so dlerror() explains the failure); the real step loads it.
+template <class Load>
+struct DlSteps : NoSteps {
+  Load load;
   char buf[PATH_MAX];
-  return REAL(dlopen)(map_library(file, buf), mode);
+  explicit DlSteps(Load l) : load(l) {}
+  bool redirect(Call& c) {
+    c.path = map_library(c.path, buf);
+    return true;
+  }
+  void real(Call& c) {
+    c.ext = load(c.path);
+    c.failed = c.ext == nullptr;
+  }
+};
+
+template <class Load>
+void* through_chain(const char* file, Load load) {
+  Call c;
+  c.cls = CallClass::Exec;
+  c.op = Op::Exec;
+  c.path = file;
+  DlSteps<Load> h(load);
+  run_chain(c, plan_for(CallClass::Exec, live_mask()), h);
+  return c.ext;
+}
+
+__attribute__((noinline)) void* dlopen_path(const char* file, int mode) {
+  return through_chain(file, [mode](const char* f) { return REAL(dlopen)(f, mode); });
 }
 
 __attribute__((noinline)) void* dlmopen_path(Lmid_t lmid, const char* file, int mode) {
-  char buf[PATH_MAX];
-  return REAL(dlmopen)(lmid, map_library(file, buf), mode);
+  return through_chain(file, [lmid, mode](const char* f) { return REAL(dlmopen)(lmid, f, mode); });
 }
 
 }  // namespace
