@@ -29,8 +29,9 @@ inline bool rel_from_root_unruled(const char* p) {
   return !has_dotdot(p + c);
 }
 
-inline bool passes_through(int dirfd, const char* path) {
-  if (!redirect_on() || path == nullptr || path[0] == '\0') return true;
+// redirect: whether the redirect interceptor is on (the caller may know it already).
+inline bool rules_pass(bool redirect, int dirfd, const char* path) {
+  if (!redirect || path == nullptr || path[0] == '\0') return true;
   if (path[0] == '/') return abs_unruled(path);
   if (dirfd == AT_FDCWD) {
     if (cwd_plain()) return !has_dotdot(path);
@@ -38,5 +39,7 @@ inline bool passes_through(int dirfd, const char* path) {
   }
   return fdt_plain(dirfd) && !has_dotdot(path);
 }
+
+inline bool passes_through(int dirfd, const char* path) { return rules_pass(redirect_on(), dirfd, path); }
 
 }  // namespace envrun::icpt

@@ -69,7 +69,7 @@ int done_by_redirect(const Plan& p, Redirected redirected, Plain plain) {
 int remove_at(int dirfd, const char* path, int flags) {
   ensure_init();
   const Plan& p = plan_for(CallClass::Path, live_mask());
-  if (barrier_ok(p) && passes_through(dirfd, path)) return REAL(unlinkat)(dirfd, path, flags);
+  if (fast(p, dirfd, path)) return REAL(unlinkat)(dirfd, path, flags);
   return done_by_redirect(p, [=] { return remove_redirected(dirfd, path, flags); },
                           [=] { return REAL(unlinkat)(dirfd, path, flags); });
 }
@@ -77,7 +77,7 @@ int remove_at(int dirfd, const char* path, int flags) {
 int rename_at(int od, const char* op, int nd, const char* np, unsigned flags) {
   ensure_init();
   const Plan& p = plan_for(CallClass::Path, live_mask());
-  if (barrier_ok(p) && passes_through(od, op) && passes_through(nd, np)) return REAL(renameat2)(od, op, nd, np, flags);
+  if (fast(p, od, op) && passes_through(nd, np)) return REAL(renameat2)(od, op, nd, np, flags);
   return done_by_redirect(p, [=] { return rename_redirected(od, op, nd, np, flags); },
                           [=] { return REAL(renameat2)(od, op, nd, np, flags); });
 }
@@ -104,7 +104,7 @@ struct LinkSteps : NoSteps {
 int link_at(int od, const char* op, int nd, const char* np, int flags) {
   ensure_init();
   const Plan& p = plan_for(CallClass::Path, live_mask());
-  if (barrier_ok(p) && passes_through(od, op) && passes_through(nd, np)) return REAL(linkat)(od, op, nd, np, flags);
+  if (fast(p, od, op) && passes_through(nd, np)) return REAL(linkat)(od, op, nd, np, flags);
   Call c;
   LinkSteps h;
   h.od = od, h.op = op, h.nd = nd, h.np = np, h.flags = flags;

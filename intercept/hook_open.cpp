@@ -18,7 +18,7 @@ unsigned mode_arg(int flags, va_list ap) {
 int open_at(int dirfd, const char* path, int flags, unsigned mode) {
   ensure_init();
   const Plan& p = plan_for(CallClass::Path, live_mask());
-  if (barrier_ok(p) && passes_through(dirfd, path)) {
+  if (fast(p, dirfd, path)) {
     int fd = REAL(openat)(dirfd, path, flags, mode);
     if (fd >= 0) fdt_forget(fd);
     meter_plain(p, MeterAs::Open, fd >= 0);
@@ -67,7 +67,7 @@ template <class Real>
 FILE* fopen_with(const char* path, const char* mode, Real real) {
   ensure_init();
   const Plan& p = plan_for(CallClass::Path, live_mask());
-  if (mode == nullptr || (barrier_ok(p) && passes_through(AT_FDCWD, path))) {
+  if (mode == nullptr || fast(p, AT_FDCWD, path)) {
     FILE* f = real(path);
     meter_plain(p, MeterAs::Open, f != nullptr);
     return f;

@@ -44,7 +44,7 @@ template <class Fn>
 int access_call(int dirfd, const char* path, int mode, int at_flags, Fn real) {
   ensure_init();
   const Plan& p = plan_for(CallClass::Path, live_mask());
-  if (barrier_ok(p) && passes_through(dirfd, path)) return real(dirfd, path, mode);
+  if (fast(p, dirfd, path)) return real(dirfd, path, mode);
   Call c;
   c.dirfd = dirfd;
   c.path = path;

@@ -12,6 +12,11 @@ namespace envrun::icpt {
 // The plan's barrier, if any, lets calls through now.
 inline bool barrier_ok(const Plan& p) { return !p.barrier || barrier_clear(); }
 
+// The fast path's test: no barrier up and no rule can apply to (dirfd, path).
+inline bool fast(const Plan& p, int dirfd, const char* path) {
+  return barrier_ok(p) && rules_pass(p.redirect, dirfd, path);
+}
+
 template <class Real>
 struct PathSteps : NoSteps {
   Real fn;
@@ -61,7 +66,7 @@ template <class Real>
 auto path_call(int dirfd, const char* path, Op op, int at_flags, Real real) -> decltype(real(dirfd, path)) {
   ensure_init();
   const Plan& p = plan_for(CallClass::Path, live_mask());
-  if (barrier_ok(p) && passes_through(dirfd, path)) return real(dirfd, path);
+  if (fast(p, dirfd, path)) return real(dirfd, path);
   return path_chain(p, dirfd, path, op, at_flags, real);
 }
 
