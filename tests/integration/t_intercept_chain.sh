@@ -12,7 +12,7 @@ LIB=${INTERCEPT_LIB:-$BUILD/intercept/libenvrun-intercept.so}
 [[ -e $LIB ]] || { fail "build product missing: $LIB (build envrun-intercept)"; exit 1; }
 PY=/usr/bin/python3
 I=/envrun-chain-$$         # inside paths that do not exist on the host
-K_OPENS=0 K_OPEN_FAILURES=1 K_REDIRECTED=2 K_DENIED=3
+K_OPENS=0 K_OPEN_FAILURES=1 K_REDIRECTED=2 K_DENIED=3 K_BINDS=7
 
 mkdir -p "$T/app/hidden" "$T/hostonly"
 echo "app file" > "$T/app/f"
@@ -84,6 +84,27 @@ assert_eq "both orders: the same successful opens" \
 rb=$(ctl_counter "$T/before.ctl" $K_REDIRECTED)
 assert_eq "both orders: the same redirected calls (>= 1)" "$rb $rb" \
   "$(ctl_counter "$T/after.ctl" $K_REDIRECTED) $((rb >= 1 ? rb : -1))"
+
+# The socket calls run the same chain: an AF_UNIX bind under a hide rule, then one under
+# the override rule (the socket file lands in the outside directory).
+for o in before after; do
+  ctl_write "$T/$o-net.ctl" 7
+  under "$T/$o.db" "$T/$o-net.ctl" $PY -c 'import socket, sys
+for p in sys.argv[1:]:
+    s = socket.socket(socket.AF_UNIX)
+    try:
+        s.bind(p); print("bound")
+    except OSError as e:
+        print(e.strerror)
+    s.close()' "$I/app/hidden/sock" "$I/app/sock-$o" > "$T/$o-net.out" 2>&1
+done
+assert_eq "bind: refused under hide, bound under override (both orders)" \
+  "No such file or directory bound|No such file or directory bound" "$(echo $(cat "$T/before-net.out"))|$(echo $(cat "$T/after-net.out"))"
+assert_eq "bind: the socket files are in the outside directory" "sock-after sock-before" "$(cd "$T/app" && echo sock-*)"
+assert_eq "meter -> redirect: the refused bind is denied, the other counted" "1 1" \
+  "$(ctl_counter "$T/before-net.ctl" $K_DENIED) $(ctl_counter "$T/before-net.ctl" $K_BINDS)"
+assert_eq "redirect -> meter: no denied call, the bind counted" "0 1" \
+  "$(ctl_counter "$T/after-net.ctl" $K_DENIED) $(ctl_counter "$T/after-net.ctl" $K_BINDS)"
 
 # ---------------------------------------------------------------------------
 section "disabling meter live stops counting"
