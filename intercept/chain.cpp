@@ -77,6 +77,10 @@ void meter_leave(Call& c) {
       add(c.meter == MeterAs::Bind ? ictl::kBinds : ictl::kConnects);
       if (c.mapped) add(ictl::kPortsMapped);
       break;
+    case MeterAs::BytesOut:
+    case MeterAs::BytesIn:
+      if (!c.failed && c.result > 0) add(c.meter == MeterAs::BytesOut ? ictl::kBytesWritten : ictl::kBytesRead, c.result);
+      break;
   }
 }
 

@@ -32,6 +32,8 @@ enum class MeterAs : uint8_t {
   Exec,    // + kExecs (counted on enter: a successful exec does not return; undone on failure)
   Bind,    // + kBinds (+ kPortsMapped)
   Connect, // + kConnects (+ kPortsMapped)
+  BytesOut,// + kBytesWritten (the result, when > 0)
+  BytesIn, // + kBytesRead (the result, when > 0)
 };
 
 struct Call {

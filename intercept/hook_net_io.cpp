@@ -6,6 +6,7 @@
 
 #include "intercept/hook_net.hpp"
 #include "intercept/hook.hpp"
+#include "intercept/chain.hpp"
 
 // The fortified entry points (bits/socket2.h) are declared only under _FORTIFY_SOURCE.
 extern "C" ssize_t __recv_chk(int fd, void* buf, size_t n, size_t buflen, int flags);
@@ -18,81 +19,85 @@ using envrun::ictl::kBytesWritten;
 
 namespace {
 
-template <class T>
-T counted(T r, envrun::ictl::Counter c) {
-  if (r > 0) count(c, uint64_t(r));
-  return r;
-}
-
-// A destination rewritten for the kernel: `addr`/`len` point at the caller's address or at
-// the mapped copy held here. fail < 0: -errno from a rule.
-struct Destination {
-  const sockaddr* addr;
+// The steps of a send/recv call. redirect maps an AF_UNIX destination through the file
+// rules (and may refuse it), net maps an inet destination; the real function gets the
+// result; the meter counts the bytes (MeterAs::BytesOut/BytesIn) in its leave step.
+template <class Fn>
+struct IoSteps : NoSteps {
+  Fn fn;
+  int fd;
+  const sockaddr* addr;  // destination (null: none)
   socklen_t len;
-  int fail = 0;
   sockaddr_storage copy;
-  net::UnixTarget unix_target;
-
-  Destination(int fd, const sockaddr* a, socklen_t l) : addr(a), len(l) {
-    if (a == nullptr || l < socklen_t(sizeof(sa_family_t))) return;
-    if (a->sa_family == AF_UNIX) {
-      int m = net::map_unix_path(a, l, Op::Read, unix_target);
-      if (m < 0) fail = m;
-      if (m > 0) {
-        addr = reinterpret_cast<const sockaddr*>(&unix_target.sa);
-        len = unix_target.len;
-      }
-    } else if ((a->sa_family == AF_INET || a->sa_family == AF_INET6) && l <= socklen_t(sizeof copy) &&
-               net::rules_active()) {
-      memcpy(&copy, a, l);
-      if (net::map_to_outside(fd, reinterpret_cast<sockaddr*>(&copy), l)) addr = reinterpret_cast<const sockaddr*>(&copy);
+  net::UnixTarget unix_target;  // closes the directory fd of the /proc/self/fd trick
+  IoSteps(Fn f, int d, const sockaddr* a, socklen_t l) : fn(f), fd(d), addr(a), len(l) {}
+  bool has(sa_family_t fam) const { return addr != nullptr && len >= socklen_t(sizeof(sa_family_t)) && addr->sa_family == fam; }
+  bool redirect(Call& c) {
+    if (!has(AF_UNIX)) return true;
+    int m = net::map_unix_path(addr, len, Op::Read, unix_target);
+    if (m < 0) return refuse(c, m);
+    if (m > 0) {
+      addr = reinterpret_cast<const sockaddr*>(&unix_target.sa);
+      len = unix_target.len;
     }
+    return true;
+  }
+  bool net(Call& c) {
+    if (!(has(AF_INET) || has(AF_INET6)) || len > socklen_t(sizeof copy) || !net::rules_active()) return true;
+    memcpy(&copy, addr, len);
+    if (net::map_to_outside(fd, reinterpret_cast<sockaddr*>(&copy), len)) {
+      addr = reinterpret_cast<const sockaddr*>(&copy);
+      c.mapped = true;
+    }
+    return true;
+  }
+  void real(Call& c) {
+    c.result = long(fn(addr, len));
+    if (c.result < 0) c.failed = true, c.err = errno;
   }
 };
+
+// Run a send/recv call through the net class's chain: fn(addr, len) with the (mapped)
+// destination. The result, or -1 with errno.
+template <class Fn>
+ssize_t io_call(MeterAs as, int fd, const sockaddr* addr, socklen_t len, Fn fn) {
+  Call c;
+  c.cls = CallClass::Net;
+  c.meter = as;
+  {
+    IoSteps<Fn> h(fn, fd, addr, len);
+    run_chain(c, plan_for(CallClass::Net, live_mask()), h);
+  }
+  if (c.failed) errno = c.err;
+  return c.failed ? -1 : ssize_t(c.result);
+}
+
+constexpr MeterAs kOut = MeterAs::BytesOut;
+constexpr MeterAs kIn = MeterAs::BytesIn;
 
 }  // namespace
 
 HOOK ssize_t send(int fd, const void* buf, size_t n, int flags) {
   ensure_init();
-  return counted(REAL(send)(fd, buf, n, flags), kBytesWritten);
+  return io_call(kOut, fd, nullptr, 0, [=](const sockaddr*, socklen_t) { return REAL(send)(fd, buf, n, flags); });
 }
 
 HOOK ssize_t sendto(int fd, const void* buf, size_t n, int flags, const sockaddr* addr, socklen_t len) {
   ensure_init();
-  ssize_t r;
-  int e;
-  {
-    Destination d(fd, addr, len);
-    if (d.fail < 0) {
-      errno = -d.fail;
-      return -1;
-    }
-    r = REAL(sendto)(fd, buf, n, flags, d.addr, d.len);
-    e = errno;
-  }
-  errno = e;
-  return counted(r, kBytesWritten);
+  return io_call(kOut, fd, addr, len,
+                 [=](const sockaddr* a, socklen_t l) { return REAL(sendto)(fd, buf, n, flags, a, l); });
 }
 
 HOOK ssize_t sendmsg(int fd, const msghdr* msg, int flags) {
   ensure_init();
-  if (msg == nullptr || msg->msg_name == nullptr) return counted(REAL(sendmsg)(fd, msg, flags), kBytesWritten);
-  ssize_t r;
-  int e;
-  {
-    Destination d(fd, static_cast<const sockaddr*>(msg->msg_name), msg->msg_namelen);
-    if (d.fail < 0) {
-      errno = -d.fail;
-      return -1;
-    }
+  const sockaddr* dest = msg != nullptr ? static_cast<const sockaddr*>(msg->msg_name) : nullptr;
+  return io_call(kOut, fd, dest, dest ? msg->msg_namelen : 0, [=](const sockaddr* a, socklen_t l) {
+    if (a == dest) return REAL(sendmsg)(fd, msg, flags);
     msghdr m = *msg;
-    m.msg_name = const_cast<sockaddr*>(d.addr);
-    m.msg_namelen = d.len;
-    r = REAL(sendmsg)(fd, &m, flags);
-    e = errno;
-  }
-  errno = e;
-  return counted(r, kBytesWritten);
+    m.msg_name = const_cast<sockaddr*>(a);
+    m.msg_namelen = l;
+    return REAL(sendmsg)(fd, &m, flags);
+  });
 }
 
 HOOK int sendmmsg(int fd, mmsghdr* vec, unsigned int vlen, int flags) {
@@ -129,37 +134,44 @@ HOOK int sendmmsg(int fd, mmsghdr* vec, unsigned int vlen, int flags) {
 
 HOOK ssize_t recv(int fd, void* buf, size_t n, int flags) {
   ensure_init();
-  return counted(REAL(recv)(fd, buf, n, flags), kBytesRead);
+  return io_call(kIn, fd, nullptr, 0, [=](const sockaddr*, socklen_t) { return REAL(recv)(fd, buf, n, flags); });
 }
 
 HOOK ssize_t __recv_chk(int fd, void* buf, size_t n, size_t buflen, int flags) {
   ensure_init();
-  return counted(REAL(__recv_chk)(fd, buf, n, buflen, flags), kBytesRead);
+  return io_call(kIn, fd, nullptr, 0,
+                 [=](const sockaddr*, socklen_t) { return REAL(__recv_chk)(fd, buf, n, buflen, flags); });
 }
 
 HOOK ssize_t recvfrom(int fd, void* buf, size_t n, int flags, sockaddr* addr, socklen_t* len) {
   ensure_init();
   socklen_t cap = len ? *len : 0;
-  ssize_t r = REAL(recvfrom)(fd, buf, n, flags, addr, len);
-  if (r >= 0) net::report_address(fd, addr, cap, len);
-  return counted(r, kBytesRead);
+  return io_call(kIn, fd, nullptr, 0, [=](const sockaddr*, socklen_t) {
+    ssize_t r = REAL(recvfrom)(fd, buf, n, flags, addr, len);
+    if (r >= 0) net::report_address(fd, addr, cap, len);
+    return r;
+  });
 }
 
 HOOK ssize_t __recvfrom_chk(int fd, void* buf, size_t n, size_t buflen, int flags, sockaddr* addr, socklen_t* len) {
   ensure_init();
   socklen_t cap = len ? *len : 0;
-  ssize_t r = REAL(__recvfrom_chk)(fd, buf, n, buflen, flags, addr, len);
-  if (r >= 0) net::report_address(fd, addr, cap, len);
-  return counted(r, kBytesRead);
+  return io_call(kIn, fd, nullptr, 0, [=](const sockaddr*, socklen_t) {
+    ssize_t r = REAL(__recvfrom_chk)(fd, buf, n, buflen, flags, addr, len);
+    if (r >= 0) net::report_address(fd, addr, cap, len);
+    return r;
+  });
 }
 
 HOOK ssize_t recvmsg(int fd, msghdr* msg, int flags) {
   ensure_init();
   socklen_t cap = msg ? msg->msg_namelen : 0;
-  ssize_t r = REAL(recvmsg)(fd, msg, flags);
-  if (r >= 0 && msg != nullptr)
-    net::report_address(fd, static_cast<sockaddr*>(msg->msg_name), cap, &msg->msg_namelen);
-  return counted(r, kBytesRead);
+  return io_call(kIn, fd, nullptr, 0, [=](const sockaddr*, socklen_t) {
+    ssize_t r = REAL(recvmsg)(fd, msg, flags);
+    if (r >= 0 && msg != nullptr)
+      net::report_address(fd, static_cast<sockaddr*>(msg->msg_name), cap, &msg->msg_namelen);
+    return r;
+  });
 }
 
 HOOK int recvmmsg(int fd, mmsghdr* vec, unsigned int vlen, int flags, timespec* timeout) {
