@@ -75,6 +75,17 @@ check "second bundle unpacked from the store" cmp "$T/app/rootfs/bin/busybox" "$
 expect_fail 5 "already exists" pull -b "$T/app" "$REG/app:1"
 
 # ---------------------------------------------------------------------------
+section "an ordinary user pulls into \$XDG_DATA_HOME/envrun"
+mkdir -p "$T/nobody" && chmod 777 "$T/nobody"
+capture setpriv --reuid=65534 --regid=65534 --clear-groups env HOME="$T/nobody" XDG_DATA_HOME="$T/nobody/data" \
+  timeout 60 "$ENVRUN" pull --insecure -b "$T/nobody/app" "$REG/app:1"
+assert_eq "pull as nobody exits 0" 0 "$RC" || last_cmd_details
+assert_eq "nobody's store is \$XDG_DATA_HOME/envrun" 4 "$(ls "$T/nobody/data/envrun/blobs/sha256" 2>/dev/null | wc -l)"
+assert_eq "nobody's rootfs file owned by nobody" 65534 "$(stat -c %u "$T/nobody/app/rootfs/etc/motd" 2>&1)"
+assert_eq "nobody's config.json maps the caller to root (rootless spec)" 65534 \
+  "$(json_get 'd["linux"]["uidMappings"][0]["hostID"]' <"$T/nobody/app/config.json" 2>&1)"
+
+# ---------------------------------------------------------------------------
 section "layer formats: zstd, uncompressed, Docker v2 manifest, --jobs 1"
 check "push fmt:zstd" push fmt:zstd --compress zstd --config '{"Cmd":["/bin/true"]}' --layer-dir "$T/l2"
 check "pull zstd layer" pull -b "$T/zst" "$REG/fmt:zstd"
