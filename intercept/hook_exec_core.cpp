@@ -211,6 +211,10 @@ struct ExecSteps : NoSteps {
   Fn fn;
   explicit ExecSteps(Fn f) : fn(f) {}
   void real(Call& c) {
+    // A successful exec does not return: in a vfork child, whose memory (this thread's
+    // t_call included) is the parent's, t_call must not be left pointing at this frame.
+    // The rules applied inside fn() count directly.
+    t_call = c.outer;
     c.result = fn();
     if (c.result != 0) c.failed = true;
   }
