@@ -4,6 +4,8 @@
 #include <dirent.h>
 #include <stdlib.h>
 
+#include "intercept/resolve_internal.hpp"
+#include "intercept/hide_index.hpp"
 #include "intercept/dir_union.hpp"
 #include "intercept/fd_table.hpp"
 #include "intercept/hook.hpp"
@@ -105,11 +107,19 @@ int scan(int dirfd, const char* path, Ent*** list, Select<Ent> sel, Compare<Ent>
 }
 
 // True when the listing needs no rule (then glibc's own scandir does it).
+// glibc's scandir reads the directory with its internal opendir/readdir, which no hook
+// sees: only a directory under no rule and with no hidden child may go there.
 bool plain_listing(int dirfd, const char* path) {
   ensure_init();
   if (!redirect_on()) return true;
   Resolved out;
-  return resolve(dirfd, path, Op::Stat, 0, out) == 0 && !out.redirected;
+  if (resolve(dirfd, path, Op::Stat, 0, out) != 0 || out.redirected) return false;
+  if (!any_hide_rules()) return true;
+  InsidePath in;
+  bool base_real = false;
+  if (inside_of(dirfd, path, in, &base_real) != 0) return true;  // no rule involved, or let the call report
+  HiddenRange hidden;
+  return !hidden_children(in.s, in.n, &hidden);
 }
 
 }  // namespace

@@ -78,6 +78,9 @@ for case in "$T/plain:keep pub" "$I/ov:f pub" "$T/mhost:both hostonly outfile"; 
     "listdir $py_want scandir $py_want fdlist $py_want glob $py_want getdents $py_want" "$(echo $OUT)"
 done
 cap ls /etc; assert_not_contains "ls /etc: no shadow (hide /etc/shadow, /etc under no rule)" " $(echo $OUT) " " shadow "
+PROBE=${INTERCEPT_PROBE:-$BUILD/tests/intercept/intercept-files-probe}
+cap "$PROBE" scandir /etc; assert_not_contains "C scandir(3) of /etc: no shadow" " $(echo $OUT) " " shadow "
+assert_contains "C scandir(3) of /etc: the other names" " $(echo $OUT) " " passwd "
 assert_contains "ls /etc: the rest is there" " $(echo $OUT) " " passwd "
 cap find "$T/plain"; assert_not_contains "find (fts: openat + fdopendir) does not list secret/" "$OUT" "secret"
 assert_contains "find lists the rest" "$OUT" "$T/plain/pub/p"

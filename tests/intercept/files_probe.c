@@ -8,7 +8,8 @@
  *   mkstemp TEMPLATE    mkstemp, prints the name it filled in
  *   renameat2 OLD NEW   renameat2(RENAME_NOREPLACE)
  *   fork PATH           a forked child reads PATH (first line) and exits 0/1
- *   cwdat DIR NAME      chdir(DIR); fchdir(open(".")); getcwd; stat(NAME) */
+ *   cwdat DIR NAME      chdir(DIR); fchdir(open(".")); getcwd; stat(NAME)
+ *   scandir DIR         names from scandir(3) (glibc's own opendir/readdir inside), one per line */
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <errno.h>
@@ -36,6 +37,20 @@ static int first_line(int fd) {
 int main(int argc, char** argv) {
   if (argc < 2) return 2;
   const char* cmd = argv[1];
+  if (!strcmp(cmd, "scandir") && argc == 3) {
+    struct dirent** list;
+    int n = scandir(argv[2], &list, NULL, alphasort);
+    if (n < 0) {
+      perror("scandir");
+      return 1;
+    }
+    for (int i = 0; i < n; ++i) {
+      puts(list[i]->d_name);
+      free(list[i]);
+    }
+    free(list);
+    return 0;
+  }
   if (!strcmp(cmd, "getdents") && argc == 3) {
     int fd = open(argv[2], O_RDONLY | O_DIRECTORY);
     if (fd < 0) { perror(argv[2]); return 1; }
