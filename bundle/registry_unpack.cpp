@@ -9,6 +9,7 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <memory>
 #include <set>
 
@@ -26,7 +27,19 @@ struct LayerState {
   bool as_root = ::geteuid() == 0;
   std::set<std::string> created;  // rootfs paths this layer wrote (spared by opaque whiteouts)
   UnpackStats stats;
+  // The parent directory of the previous entry: tars list a directory's entries together.
+  // An entry only changes names inside its parent, so the fd stays right for its siblings.
+  std::string parent_path;
+  UniqueFd parent_fd;
 };
+
+Result<int> parent_dir(LayerState& st, const std::string& rel) {
+  if (!st.parent_fd || st.parent_path != rel) {
+    st.parent_fd = ENVRUN_TRY(at::open_dir_beneath(st.root, rel, true));
+    st.parent_path = rel;
+  }
+  return st.parent_fd.get();
+}
 
 Result<void> set_owner_mode_time(int dirfd, const std::string& name, int fd, archive_entry* e, bool as_root) {
   mode_t mode = archive_entry_perm(e) & 07777;
@@ -48,7 +61,7 @@ Result<void> write_file(archive* a, archive_entry* e, int dirfd, const std::stri
   if (!fd) return Error::sys("create");
   const void* buf;
   size_t size;
-  la_int64_t off;
+  la_int64_t off, end = 0;
   for (;;) {
     int r = archive_read_data_block(a, &buf, &size, &off);
     if (r == ARCHIVE_EOF) break;
@@ -60,8 +73,10 @@ Result<void> write_file(archive* a, archive_entry* e, int dirfd, const std::stri
       done += size_t(w);
     }
     st.stats.bytes += size;
+    end = std::max(end, off + la_int64_t(size));
   }
-  if (::ftruncate(fd.get(), archive_entry_size(e)) != 0) return Error::sys("truncate");  // sparse tail
+  if (end != archive_entry_size(e) && ::ftruncate(fd.get(), archive_entry_size(e)) != 0)
+    return Error::sys("truncate");  // sparse tail
   if (st.as_root) {
     archive_entry_xattr_reset(e);
     const char* xname;
@@ -76,7 +91,12 @@ Result<void> write_file(archive* a, archive_entry* e, int dirfd, const std::stri
 Result<void> make_node(archive_entry* e, int dirfd, const std::string& name, LayerState& st) {
   mode_t type = archive_entry_filetype(e);
   if (type == AE_IFDIR) {
-    if (::mkdirat(dirfd, name.c_str(), 0700) != 0 && errno != EEXIST) return Error::sys("mkdir");
+    if (::mkdirat(dirfd, name.c_str(), 0700) != 0) {
+      struct stat old {};
+      if (errno != EEXIST) return Error::sys("mkdir");
+      if (::fstatat(dirfd, name.c_str(), &old, AT_SYMLINK_NOFOLLOW) == 0 && !S_ISDIR(old.st_mode))
+        return Error::sys("mkdir", EEXIST);  // a non-directory is in the way: replaced by the caller
+    }
     UniqueFd fd(::openat(dirfd, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
     if (!fd) return Error::sys("open directory");
     return set_owner_mode_time(dirfd, name, fd.get(), e, st.as_root);
@@ -115,19 +135,22 @@ Result<void> apply_entry(archive* a, archive_entry* e, LayerState& st) {
   if (!raw) raw = archive_entry_pathname_utf8(e);
   auto p = ENVRUN_TRY(classify_entry(raw ? raw : ""));
   if (p.kind == EntryKind::Root) return ok();  // "./": the rootfs itself keeps its mode
-  auto dir = ENVRUN_TRY(at::open_dir_beneath(st.root, p.parent, true));
-  if (p.kind == EntryKind::Whiteout) return at::remove_at(dir.get(), p.name);
-  if (p.kind == EntryKind::Opaque) return at::clear_dir(dir.get(), p.parent, st.created);
-  // Whatever the layers below left under this name goes, except a directory kept for a directory.
-  struct stat old {};
-  bool is_dir = archive_entry_hardlink(e) == nullptr && archive_entry_filetype(e) == AE_IFDIR;
-  if (::fstatat(dir.get(), p.name.c_str(), &old, AT_SYMLINK_NOFOLLOW) == 0 && !(is_dir && S_ISDIR(old.st_mode)))
-    ENVRUN_CHECK(at::remove_at(dir.get(), p.name));
+  int dir = ENVRUN_TRY(parent_dir(st, p.parent));
+  if (p.kind == EntryKind::Whiteout) return at::remove_at(dir, p.name);
+  if (p.kind == EntryKind::Opaque) return at::clear_dir(dir, p.parent, st.created);
   st.created.insert(p.full());
   st.stats.entries++;
-  if (archive_entry_hardlink(e)) return hard_link(e, dir.get(), p.name, st);
-  if (archive_entry_filetype(e) == AE_IFREG) return write_file(a, e, dir.get(), p.name, st);
-  return make_node(e, dir.get(), p.name, st);
+  auto create = [&]() -> Result<void> {
+    if (archive_entry_hardlink(e)) return hard_link(e, dir, p.name, st);
+    if (archive_entry_filetype(e) == AE_IFREG) return write_file(a, e, dir, p.name, st);
+    return make_node(e, dir, p.name, st);
+  };
+  auto r = create();
+  if (r || r.error().sys_errno != EEXIST) return r;
+  // Whatever the layers below left under this name goes (a directory stays for a directory,
+  // in make_node), then the entry is created again.
+  ENVRUN_CHECK(at::remove_at(dir, p.name));
+  return create();
 }
 
 }  // namespace

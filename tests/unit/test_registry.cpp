@@ -225,6 +225,15 @@ TEST_CASE("unpack: layers, whiteouts and opaque directories") {
   CHECK(fs::read_file(s.rootfs("var/lib")).value_or("") == "now a file");
   CHECK(fs::is_dir(s.rootfs("bin/sh")));
   CHECK(fs::exists(s.rootfs("bin/ash")));  // the other link keeps the old content
+  // A symlink replaces a file; a name twice in one layer: the last entry wins.
+  REQUIRE(s.layer({{"etc/passwd", 'l', "/dev/null"}, {"x", 'f', "1"}, {"x", 'f', "2"}, {"bin/ash", 'l', "sh"}}));
+  char buf[64] = {0};
+  CHECK(::readlink(s.rootfs("etc/passwd").c_str(), buf, sizeof buf - 1) == 9);
+  CHECK(std::string(buf) == "/dev/null");
+  CHECK(fs::read_file(s.rootfs("x")).value_or("") == "2");
+  struct stat l {};
+  REQUIRE(::lstat(s.rootfs("bin/ash").c_str(), &l) == 0);
+  CHECK(S_ISLNK(l.st_mode));
 }
 
 TEST_CASE("unpack: entries leaving the rootfs are refused") {
