@@ -86,6 +86,28 @@ assert_eq "nobody's config.json maps the caller to root (rootless spec)" 65534 \
   "$(json_get 'd["linux"]["uidMappings"][0]["hostID"]' <"$T/nobody/app/config.json" 2>&1)"
 
 # ---------------------------------------------------------------------------
+section "bearer token flow (a token front on the registry)"
+start_proxy() {  # start_proxy LOG [deny] -> sets PROXY
+  local port; port=$(free_port)
+  python3 "$LIB_DIR/token_proxy.py" "$port" "http://$REG" "$1" ${2:-} &
+  PIDS_TO_KILL+=($!)
+  PROXY=127.0.0.1:$port
+  wait_for 10 curl -s -o /dev/null "http://$PROXY/token"
+}
+start_proxy "$T/proxy.log"
+capture timeout 60 "$ENVRUN" --debug pull --insecure --store "$T/store-tok" -b "$T/tok" "$PROXY/app:1"
+assert_eq "pull through the token front exits 0" 0 "$RC" || last_cmd_details
+assert_line_match "a token was asked for with the repository's pull scope" "$(cat "$T/proxy.log")" '^GET /token\?service=envrun-test&scope=repository%3Aapp%3Apull -$'
+assert_line_match "the manifest was fetched with the token" "$(cat "$T/proxy.log")" '^GET /v2/app/manifests/1 Bearer tok-'
+assert_eq "4 blobs fetched with the token" 4 "$(grep -c '^GET /v2/app/blobs/sha256:[0-9a-f]* Bearer tok-' "$T/proxy.log")"
+assert_eq "no blob request without the token" "" "$(grep '/blobs/' "$T/proxy.log" | grep -v 'Bearer tok-')"
+check "token pull: same rootfs" cmp "$T/app/rootfs/etc/motd" "$T/tok/rootfs/etc/motd"
+start_proxy "$T/proxy-deny.log" deny
+expect_fail 1 "unauthorized" pull -b "$T/denied" "$PROXY/app:1"
+assert_contains "401 message says credentials are needed" "$ERR" "credentials are needed"
+check "denied: no bundle" test ! -e "$T/denied"
+
+# ---------------------------------------------------------------------------
 section "layer formats: zstd, uncompressed, Docker v2 manifest, --jobs 1"
 check "push fmt:zstd" push fmt:zstd --compress zstd --config '{"Cmd":["/bin/true"]}' --layer-dir "$T/l2"
 check "pull zstd layer" pull -b "$T/zst" "$REG/fmt:zstd"
