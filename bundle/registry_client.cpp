@@ -30,7 +30,11 @@ Result<void> RegistryClient::connect() {
     scheme_ = "http";
     r = probe(scheme_);
   }
-  if (!r) return Error::make(ErrorKind::System, where() + ": cannot connect: " + r.error().message);
+  if (!r) {
+    std::string hint = !http_.insecure() && r.error().message.find("SSL") != std::string::npos
+                           ? " (a registry without TLS needs --insecure)" : "";
+    return Error::make(ErrorKind::System, where() + ": cannot connect: " + r.error().message + hint);
+  }
   if (r->status == 401) return authenticate(*r);
   if (r->status != 200 && r->status != 404)  // some registries answer 404 on /v2/ itself
     return Error::make(ErrorKind::Generic, where() + ": /v2/ answered " + describe_http_error(*r));

@@ -172,6 +172,7 @@ expect_fail 4 "not found" pull -b "$T/nope" "$REG/app:no-such-tag"
 expect_fail 4 "not found" pull -b "$T/nope" "$REG/no/such/image:1"
 DOWN=127.0.0.1:$(free_port)
 expect_fail 7 "registry $DOWN: cannot connect" pull -b "$T/down" "$DOWN/app:1"
+expect_fail 7 "a registry without TLS needs --insecure" timeout 60 "$ENVRUN" pull --store "$T/store" -b "$T/x" "$REG/app:1"
 expect_fail 2 "invalid name component" pull -b "$T/x" "$REG/Bad_Name:1"
 expect_fail 2 "digest must be sha256" pull -b "$T/x" "$REG/app@sha256:1234"
 check "no bundles left by the failures" test ! -e "$T/nope" -a ! -e "$T/down" -a ! -e "$T/x"
