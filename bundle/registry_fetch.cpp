@@ -2,6 +2,8 @@
 #include "bundle/registry_fetch.hpp"
 
 #include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -20,9 +22,13 @@ namespace {
 struct Transfer {
   const Descriptor* desc = nullptr;
   std::string tmp;
+  bool resumable = false;  // tmp is the blob's locked partial file, kept after a broken transfer
+  bool discard = false;    // the content is wrong: the partial file goes
   UniqueFd fd;
   Sha256 hash;
   int64_t got = 0;
+  int64_t resumed_at = 0;  // bytes already there when the transfer started (Range request)
+  bool first_data = true;
   bool overflow = false;
   int write_errno = 0;
   CURL* easy = nullptr;
@@ -30,9 +36,54 @@ struct Transfer {
   char errbuf[CURL_ERROR_SIZE] = {0};
   ~Transfer() {
     if (easy) curl_easy_cleanup(easy);
-    if (!tmp.empty()) ::unlink(tmp.c_str());  // cleared once renamed
+    // Cleared once renamed; a partial download that was only interrupted stays for next time.
+    if (!tmp.empty() && (!resumable || discard || got == 0)) ::unlink(tmp.c_str());
   }
 };
+
+// A server that ignores the Range request sends the whole blob (200): start over.
+bool restart_if_full_answer(Transfer* t, long status) {
+  if (!t->first_data) return true;
+  t->first_data = false;
+  if (t->resumed_at == 0 || status == 206) return true;
+  log::debug("pull: the registry ignored the range request for " + t->desc->digest + ": downloading it whole");
+  t->got = t->resumed_at = 0;
+  (void)t->hash.finish();  // resets
+  return ::ftruncate(t->fd.get(), 0) == 0 && ::lseek(t->fd.get(), 0, SEEK_SET) == 0;
+}
+
+// Open (and lock) the blob's partial file; hash what it already holds.
+Result<void> open_partial(Transfer& t, const BlobStore& store) {
+  const auto& d = *t.desc;
+  std::string partial = store.partial_path(d.digest);
+  t.fd = UniqueFd(::open(partial.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644));
+  if (t.fd && ::flock(t.fd.get(), LOCK_EX | LOCK_NB) == 0) {
+    t.tmp = partial;
+    t.resumable = true;
+    struct stat st {};
+    if (::fstat(t.fd.get(), &st) != 0) return Error::sys("store: " + partial);
+    if (st.st_size >= d.size) {  // cannot be a prefix of the blob
+      if (::ftruncate(t.fd.get(), 0) != 0) return Error::sys("store: " + partial);
+      st.st_size = 0;
+    }
+    char buf[1 << 16];
+    for (int64_t off = 0; off < st.st_size;) {
+      ssize_t n = ::pread(t.fd.get(), buf, sizeof buf, off);
+      if (n <= 0) return Error::sys("store: reading " + partial);
+      t.hash.update(buf, size_t(n));
+      off += n;
+    }
+    t.got = t.resumed_at = st.st_size;
+    if (::lseek(t.fd.get(), 0, SEEK_END) < 0) return Error::sys("store: " + partial);
+    return ok();
+  }
+  // Another pull is downloading this blob: download a private copy.
+  std::string tmp = store.temp_path(d.digest);
+  t.fd = UniqueFd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+  if (!t.fd) return Error::sys("store: " + tmp);
+  t.tmp = tmp;
+  return ok();
+}
 
 size_t on_data(char* p, size_t size, size_t n, void* ud) {
   auto* t = static_cast<Transfer*>(ud);
@@ -41,6 +92,10 @@ size_t on_data(char* p, size_t size, size_t n, void* ud) {
   long status = 0;
   curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &status);
   if (status / 100 != 2) return len;
+  if (!restart_if_full_answer(t, status)) {
+    t->write_errno = errno;
+    return 0;
+  }
   if (t->got + int64_t(len) > t->desc->size) {
     t->overflow = true;
     return 0;
@@ -84,14 +139,16 @@ class Fetcher {
 Result<void> Fetcher::start(const Descriptor& d) {
   auto t = std::make_unique<Transfer>();
   t->desc = &d;
-  std::string tmp = store_.temp_path(d.digest);
-  t->fd = UniqueFd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
-  if (!t->fd) return Error::sys("store: " + tmp);
-  t->tmp = tmp;
+  ENVRUN_CHECK(open_partial(*t, store_));
   t->easy = curl_easy_init();
   if (!t->easy) return Error::make(ErrorKind::System, "curl_easy_init failed");
   client_.http().setup(t->easy, client_.url("blobs/" + d.digest));
-  t->headers = std::make_unique<HeaderList>(client_.auth_headers());
+  auto hdrs = client_.auth_headers();
+  if (t->resumed_at > 0) {
+    hdrs.push_back("Range: bytes=" + std::to_string(t->resumed_at) + "-");
+    log::debug("pull: resuming blob " + d.digest + " at " + std::to_string(t->resumed_at) + " bytes");
+  }
+  t->headers = std::make_unique<HeaderList>(hdrs);
   curl_easy_setopt(t->easy, CURLOPT_HTTPHEADER, t->headers->get());
   curl_easy_setopt(t->easy, CURLOPT_WRITEFUNCTION, on_data);
   curl_easy_setopt(t->easy, CURLOPT_WRITEDATA, t.get());
@@ -108,6 +165,8 @@ Result<void> Fetcher::finish(Transfer& t, CURLcode rc) {
   std::string what = client_.where() + ": blob " + d.digest;
   long status = 0;
   curl_easy_getinfo(t.easy, CURLINFO_RESPONSE_CODE, &status);
+  // Wrong content (or an error answer) is not kept for a later resume.
+  t.discard = t.overflow || (rc == CURLE_OK && (status / 100 != 2 || t.got != d.size));
   if (t.overflow)
     return Error::make(ErrorKind::Generic, what + ": digest mismatch: more data than the " + std::to_string(d.size) +
                                                " bytes the manifest says");
@@ -119,13 +178,16 @@ Result<void> Fetcher::finish(Transfer& t, CURLcode rc) {
     return Error::make(ErrorKind::Generic, what + ": size mismatch: got " + std::to_string(t.got) + " bytes, the manifest says " +
                                                std::to_string(d.size));
   std::string got = t.hash.finish();
-  if (got != d.digest) return Error::make(ErrorKind::Generic, what + ": digest mismatch: the content is " + got);
+  if (got != d.digest) {
+    t.discard = true;
+    return Error::make(ErrorKind::Generic, what + ": digest mismatch: the content is " + got);
+  }
   if (::fdatasync(t.fd.get()) != 0) return Error::sys(what + ": fdatasync " + t.tmp);
   std::string final_path = store_.blob_path(d.digest);
   if (::rename(t.tmp.c_str(), final_path.c_str()) != 0) return Error::sys(what + ": rename to " + final_path);
   t.tmp.clear();
   stats.downloaded++;
-  stats.bytes += uint64_t(t.got);
+  stats.bytes += uint64_t(t.got - t.resumed_at);
   log::debug("pull: blob " + d.digest + " verified and stored");
   return ok();
 }

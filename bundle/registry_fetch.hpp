@@ -1,6 +1,8 @@
 // Parallel blob downloads with libcurl multi: each blob streams into a temp file in the
 // store while its SHA-256 and size are checked; the file is renamed into place only when
-// both match. Blobs already in the store are not downloaded again.
+// both match. Blobs already in the store are not downloaded again. A transfer that breaks
+// (network, signal, disk) leaves its partial file; the next pull re-hashes it and asks for
+// the rest with `Range: bytes=N-` (a 200 answer instead of 206 restarts the blob).
 #pragma once
 #include <cstdint>
 #include <vector>

@@ -25,7 +25,7 @@ std::atomic<bool> g_cancel{false};
 
 void request_cancel() { g_cancel.store(true, std::memory_order_relaxed); }
 bool cancel_requested() { return g_cancel.load(std::memory_order_relaxed); }
-Error interrupted_error() { return Error::make(ErrorKind::Generic, "interrupted (nothing was left in place)"); }
+Error interrupted_error() { return Error::make(ErrorKind::Generic, "interrupted: no bundle was written (a partial download resumes next time)"); }
 
 namespace {
 

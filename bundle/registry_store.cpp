@@ -40,6 +40,10 @@ std::string BlobStore::temp_path(const std::string& digest) const {
   return root_ + "/blobs/sha256/.tmp-" + digest.substr(7, 16) + "-" + std::to_string(::getpid());
 }
 
+std::string BlobStore::partial_path(const std::string& digest) const {
+  return root_ + "/blobs/sha256/.partial-" + digest.substr(7);
+}
+
 bool BlobStore::has(const std::string& digest, int64_t size) const {
   struct stat st {};
   return ::stat(blob_path(digest).c_str(), &st) == 0 && S_ISREG(st.st_mode) && (size < 0 || st.st_size == size);

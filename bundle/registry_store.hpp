@@ -21,6 +21,9 @@ class BlobStore {
   std::string blob_path(const std::string& digest) const;
   // A temp name for a download of `digest` (unique per process).
   std::string temp_path(const std::string& digest) const;
+  // The blob's partial download (".partial-<hex>"), kept when a transfer breaks so that the
+  // next pull resumes it with a Range request; whoever downloads into it holds its flock.
+  std::string partial_path(const std::string& digest) const;
   // The blob is present with this size.
   bool has(const std::string& digest, int64_t size) const;
   Result<std::string> read(const std::string& digest, size_t max = 8u << 20) const;

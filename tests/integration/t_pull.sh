@@ -108,6 +108,26 @@ assert_contains "401 message says credentials are needed" "$ERR" "credentials ar
 check "denied: no bundle" test ! -e "$T/denied"
 
 # ---------------------------------------------------------------------------
+section "an interrupted download resumes with Range"
+big=$(ls -S "$T/store/blobs/sha256" | head -1)
+bsize=$(stat -c %s "$T/store/blobs/sha256/$big")
+mkdir -p "$T/store-r/blobs/sha256"
+head -c $((bsize / 2)) "$T/store/blobs/sha256/$big" >"$T/store-r/blobs/sha256/.partial-$big"
+capture timeout 60 "$ENVRUN" --debug pull --insecure --store "$T/store-r" -b "$T/resumed" "$REG/app:1"
+assert_eq "resumed pull exits 0" 0 "$RC" || last_cmd_details
+assert_contains "debug log: resuming at half the blob" "$ERR" "resuming blob sha256:$big at $((bsize / 2)) bytes"
+assert_line_match "the registry answered 206 to the range request" "$(grep "/blobs/sha256:$big" "$T/registry/log")" '" 206 '
+check "resumed blob is complete and verified" cmp "$T/store/blobs/sha256/$big" "$T/store-r/blobs/sha256/$big"
+check "no partial file left" test ! -e "$T/store-r/blobs/sha256/.partial-$big"
+check "resumed rootfs" cmp "$T/app/rootfs/bin/busybox" "$T/resumed/rootfs/bin/busybox"
+# A partial file with wrong bytes: digest mismatch, the partial goes, the next pull succeeds.
+rm -rf "$T/store-r"; mkdir -p "$T/store-r/blobs/sha256"
+head -c $((bsize / 2)) /dev/zero >"$T/store-r/blobs/sha256/.partial-$big"
+expect_fail 1 "digest mismatch" timeout 60 "$ENVRUN" pull --insecure --store "$T/store-r" -b "$T/resumed2" "$REG/app:1"
+check "wrong partial discarded" test ! -e "$T/store-r/blobs/sha256/.partial-$big"
+check "the next pull succeeds" timeout 60 "$ENVRUN" pull --insecure --store "$T/store-r" -b "$T/resumed2" "$REG/app:1"
+
+# ---------------------------------------------------------------------------
 section "layer formats: zstd, uncompressed, Docker v2 manifest, --jobs 1"
 check "push fmt:zstd" push fmt:zstd --compress zstd --config '{"Cmd":["/bin/true"]}' --layer-dir "$T/l2"
 check "pull zstd layer" pull -b "$T/zst" "$REG/fmt:zstd"
