@@ -50,7 +50,7 @@ say "2. build ($BUILD_DIR)"
 if [[ ! -f $BUILD_DIR/CMakeCache.txt ]]; then
   cmake -S "$SRC" -B "$BUILD_DIR"
 fi
-cmake --build "$BUILD_DIR" --target envrun -j"$(nproc)"
+cmake --build "$BUILD_DIR" --target envrun envrun-intercept -j"$(nproc)"
 ENVRUN=$BUILD_DIR/cli/envrun
 [[ -x $ENVRUN ]] || die "no envrun binary at $ENVRUN"
 "$ENVRUN" --version
