@@ -59,7 +59,8 @@ std::optional<Challenge> parse_challenge(std::string_view h) {
   return c;
 }
 
-Result<std::string> fetch_token(const HttpClient& http, const Challenge& c, const std::string& scope) {
+Result<std::string> fetch_token(const HttpClient& http, const Challenge& c, const std::string& scope,
+                                const std::string& basic) {
   auto realm = c.params.find("realm");
   if (realm == c.params.end() || realm->second.empty())
     return Error::make(ErrorKind::Generic, "unauthorized: the bearer challenge names no realm");
@@ -72,8 +73,13 @@ Result<std::string> fetch_token(const HttpClient& http, const Challenge& c, cons
   auto sc = c.params.find("scope");
   std::string want = sc != c.params.end() && !sc->second.empty() ? sc->second : scope;
   if (!want.empty()) url += sep + std::string("scope=") + escape(want);
-  auto r = http.get(url, {"Accept: application/json"});
+  std::vector<std::string> hdrs{"Accept: application/json"};
+  if (!basic.empty()) hdrs.push_back(basic);
+  auto r = http.get(url, hdrs);
   if (!r) return std::move(r).error().with_context("token server " + realm->second);
+  if ((r->status == 401 || r->status == 403) && !basic.empty())
+    return Error::make(ErrorKind::Generic, "unauthorized: the token server " + realm->second + " refused the credentials (HTTP " +
+                                               std::to_string(r->status) + "): wrong user name or password");
   if (r->status == 401 || r->status == 403)
     return Error::make(ErrorKind::Generic, "unauthorized: the token server " + realm->second + " refused an anonymous token (HTTP " +
                                                std::to_string(r->status) + "); credentials are needed");

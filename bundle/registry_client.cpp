@@ -15,11 +15,17 @@ std::string RegistryClient::url(const std::string& what) const {
 }
 
 std::vector<std::string> RegistryClient::auth_headers() const {
+  if (!basic_.empty()) return {basic_};
   if (token_.empty()) return {};
   return {"Authorization: Bearer " + token_};
 }
 
 Result<void> RegistryClient::connect() {
+  if (!creds_) {
+    std::string file = auth_file(auth_file_);
+    creds_ = ENVRUN_TRY(find_credentials(file, ref_.registry));
+    if (creds_) log::debug("registry: credentials for " + ref_.registry + " from " + file);
+  }
   auto probe = [&](const std::string& scheme) {
     log::debug("pull: probing " + scheme + "://" + ref_.registry + "/v2/");
     return http_.get(scheme + "://" + ref_.registry + "/v2/", {});
@@ -43,14 +49,19 @@ Result<void> RegistryClient::connect() {
 
 Result<void> RegistryClient::authenticate(const HttpResponse& resp) {
   auto c = parse_challenge(resp.header("www-authenticate"));
+  if (c && c->scheme == "basic" && creds_) {
+    basic_ = creds_->basic_header();
+    return ok();
+  }
   if (!c || c->scheme != "bearer")
     return Error::make(ErrorKind::Generic, where() + ": unauthorized (HTTP 401" +
                                                (c ? ", " + c->scheme + " authentication" : std::string()) +
                                                "); credentials are needed");
-  std::string scope = "repository:" + ref_.repository + ":pull";
+  // No repository (envrun login): a token without a scope proves the credentials.
+  std::string scope = ref_.repository.empty() ? "" : "repository:" + ref_.repository + ":" + actions_;
   // The /v2/ challenge names no scope: ask for this repository's pull scope.
   c->params.erase("scope");
-  auto tok = fetch_token(http_, *c, scope);
+  auto tok = fetch_token(http_, *c, scope, creds_ ? creds_->basic_header() : "");
   if (!tok) return std::move(tok).error().with_context(where());
   token_ = *tok;
   log::debug("pull: got a bearer token for " + scope);
@@ -67,7 +78,8 @@ Result<HttpResponse> RegistryClient::get(const std::string& what, std::vector<st
     // A token expired or the endpoint wants another scope: follow its challenge once.
     auto c = parse_challenge(r->header("www-authenticate"));
     if (!c || c->scheme != "bearer") return r;
-    auto tok = fetch_token(http_, *c, "repository:" + ref_.repository + ":pull");
+    auto tok = fetch_token(http_, *c, "repository:" + ref_.repository + ":" + actions_,
+                           creds_ ? creds_->basic_header() : "");
     if (!tok) return std::move(tok).error().with_context(where());
     token_ = *tok;
   }

@@ -2,9 +2,11 @@
 // certificate checks, else plain http), probes /v2/, follows the bearer challenge for a
 // pull token, and answers GETs under /v2/<repository>/ with the token attached.
 #pragma once
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "bundle/registry_credentials.hpp"
 #include "bundle/registry_http.hpp"
 #include "bundle/registry_reference.hpp"
 #include "kernel/result.hpp"
@@ -14,6 +16,13 @@ namespace envrun::registry {
 class RegistryClient {
  public:
   RegistryClient(ImageRef ref, bool insecure);
+  // Credentials for the token server (Basic) or a registry asking for Basic itself; without
+  // them connect() looks the registry up in auth_file() (set_auth_file to name another).
+  void set_credentials(Credentials c) { creds_ = std::move(c); }
+  void set_auth_file(std::string file) { auth_file_ = std::move(file); }
+  // Token scope actions: "pull" (default) or "pull,push".
+  void set_actions(std::string actions) { actions_ = std::move(actions); }
+  std::string base_url() const { return scheme_ + "://" + ref_.registry; }
   // Probe the registry (/v2/) and obtain a token when it asks for one.
   Result<void> connect();
   // GET <base>/v2/<repository>/<what> (what: "manifests/<tag>", "blobs/<digest>").
@@ -33,6 +42,10 @@ class RegistryClient {
   HttpClient http_;
   std::string scheme_ = "https";
   std::string token_;
+  std::string basic_;  // "Authorization: Basic ..." when the registry itself asks for Basic
+  std::optional<Credentials> creds_;
+  std::string auth_file_;
+  std::string actions_ = "pull";
 };
 
 // "<registry> said HTTP <status>" with the registry's error code/message when it sent JSON.

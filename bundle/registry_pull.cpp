@@ -12,6 +12,7 @@
 #include "bundle/registry_fetch.hpp"
 #include "bundle/registry_image_config.hpp"
 #include "bundle/registry_manifest.hpp"
+#include "bundle/registry_push.hpp"
 #include "bundle/registry_store.hpp"
 #include "bundle/registry_unpack.hpp"
 #include "kernel/fs.hpp"
@@ -88,6 +89,7 @@ Result<PullReport> pull_image(const PullOptions& o) {
   ENVRUN_CHECK(client.connect());
   auto m = ENVRUN_TRY(fetch_manifest(client, plat));
   rep.manifest_digest = m.digest;
+  auto bundle_files = split_bundle_blobs(m);  // config.json, intercept.yaml of a pushed bundle
   rep.layers = int(m.layers.size());
   std::vector<Descriptor> blobs{m.config};
   blobs.insert(blobs.end(), m.layers.begin(), m.layers.end());
@@ -104,6 +106,7 @@ Result<PullReport> pull_image(const PullOptions& o) {
   auto spec = ENVRUN_TRY(spec_from_image_config(cfg_text, tmp.path + "/rootfs", ref.str()));
   ENVRUN_CHECK(fs::atomic_write(tmp.path + "/config.json", spec.dump(4) + "\n", 0644, false));
   ENVRUN_CHECK(fs::atomic_write(tmp.path + "/intercept.yaml", default_intercept_yaml(ref.str()), 0644, false));
+  ENVRUN_CHECK(restore_bundle_files(client, bundle_files, tmp.path));
   ENVRUN_CHECK(check_bundle_free(rep.bundle));  // nobody took the name meanwhile
   if (::rename(tmp.path.c_str(), rep.bundle.c_str()) != 0) return Error::sys("bundle " + rep.bundle + ": rename");
   tmp.path.clear();

@@ -79,6 +79,8 @@ int main(int argc, char** argv) {
   cli::add_update(app, g);
   cli::add_intercept(app, g);
   cli::add_pull(app, g);
+  cli::add_push(app, g);
+  cli::add_login(app, g);
 
   // `exec ID -- CMD` and `ps ID -- ARGS`: CLI11 hands what follows "--" back to the
   // parent app once the id is filled, so drop the marker: these commands stop option

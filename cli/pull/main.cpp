@@ -4,6 +4,7 @@
 #include <csignal>
 #include <cstdio>
 
+#include "cli/pull/registry_commands.hpp"
 #include "cli/pull_options.hpp"
 #include "kernel/log.hpp"
 
@@ -29,6 +30,13 @@ void on_signal(int) { registry::request_cancel(); }
 }  // namespace
 
 int main(int argc, char** argv) {
+  if (argc > 1 && cli::is_registry_command(argv[1])) {  // envrun push / login / logout
+    auto r = cli::run_registry_command(argc - 1, argv + 1);
+    if (r) return *r;
+    log::error(r.error().message);
+    std::fprintf(stderr, "envrun: %s\n", r.error().message.c_str());
+    return exit_code(r.error().kind);
+  }
   registry::PullOptions o;
   std::string log_file, log_format = "text";
   bool debug = false;

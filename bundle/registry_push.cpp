@@ -1,0 +1,163 @@
+// push_bundle: pack, describe, upload (HEAD/POST/PUT), PUT the manifest.
+#include "bundle/registry_push.hpp"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <nlohmann/json.hpp>
+
+#include "bundle/registry_digest.hpp"
+#include "bundle/registry_push_http.hpp"
+#include "bundle/registry_push_layer.hpp"
+#include "kernel/fs.hpp"
+#include "kernel/log.hpp"
+
+namespace envrun::registry {
+namespace {
+
+using nlohmann::json;
+
+struct Blob {
+  Descriptor desc;
+  std::string title;  // annotation for the bundle's own files
+  RequestBody body;
+};
+
+Error config_error(const std::string& msg) { return Error::make(ErrorKind::Config, msg); }
+
+// The image config (OCI image-spec) from the bundle's config.json.
+Result<json> image_config(const json& spec, const std::string& where, const std::string& diff_id) {
+  json cfg = json::object();
+  const json proc = spec.value("process", json::object());
+  if (!proc.is_object()) return config_error(where + ": process: expected an object");
+  if (proc.contains("args")) {
+    if (!proc["args"].is_array()) return config_error(where + ": process.args: expected an array of strings");
+    cfg["Cmd"] = proc["args"];
+  }
+  if (proc.contains("env")) cfg["Env"] = proc["env"];
+  if (proc.contains("cwd") && proc["cwd"].is_string()) cfg["WorkingDir"] = proc["cwd"];
+  if (proc.contains("user") && proc["user"].is_object()) {
+    auto u = proc["user"];
+    cfg["User"] = std::to_string(u.value("uid", 0u)) + ":" + std::to_string(u.value("gid", 0u));
+  }
+  Platform p = host_platform();
+  json out = {{"architecture", p.architecture}, {"os", p.os}, {"config", cfg},
+              {"rootfs", {{"type", "layers"}, {"diff_ids", json::array({diff_id})}}}};
+  if (!p.variant.empty()) out["variant"] = p.variant;
+  return out;
+}
+
+// Pack the rootfs into the store (temp file, renamed to its digest).
+Result<Blob> pack_into_store(const std::string& rootfs, const BlobStore& store, std::string& diff_id) {
+  std::string tmp = store.root() + "/blobs/sha256/.tmp-push-" + std::to_string(::getpid());
+  UniqueFd fd(::open(tmp.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+  if (!fd) return Error::sys("store " + tmp);
+  auto packed = pack_rootfs(rootfs, fd.get());
+  if (!packed) {
+    ::unlink(tmp.c_str());
+    return std::move(packed).error().with_context("bundle rootfs " + rootfs);
+  }
+  std::string dest = store.blob_path(packed->digest);
+  if (::rename(tmp.c_str(), dest.c_str()) != 0) {
+    ::unlink(tmp.c_str());
+    return Error::sys("store " + dest);
+  }
+  diff_id = packed->diff_id;
+  log::debug("push: rootfs packed: " + std::to_string(packed->entries) + " entries, " + std::to_string(packed->size) +
+             " bytes, " + packed->digest);
+  Blob b{{"application/vnd.oci.image.layer.v1.tar+gzip", packed->digest, packed->size}, "", {}};
+  b.body.fd = fd.release();  // closed by push_bundle
+  b.body.size = packed->size;
+  return b;
+}
+
+Blob memory_blob(const std::string& media_type, std::string data, const std::string& title) {
+  Blob b{{media_type, sha256_digest(data), int64_t(data.size())}, title, {}};
+  b.body.data = std::move(data);
+  return b;
+}
+
+std::string escape(const std::string& s) {
+  char* e = curl_easy_escape(nullptr, s.c_str(), int(s.size()));
+  std::string out = e ? e : "";
+  curl_free(e);
+  return out;
+}
+
+// HEAD, then POST + PUT ?digest= unless the registry has it. Returns true when uploaded.
+Result<bool> upload_blob(RegistryClient& c, const Blob& b) {
+  const auto& d = b.desc;
+  auto head = ENVRUN_TRY(send_request(c, "HEAD", c.url("blobs/" + d.digest), {}));
+  if (head.status == 200) {
+    log::debug("push: blob " + d.digest + " already in the registry");
+    return false;
+  }
+  auto post = ENVRUN_TRY(send_request(c, "POST", c.url("blobs/uploads/"), {"Content-Type: application/octet-stream"}));
+  std::string loc = post.header("location");
+  if (post.status != 202 || loc.empty())
+    return Error::make(ErrorKind::Generic, c.where() + ": starting the upload of " + d.digest + ": " + describe_http_error(post));
+  if (loc[0] == '/') loc = c.base_url() + loc;
+  loc += (loc.find('?') == std::string::npos ? "?" : "&") + std::string("digest=") + escape(d.digest);
+  log::debug("push: uploading blob " + d.digest + " (" + std::to_string(d.size) + " bytes)");
+  auto put = ENVRUN_TRY(send_request(c, "PUT", loc, {"Content-Type: application/octet-stream"}, b.body));
+  if (put.status != 201)
+    return Error::make(ErrorKind::Generic, c.where() + ": upload of " + d.digest + ": " + describe_http_error(put));
+  return true;
+}
+
+json descriptor_json(const Blob& b) {
+  json j = {{"mediaType", b.desc.media_type}, {"digest", b.desc.digest}, {"size", b.desc.size}};
+  if (!b.title.empty()) j["annotations"] = {{"org.opencontainers.image.title", b.title}};
+  return j;
+}
+
+}  // namespace
+
+Result<PushReport> push_bundle(const PushOptions& o) {
+  auto ref = ENVRUN_TRY(parse_reference(o.reference));
+  if (!ref.digest.empty()) return Error::make(ErrorKind::Usage, "push: give a tag, not a digest (" + o.reference + ")");
+  std::string cfg_path = o.bundle + "/config.json";
+  auto cfg_text = fs::read_file(cfg_path);
+  if (!cfg_text) return std::move(cfg_text).error().with_context("bundle " + o.bundle);
+  json spec = json::parse(*cfg_text, nullptr, false);
+  if (!spec.is_object()) return config_error(cfg_path + ": not a JSON object");
+  std::string root = spec.contains("root") && spec["root"].is_object() ? spec["root"].value("path", "rootfs") : "rootfs";
+  std::string rootfs = root.starts_with("/") ? root : o.bundle + "/" + root;
+  if (!fs::is_dir(rootfs)) return config_error(cfg_path + ": root.path: " + rootfs + " is not a directory");
+
+  BlobStore store(o.store.empty() ? default_data_root() : o.store);
+  ENVRUN_CHECK(store.init());
+  RegistryClient client(ref, o.insecure);
+  client.set_actions("pull,push");
+  if (!o.authfile.empty()) client.set_auth_file(o.authfile);
+  ENVRUN_CHECK(client.connect());
+
+  std::string diff_id;
+  Blob layer = ENVRUN_TRY(pack_into_store(rootfs, store, diff_id));
+  UniqueFd layer_fd(layer.body.fd);
+  json icfg = ENVRUN_TRY(image_config(spec, cfg_path, diff_id));
+  std::vector<Blob> blobs{memory_blob("application/vnd.oci.image.config.v1+json", icfg.dump(), ""), std::move(layer),
+                          memory_blob(kEnvrunConfigType, *cfg_text, "config.json")};
+  if (fs::exists(o.bundle + "/intercept.yaml"))
+    blobs.push_back(memory_blob(kEnvrunInterceptType, ENVRUN_TRY(fs::read_file(o.bundle + "/intercept.yaml")), "intercept.yaml"));
+
+  PushReport rep;
+  for (const auto& b : blobs) {
+    bool sent = ENVRUN_TRY(upload_blob(client, b));
+    (sent ? rep.uploaded : rep.skipped)++;
+    if (sent) rep.bytes += uint64_t(b.desc.size);
+  }
+  json m = {{"schemaVersion", 2}, {"mediaType", "application/vnd.oci.image.manifest.v1+json"},
+            {"config", descriptor_json(blobs[0])}, {"layers", json::array()}};
+  for (size_t i = 1; i < blobs.size(); ++i) m["layers"].push_back(descriptor_json(blobs[i]));
+  RequestBody mb{m.dump()};
+  rep.manifest_digest = sha256_digest(mb.data);
+  auto put = ENVRUN_TRY(send_request(client, "PUT", client.url("manifests/" + ref.tag),
+                                     {"Content-Type: application/vnd.oci.image.manifest.v1+json"}, mb));
+  if (put.status != 201)
+    return Error::make(ErrorKind::Generic, client.where() + ": manifest " + ref.tag + ": " + describe_http_error(put));
+  return rep;
+}
+
+}  // namespace envrun::registry
