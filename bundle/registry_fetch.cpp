@@ -116,7 +116,8 @@ size_t on_data(char* p, size_t size, size_t n, void* ud) {
 
 class Fetcher {
  public:
-  Fetcher(RegistryClient& c, const BlobStore& s) : client_(c), store_(s), multi_(curl_multi_init()) {}
+  Fetcher(RegistryClient& c, const BlobStore& s, PullProgress& p)
+      : client_(c), store_(s), progress_(p), multi_(curl_multi_init()) {}
   ~Fetcher() {
     for (auto& t : active_) curl_multi_remove_handle(multi_, t->easy);
     active_.clear();
@@ -132,6 +133,7 @@ class Fetcher {
 
   RegistryClient& client_;
   const BlobStore& store_;
+  PullProgress& progress_;
   CURLM* multi_;
   std::vector<std::unique_ptr<Transfer>> active_;
 };
@@ -186,6 +188,8 @@ Result<void> Fetcher::finish(Transfer& t, CURLcode rc) {
   std::string final_path = store_.blob_path(d.digest);
   if (::rename(t.tmp.c_str(), final_path.c_str()) != 0) return Error::sys(what + ": rename to " + final_path);
   t.tmp.clear();
+  progress_.transferring(d.digest, t.got, d.size);
+  progress_.fetched(d.digest, false);
   stats.downloaded++;
   stats.bytes += uint64_t(t.got - t.resumed_at);
   log::debug("pull: blob " + d.digest + " verified and stored");
@@ -217,7 +221,8 @@ Result<void> Fetcher::run(std::deque<const Descriptor*>& pending, int jobs) {
         }
       if (!r) return r;
     }
-    if (!active_.empty()) curl_multi_poll(multi_, nullptr, 0, 200, nullptr);
+    if (!active_.empty()) curl_multi_poll(multi_, nullptr, 0, 100, nullptr);
+    for (const auto& t : active_) progress_.transferring(t->desc->digest, t->got, t->desc->size);
   }
   return ok();
 }
@@ -225,14 +230,15 @@ Result<void> Fetcher::run(std::deque<const Descriptor*>& pending, int jobs) {
 }  // namespace
 
 Result<FetchStats> fetch_blobs(RegistryClient& client, const BlobStore& store, const std::vector<Descriptor>& blobs,
-                               int jobs) {
-  Fetcher f(client, store);
+                               int jobs, PullProgress& progress) {
+  Fetcher f(client, store, progress);
   std::deque<const Descriptor*> pending;
   std::set<std::string> seen;
   for (const auto& d : blobs) {
     if (!seen.insert(d.digest).second) continue;
     if (store.has(d.digest, d.size)) {
       f.stats.reused++;
+      progress.fetched(d.digest, true);
       log::debug("pull: blob " + d.digest + " already in the store");
       continue;
     }

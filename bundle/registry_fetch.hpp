@@ -9,6 +9,7 @@
 
 #include "bundle/registry_client.hpp"
 #include "bundle/registry_manifest.hpp"
+#include "bundle/registry_progress.hpp"
 #include "bundle/registry_store.hpp"
 #include "kernel/result.hpp"
 
@@ -21,6 +22,6 @@ struct FetchStats {
 };
 
 Result<FetchStats> fetch_blobs(RegistryClient& client, const BlobStore& store, const std::vector<Descriptor>& blobs,
-                               int jobs);
+                               int jobs, PullProgress& progress);
 
 }  // namespace envrun::registry

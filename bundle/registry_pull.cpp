@@ -6,13 +6,16 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
 #include <cstdlib>
+#include <cstring>
 
 #include "bundle/registry_client.hpp"
 #include "bundle/registry_fetch.hpp"
 #include "bundle/registry_image_config.hpp"
 #include "bundle/registry_manifest.hpp"
 #include "bundle/registry_push.hpp"
+#include "bundle/registry_progress.hpp"
 #include "bundle/registry_store.hpp"
 #include "bundle/registry_unpack.hpp"
 #include "kernel/fs.hpp"
@@ -57,7 +60,20 @@ Result<void> check_bundle_free(const std::string& bundle) {
   return Error::make(ErrorKind::State, "bundle " + bundle + ": already exists (remove it or choose --bundle)");
 }
 
-Result<void> unpack_all(const ImageManifest& m, const BlobStore& store, const std::string& rootfs, PullReport& rep) {
+// A full disk while unpacking: one system error naming the directory, whatever the layer
+// code made of it (it reports entries as layer errors).
+Error unpack_error(Error e, const std::string& rootfs) {
+  bool full = e.sys_errno == ENOSPC || e.message.find(std::strerror(ENOSPC)) != std::string::npos;
+  bool quota = e.sys_errno == EDQUOT || e.message.find(std::strerror(EDQUOT)) != std::string::npos;
+  if (!full && !quota) return e;
+  std::string dir = rootfs.substr(0, rootfs.find_last_of('/'));
+  dir = dir.substr(0, dir.find_last_of('/'));
+  if (dir.empty()) dir = ".";
+  return Error{full ? ENOSPC : EDQUOT, ErrorKind::System, "bundle: unpacking into " + dir + ": " + e.message};
+}
+
+Result<void> unpack_all(const ImageManifest& m, const BlobStore& store, const std::string& rootfs, PullReport& rep,
+                        PullProgress& progress) {
   if (::mkdir(rootfs.c_str(), 0755) != 0) return Error::sys(rootfs);
   UniqueFd root(::open(rootfs.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
   if (!root) return Error::sys(rootfs);
@@ -65,8 +81,11 @@ Result<void> unpack_all(const ImageManifest& m, const BlobStore& store, const st
     if (cancel_requested()) return interrupted_error();
     const auto& l = m.layers[i];
     std::string what = "layer " + std::to_string(i + 1) + "/" + std::to_string(m.layers.size()) + " " + l.digest;
-    auto st = ENVRUN_TRY(unpack_layer(store.blob_path(l.digest), root.get(), what));
+    auto unpacked = unpack_layer(store.blob_path(l.digest), root.get(), what);
+    if (!unpacked) return unpack_error(std::move(unpacked).error(), rootfs);
+    auto st = *unpacked;
     rep.entries += st.entries;
+    progress.unpacked(l.digest, st.entries, st.bytes);
     log::debug("pull: unpacked " + what + ": " + std::to_string(st.entries) + " entries, " + std::to_string(st.bytes) + " bytes");
   }
   return ok();
@@ -74,7 +93,7 @@ Result<void> unpack_all(const ImageManifest& m, const BlobStore& store, const st
 
 }  // namespace
 
-Result<PullReport> pull_image(const PullOptions& o) {
+Result<PullReport> pull_image(const PullOptions& o, PullProgress& progress) {
   auto ref = ENVRUN_TRY(parse_reference(o.reference));
   Platform plat = o.platform.empty() ? host_platform() : ENVRUN_TRY(parse_platform(o.platform));
   PullReport rep;
@@ -93,7 +112,8 @@ Result<PullReport> pull_image(const PullOptions& o) {
   rep.layers = int(m.layers.size());
   std::vector<Descriptor> blobs{m.config};
   blobs.insert(blobs.end(), m.layers.begin(), m.layers.end());
-  auto fs_stats = ENVRUN_TRY(fetch_blobs(client, store, blobs, o.jobs));
+  progress.start(m.layers);
+  auto fs_stats = ENVRUN_TRY(fetch_blobs(client, store, blobs, o.jobs, progress));
   rep.downloaded = fs_stats.downloaded;
   rep.reused = fs_stats.reused;
   rep.bytes = fs_stats.bytes;
@@ -101,7 +121,7 @@ Result<PullReport> pull_image(const PullOptions& o) {
              std::to_string(rep.reused) + " already in the store");
 
   TempDir tmp{ENVRUN_TRY(make_temp_beside(rep.bundle))};
-  ENVRUN_CHECK(unpack_all(m, store, tmp.path + "/rootfs", rep));
+  ENVRUN_CHECK(unpack_all(m, store, tmp.path + "/rootfs", rep, progress));
   std::string cfg_text = ENVRUN_TRY(store.read(m.config.digest));
   auto spec = ENVRUN_TRY(spec_from_image_config(cfg_text, tmp.path + "/rootfs", ref.str()));
   ENVRUN_CHECK(fs::atomic_write(tmp.path + "/config.json", spec.dump(4) + "\n", 0644, false));
@@ -110,6 +130,7 @@ Result<PullReport> pull_image(const PullOptions& o) {
   ENVRUN_CHECK(check_bundle_free(rep.bundle));  // nobody took the name meanwhile
   if (::rename(tmp.path.c_str(), rep.bundle.c_str()) != 0) return Error::sys("bundle " + rep.bundle + ": rename");
   tmp.path.clear();
+  progress.complete(rep);
   return rep;
 }
 

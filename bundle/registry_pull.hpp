@@ -16,7 +16,11 @@ struct PullOptions {
   std::string store;     // default: default_data_root()
   int jobs = 4;
   bool insecure = false;
+  bool json = false;   // progress events on stdout, one JSON object per line
+  bool quiet = false;  // no progress display, no summary: errors only
 };
+
+class PullProgress;
 
 struct PullReport {
   std::string bundle;
@@ -28,7 +32,8 @@ struct PullReport {
   uint64_t entries = 0;
 };
 
-Result<PullReport> pull_image(const PullOptions& opts);
+// `progress` hears about each step (registry_progress.hpp); it does not report the error.
+Result<PullReport> pull_image(const PullOptions& opts, PullProgress& progress);
 
 // Ask a running pull to stop (async-signal-safe: SIGINT/SIGTERM handlers call it). The pull
 // fails with "interrupted" within about a second, removing its temp files and directory.

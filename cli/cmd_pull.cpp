@@ -38,6 +38,8 @@ void add_pull(CLI::App& app, Globals& g) {
     if (!o.platform.empty()) args.insert(args.end(), {"--platform", o.platform});
     if (!o.store.empty()) args.insert(args.end(), {"--store", o.store});
     if (o.insecure) args.push_back("--insecure");
+    if (o.json) args.push_back("--json");
+    if (o.quiet) args.push_back("--quiet");
     std::vector<char*> argv;
     for (auto& a : args) argv.push_back(a.data());
     argv.push_back(nullptr);

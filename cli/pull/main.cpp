@@ -4,6 +4,7 @@
 #include <csignal>
 #include <cstdio>
 
+#include "bundle/registry_progress.hpp"
 #include "cli/pull/registry_commands.hpp"
 #include "cli/pull_options.hpp"
 #include "kernel/log.hpp"
@@ -50,13 +51,17 @@ int main(int argc, char** argv) {
   struct sigaction sa {};
   sa.sa_handler = on_signal;  // no SA_RESTART: a blocked wait returns and the pull cleans up
   for (int sig : {SIGINT, SIGTERM, SIGHUP}) ::sigaction(sig, &sa, nullptr);
-  auto r = registry::pull_image(o);
+  auto mode = o.json ? registry::ProgressMode::Json : o.quiet ? registry::ProgressMode::Quiet : registry::ProgressMode::Auto;
+  auto progress = registry::make_progress(mode);
+  auto r = registry::pull_image(o, *progress);
   if (!r) {
     std::string line = "pull " + o.reference + ": " + r.error().message;
     log::error(line);
+    progress->failed(line);
     std::fprintf(stderr, "envrun: %s\n", line.c_str());
     return exit_code(r.error().kind);
   }
+  if (o.json || o.quiet) return 0;
   std::printf("pulled %s into %s: %d layers, %d blobs downloaded (%llu bytes), %d already stored\n", o.reference.c_str(),
               r->bundle.c_str(), r->layers, r->downloaded, (unsigned long long)r->bytes, r->reused);
   return 0;

@@ -198,3 +198,120 @@ expect_fail 2 "digest must be sha256" pull -b "$T/x" "$REG/app@sha256:1234"
 check "no bundles left by the failures" test ! -e "$T/nope" -a ! -e "$T/down" -a ! -e "$T/x"
 capture "$ENVRUN" pull --help
 assert_contains "pull --help lists --platform" "$OUT" "--platform"
+
+# ---------------------------------------------------------------------------
+section "progress: nothing on stderr without a terminal, lines redrawn on one, --quiet"
+mkdir -p "$T/lbig/data"
+head -c $((3 * 1024 * 1024)) /dev/urandom >"$T/lbig/data/random"   # gzip cannot shrink it
+check "push big:1 (busybox layer + a 3 MiB layer)" push big:1 --layer-dir "$FIXTURE_ROOTFS" --layer-dir "$T/lbig"
+manifest_of() { curl -s -H 'Accept: application/vnd.oci.image.manifest.v1+json' "http://$REG/v2/$1/manifests/$2"; }
+manifest_of big 1 >"$T/big.manifest"
+capture timeout 60 "$ENVRUN" pull --insecure --store "$T/store-p" -b "$T/p-plain" "$REG/big:1"
+assert_eq "not a tty: pull exits 0" 0 "$RC" || last_cmd_details
+assert_eq "not a tty: nothing on stderr" "" "$ERR"
+assert_contains "not a tty: the summary line on stdout" "$OUT" "2 layers, 3 blobs downloaded"
+have_script=1; command -v script >/dev/null || have_script=0
+if ((have_script)); then
+  # script(1) gives the pull a pseudo-terminal as stdin, stdout and stderr; -e keeps its exit status.
+  timeout -k 5 90 script -qec "'$ENVRUN' pull --insecure --store '$T/store-tty' -b '$T/p-tty' '$REG/big:1'" /dev/null \
+    </dev/null >"$T/tty.out" 2>&1
+  assert_eq "tty: pull exits 0" 0 "$?"
+  tty_out=$(tr -d '\r' <"$T/tty.out")
+  for d in $(json_get '" ".join(l["digest"] for l in d["layers"])' <"$T/big.manifest"); do
+    assert_contains "tty: a line for layer ${d:0:19}" "$tty_out" "${d:0:19}  "
+  done
+  assert_contains "tty: lines redrawn in place (cursor up 2 lines)" "$tty_out" $'\x1b[2A'
+  assert_contains "tty: lines cleared before redraw" "$tty_out" $'\x1b[2K'
+  assert_line_match "tty: the 3 MiB layer reaches 'unpacked'" "$tty_out" "unpacked, [0-9]+ entries +3\.0 MiB"
+  assert_line_match "tty: a summary line with bytes and rate" "$tty_out" '^2 layers in [0-9.]+ s: [0-9.]+ MiB downloaded \([0-9.]+ [KMG]?i?B/s\), 0 blobs already stored'
+  timeout -k 5 90 script -qec "'$ENVRUN' pull --quiet --insecure --store '$T/store-tty' -b '$T/p-quiet' '$REG/big:1'" /dev/null \
+    </dev/null >"$T/quiet.out" 2>&1
+  assert_eq "tty --quiet: pull exits 0" 0 "$?"
+  assert_eq "tty --quiet: nothing written" "" "$(cat "$T/quiet.out")"
+  check "tty --quiet: bundle made" test -f "$T/p-quiet/rootfs/data/random"
+else
+  fail "script(1) for the tty checks" "not installed (bsdutils)"
+fi
+
+# ---------------------------------------------------------------------------
+section "--json: one event per line, byte totals match the manifest"
+# check_events FILE MANIFEST CACHED(0|1) BUNDLE: the stream parses line by line; start names the
+# layer count; each layer's progress is monotonic and ends at its manifest size (or, cached,
+# has none); each layer is done and unpacked once; complete comes last with the bundle.
+check_events() {
+  python3 - "$@" <<'PY'
+import json, sys
+path, manifest, cached, bundle = sys.argv[1], sys.argv[2], sys.argv[3] == "1", sys.argv[4]
+layers = {l["digest"]: l["size"] for l in json.load(open(manifest))["layers"]}
+ev = []
+for n, line in enumerate(open(path), 1):
+    try: ev.append(json.loads(line))
+    except ValueError as e: sys.exit(f"line {n} is not JSON: {line!r}: {e}")
+def need(c, msg):
+    if not c: sys.exit(msg)
+need(ev and ev[0] == {**ev[0], "event": "start", "layers": len(layers)}, f"first event: {ev[:1]}")
+need(ev[-1].get("event") == "complete" and ev[-1].get("bundle") == bundle, f"last event: {ev[-1]}")
+for d, size in layers.items():
+    prog = [e for e in ev if e["event"] == "progress" and e["digest"] == d]
+    dones = [e for e in ev if e["event"] == "done" and e["digest"] == d]
+    unp = [e for e in ev if e["event"] == "unpacked" and e["digest"] == d]
+    need(len(dones) == 1 and dones[0]["cached"] is cached, f"{d}: done events {dones}")
+    need(len(unp) == 1 and unp[0]["entries"] > 0, f"{d}: unpacked events {unp}")
+    need(ev.index(dones[0]) < ev.index(unp[0]), f"{d}: unpacked before done")
+    if cached:
+        need(not prog, f"{d}: progress events for a cached layer: {prog[:2]}")
+        continue
+    need(prog, f"{d}: no progress events")
+    need(all(e["total"] == size for e in prog), f"{d}: total differs from the manifest size {size}")
+    need(all(a["done"] <= b["done"] for a, b in zip(prog, prog[1:])), f"{d}: done goes backwards")
+    need(prog[-1]["done"] == size, f"{d}: last progress {prog[-1]['done']} != {size}")
+    need(ev.index(prog[-1]) < ev.index(dones[0]), f"{d}: progress after done")
+others = [e for e in ev if e.get("digest") and e["digest"] not in layers]
+need(not others, f"events about non-layer blobs: {others[:2]}")
+print(sum(p["done"] for p in ev if p["event"] == "progress" and p["done"] == p["total"]))
+PY
+}
+capture timeout 60 "$ENVRUN" pull --json --insecure --store "$T/store-j" -b "$T/j1" "$REG/big:1"
+assert_eq "--json pull exits 0" 0 "$RC" || last_cmd_details
+cp "$T/last.out" "$T/j1.events"
+total=$(json_get 'sum(l["size"] for l in d["layers"])' <"$T/big.manifest")
+capture check_events "$T/j1.events" "$T/big.manifest" 0 "$T/j1"
+assert_eq "--json: events check out, final progress bytes = sum of layer sizes" "$total" "$OUT" || cat "$T/j1.events" | head -20
+assert_eq "--json: complete counts the transferred bytes" "$(json_get 'sum(l["size"] for l in d["layers"]) + d["config"]["size"]' <"$T/big.manifest")" \
+  "$(tail -1 "$T/j1.events" | json_get 'd["bytes"]')"
+capture timeout 60 "$ENVRUN" pull --json --insecure --store "$T/store-j" -b "$T/j2" "$REG/big:1"
+assert_eq "--json second pull exits 0" 0 "$RC" || last_cmd_details
+cp "$T/last.out" "$T/j2.events"
+capture check_events "$T/j2.events" "$T/big.manifest" 1 "$T/j2"
+assert_eq "--json second pull: every layer done cached, no progress" 0 "$OUT" || echo "$ERR"
+capture timeout 60 "$ENVRUN" pull --json --insecure --store "$T/store-j" -b "$T/j3" "$REG/big:no-such-tag"
+assert_eq "--json unknown tag: exit 4" 4 "$RC"
+assert_eq "--json unknown tag: one error event on stdout" error "$(tail -1 <<<"$OUT" | json_get 'd["event"]' 2>&1)"
+assert_contains "--json unknown tag: the event has the message" "$(tail -1 <<<"$OUT" | json_get 'd["message"]' 2>&1)" "not found"
+assert_contains "--json unknown tag: the error line on stderr too" "$ERR" "envrun: pull $REG/big:no-such-tag: "
+
+# ---------------------------------------------------------------------------
+section "disk full: a 2 MiB tmpfs as the store, then as the bundle's parent"
+mkdir -p "$T/small"
+if mount -t tmpfs -o size=2m envrun-test-small "$T/small"; then   # lib.sh's EXIT trap unmounts too
+  expect_fail 7 "No space left on device" timeout 60 "$ENVRUN" pull --insecure --store "$T/small/store" -b "$T/full1" "$REG/big:1"
+  assert_contains "store full: the message names the store path" "$ERR" "$T/small/store/blobs/sha256/"
+  assert_eq "store full: one line" 1 "$(wc -l <<<"$ERR")"
+  check "store full: no bundle" test ! -e "$T/full1"
+  assert_eq "store full: no temp dir beside the bundle" "" "$(leftovers)"
+  assert_eq "store full: no temp files in the store (only .partial-*)" "" \
+    "$(ls -A "$T/small/store/blobs/sha256" | grep '^\.' | grep -v '^\.partial-')"
+  big_layer=$(python3 -c 'import json,sys; print(max(json.load(open(sys.argv[1]))["layers"], key=lambda l: l["size"])["digest"][7:])' "$T/big.manifest")
+  check "store full: the big layer is not in the store" test ! -e "$T/small/store/blobs/sha256/$big_layer"
+  umount "$T/small" && mount -t tmpfs -o size=2m envrun-test-small "$T/small"
+  expect_fail 7 "No space left on device" timeout 60 "$ENVRUN" pull --insecure --store "$T/store-j" -b "$T/small/app" "$REG/big:1"
+  assert_contains "bundle full: the message names the bundle's directory" "$ERR" "unpacking into $T/small: "
+  assert_eq "bundle full: one line" 1 "$(wc -l <<<"$ERR")"
+  assert_eq "bundle full: nothing left in the directory" "" "$(ls -A "$T/small")"
+  capture timeout 60 "$ENVRUN" pull --json --insecure --store "$T/store-j" -b "$T/small/app" "$REG/big:1"
+  assert_eq "bundle full --json: exit 7" 7 "$RC"
+  assert_contains "bundle full --json: an error event" "$(tail -1 <<<"$OUT")" '"event":"error"'
+  umount "$T/small"
+else
+  fail "mount a 2 MiB tmpfs on $T/small" "mount failed"
+fi
