@@ -118,6 +118,8 @@ Result<PushReport> push_bundle(const PushOptions& o) {
   auto ref = ENVRUN_TRY(parse_reference(o.reference));
   if (!ref.digest.empty()) return Error::make(ErrorKind::Usage, "push: give a tag, not a digest (" + o.reference + ")");
   std::string cfg_path = o.bundle + "/config.json";
+  if (!fs::exists(cfg_path))
+    return Error::make(ErrorKind::NotFound, "bundle " + o.bundle + ": no config.json (a bundle directory holds config.json and rootfs/)");
   auto cfg_text = fs::read_file(cfg_path);
   if (!cfg_text) return std::move(cfg_text).error().with_context("bundle " + o.bundle);
   json spec = json::parse(*cfg_text, nullptr, false);

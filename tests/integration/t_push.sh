@@ -1,0 +1,145 @@
+#!/usr/bin/env bash
+# envrun push / login / logout against a real registry: Debian's docker-registry on
+# 127.0.0.1 (config and storage in $T). A bundle (busybox rootfs, config.json, an
+# intercept.yaml) is pushed and pulled back: same rootfs tree and file contents, same
+# config.json and intercept.yaml, and it runs. skopeo reads and copies what we pushed; a
+# second push uploads no blob; credentials through a token front (auth_proxy.py).
+source "$(dirname "$0")/lib.sh"
+for tool in docker-registry skopeo; do
+  command -v $tool >/dev/null || { echo "SKIP: $tool not installed (scripts/deps.sh)"; exit 77; }
+done
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+PORT=$(free_port)
+REG=127.0.0.1:$PORT
+mkdir -p "$T/registry"
+cat >"$T/registry/config.yml" <<YAML
+version: 0.1
+log: {level: info, accesslog: {disabled: false}}
+storage: {filesystem: {rootdirectory: $T/registry/data}}
+http: {addr: $REG}
+YAML
+docker-registry serve "$T/registry/config.yml" >"$T/registry/log" 2>&1 &
+PIDS_TO_KILL+=($!)
+wait_for 15 curl -sf "http://$REG/v2/" || { echo "FATAL: docker-registry did not start: $(tail -5 "$T/registry/log")"; exit 1; }
+export REGISTRY_AUTH_FILE="$T/auth.json"
+push() { timeout -k 5 120 "$ENVRUN" push --insecure --store "$T/store" "$@"; }
+pull() { timeout -k 5 120 "$ENVRUN" pull --insecure --store "$T/store-pull" "$@"; }
+# tree DIR: one line per entry (path, type+mode, owner, size, link target; mtime of files)
+tree() { (cd "$1" && find . -printf '%p %M %U:%G %s %l\n' | sort; find . -type f -printf '%p %T@\n' | sort); }
+sums() { (cd "$1" && find . -type f -exec sha256sum {} + | sort -k2); }
+
+# ---------------------------------------------------------------------------
+section "push a bundle, pull it back: same rootfs, config.json, intercept.yaml; it runs"
+make_bundle src 'args("/bin/sh", "-c", "echo pushed-ok $GREETING $(cat /data/note) $(pwd)")' \
+  'c["process"]["cwd"] = "/data"' 'c["envrun"] = {"isolation": "both", "interceptOptional": True}'
+mkdir -p "$B/rootfs/data" && echo note-1 >"$B/rootfs/data/note"
+ln "$B/rootfs/data/note" "$B/rootfs/data/hardlink"
+chown 1234:567 "$B/rootfs/data/note"
+cat >"$B/intercept.yaml" <<'EOF'
+version: 1
+# carried by push
+env:
+  - set: GREETING
+    value: "hi ${ID}"
+EOF
+capture push "$B" "$REG/team/app:1"
+assert_eq "push exits 0" 0 "$RC" || last_cmd_details
+assert_contains "push: 4 blobs uploaded (config, layer, config.json, intercept.yaml)" "$OUT" "4 blobs uploaded"
+manifest=$(curl -s -H 'Accept: application/vnd.oci.image.manifest.v1+json' "http://$REG/v2/team/app/manifests/1")
+assert_eq "manifest layer media types" \
+  '["application/vnd.oci.image.layer.v1.tar+gzip", "application/vnd.envrun.bundle.config.v1+json", "application/vnd.envrun.intercept.v1+yaml"]' \
+  "$(json_get '[l["mediaType"] for l in d["layers"]]' <<<"$manifest")"
+capture pull -b "$T/back" "$REG/team/app:1"
+assert_eq "pull exits 0" 0 "$RC" || last_cmd_details
+assert_contains "pull: 1 layer (the bundle files are not layers)" "$OUT" "1 layers"
+assert_eq "rootfs tree identical (paths, modes, owners, sizes, links, file mtimes)" "$(tree "$B/rootfs")" "$(tree "$T/back/rootfs")"
+assert_eq "rootfs file contents identical (sha256)" "$(sums "$B/rootfs")" "$(sums "$T/back/rootfs")"
+check "config.json identical" cmp "$B/config.json" "$T/back/config.json"
+check "intercept.yaml identical" cmp "$B/intercept.yaml" "$T/back/intercept.yaml"
+assert_eq "hard link kept" "$(stat -c %i "$T/back/rootfs/data/note")" "$(stat -c %i "$T/back/rootfs/data/hardlink" 2>&1)"
+capture er run -b "$T/back" pushed1
+assert_eq "run the pulled bundle: exit 0" 0 "$RC" || last_cmd_details
+assert_eq "run: args, cwd from config.json, GREETING from intercept.yaml" "pushed-ok hi pushed1 note-1 /data" "$OUT"
+
+# ---------------------------------------------------------------------------
+section "skopeo reads what envrun pushed"
+capture timeout 60 skopeo inspect --tls-verify=false "docker://$REG/team/app:1"
+assert_eq "skopeo inspect exits 0" 0 "$RC" || last_cmd_details
+assert_eq "skopeo: the image config's Env" '["PATH=/usr/sbin:/usr/bin:/sbin:/bin", "TERM=xterm"]' "$(json_get 'd["Env"]' <<<"$OUT")"
+capture timeout 60 skopeo inspect --config --tls-verify=false "docker://$REG/team/app:1"
+assert_eq "skopeo: Cmd = process.args" '["/bin/sh", "-c", "echo pushed-ok $GREETING $(cat /data/note) $(pwd)"]' "$(json_get 'd["config"]["Cmd"]' <<<"$OUT")"
+assert_eq "skopeo: WorkingDir = process.cwd" /data "$(json_get 'd["config"]["WorkingDir"]' <<<"$OUT")"
+check "skopeo copy to oci:" timeout 60 skopeo copy -q --src-tls-verify=false "docker://$REG/team/app:1" "oci:$T/oci:t"
+layer=$(json_get 'd["layers"][0]["digest"][7:]' <<<"$manifest")
+mkdir -p "$T/untar"
+check "the copied layer is a plain tar.gz (tar -xzf)" tar -xzf "$T/oci/blobs/sha256/$layer" -C "$T/untar"
+check "tar's view: busybox in it" cmp "$B/rootfs/bin/busybox" "$T/untar/bin/busybox"
+
+# ---------------------------------------------------------------------------
+section "a second push of the same bundle uploads no blob"
+uploads=$(grep -c '"PUT /v2/team/app/blobs/uploads/' "$T/registry/log")
+assert_eq "first push: 4 blob uploads in the registry log" 4 "$uploads"
+capture push "$B" "$REG/team/app:2"
+assert_eq "second push exits 0" 0 "$RC" || last_cmd_details
+assert_contains "second push: 0 uploaded, 4 already there" "$OUT" "0 blobs uploaded (0 bytes), 4 already there"
+assert_eq "registry log: no new upload" "$uploads" "$(grep -c '"PUT /v2/team/app/blobs/uploads/' "$T/registry/log")"
+assert_eq "registry log: no new POST" 4 "$(grep -c '"POST /v2/team/app/blobs/uploads/' "$T/registry/log")"
+assert_eq "same manifest digest for the same bundle" \
+  "$(curl -sI -H 'Accept: application/vnd.oci.image.manifest.v1+json' "http://$REG/v2/team/app/manifests/1" | grep -i docker-content-digest)" \
+  "$(curl -sI -H 'Accept: application/vnd.oci.image.manifest.v1+json' "http://$REG/v2/team/app/manifests/2" | grep -i docker-content-digest)"
+printf 'version: 1\n' >"$B/intercept.yaml"
+capture push "$B" "$REG/team/app:3"
+assert_contains "a changed intercept.yaml: only it is uploaded" "$OUT" "1 blobs uploaded"
+
+# ---------------------------------------------------------------------------
+section "login, token flow with credentials, logout"
+PPORT=$(free_port)
+PROXY=127.0.0.1:$PPORT
+python3 "$LIB_DIR/auth_proxy.py" "$PPORT" "http://$REG" "$T/proxy.log" alice:s3cret &
+PIDS_TO_KILL+=($!)
+wait_for 10 curl -s -o /dev/null "http://$PROXY/token"
+expect_fail 1 "refused an anonymous token (HTTP 401); credentials are needed" push "$B" "$PROXY/tok/app:1"
+assert_eq "401: one line on stderr" 1 "$(grep -c . <<<"$ERR")"
+check "no auth file yet" test ! -e "$T/auth.json"
+expect_fail 1 "refused the credentials (HTTP 401): wrong user name or password" \
+  sh -c "echo wrong | timeout 30 '$ENVRUN' login --insecure -u alice --password-stdin $PROXY"
+check "a refused login stores nothing" test ! -e "$T/auth.json"
+capture sh -c "echo s3cret | timeout 30 '$ENVRUN' login --insecure -u alice --password-stdin $PROXY"
+assert_eq "login exits 0" 0 "$RC" || last_cmd_details
+assert_eq "auth.json is 0600" 600 "$(stat -c %a "$T/auth.json" 2>&1)"
+assert_eq "auth.json: docker's format" "$(printf alice:s3cret | base64)" "$(json_get "d['auths']['$PROXY']['auth']" <"$T/auth.json")"
+capture push "$B" "$PROXY/tok/app:1"
+assert_eq "push with the stored credentials exits 0" 0 "$RC" || last_cmd_details
+assert_line_match "token asked with Basic and the pull,push scope" "$(cat "$T/proxy.log")" '^GET /token\?service=envrun-push-test&scope=repository%3Atok%2Fapp%3Apull%2Cpush Basic$'
+assert_line_match "manifest PUT with the token" "$(cat "$T/proxy.log")" '^PUT /v2/tok/app/manifests/1 Bearer$'
+assert_eq "no upload without the token" "" "$(grep -E '^(HEAD|POST|PUT) ' "$T/proxy.log" | grep -v ' Bearer$')"
+capture pull -b "$T/back-tok" "$PROXY/tok/app:1"
+assert_eq "pull through the token front with the stored credentials" 0 "$RC" || last_cmd_details
+check "token pull: intercept.yaml came back" cmp "$B/intercept.yaml" "$T/back-tok/intercept.yaml"
+# A docker-style file named with --authfile (REGISTRY_AUTH_FILE points elsewhere).
+mkdir -p "$T/docker"
+printf '{"auths":{"http://%s/":{"auth":"%s"}}}\n' "$PROXY" "$(printf alice:s3cret | base64)" >"$T/docker/config.json"
+capture env REGISTRY_AUTH_FILE=/nonexistent timeout 60 "$ENVRUN" push --insecure --store "$T/store" --authfile "$T/docker/config.json" "$B" "$PROXY/tok/app:2"
+assert_eq "push with --authfile (docker-style key) exits 0" 0 "$RC" || last_cmd_details
+capture timeout 30 "$ENVRUN" logout "$PROXY"
+assert_eq "logout exits 0" 0 "$RC" || last_cmd_details
+assert_eq "logout removed the entry" '{}' "$(json_get 'd["auths"]' <"$T/auth.json" | tr -d ' ')"
+expect_fail 4 "no credentials stored" timeout 30 "$ENVRUN" logout "$PROXY"
+expect_fail 1 "credentials are needed" push "$B" "$PROXY/tok/app:3"
+
+# ---------------------------------------------------------------------------
+section "an ordinary user's auth file is \$XDG_CONFIG_HOME/envrun/auth.json"
+mkdir -p "$T/nobody" && chmod 777 "$T/nobody"
+capture setpriv --reuid=65534 --regid=65534 --clear-groups env -u REGISTRY_AUTH_FILE HOME="$T/nobody" XDG_CONFIG_HOME="$T/nobody/cfg" \
+  sh -c "echo s3cret | timeout 30 '$ENVRUN' login --insecure -u alice --password-stdin $PROXY"
+assert_eq "login as nobody exits 0" 0 "$RC" || last_cmd_details
+assert_eq "nobody's auth.json: 0600, owned by nobody" "600 65534" "$(stat -c '%a %u' "$T/nobody/cfg/envrun/auth.json" 2>&1)"
+
+# ---------------------------------------------------------------------------
+section "errors"
+expect_fail 4 "no config.json" push "$T/no-such-bundle" "$REG/x:1"
+expect_fail 2 "give a tag, not a digest" push "$B" "$REG/x@sha256:$(printf '%064d' 0)"
+DOWN=127.0.0.1:$(free_port)
+expect_fail 7 "registry $DOWN: cannot connect" push "$B" "$DOWN/x:1"
+capture "$ENVRUN" push --help
+assert_contains "push --help lists --authfile" "$OUT" "--authfile"
