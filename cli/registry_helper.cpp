@@ -14,7 +14,9 @@ Result<int> exec_registry_helper(const Globals& g, const std::string& sub, const
   std::string helper(self, size_t(n));
   helper = helper.substr(0, helper.find_last_of('/')) + "/envrun-pull";
   if (::access(helper.c_str(), X_OK) != 0) return Error::sys("helper " + helper + " (installed with envrun)");
-  std::vector<std::string> args{helper, sub, "--log-format", g.log_format};
+  std::vector<std::string> args{helper};
+  if (!sub.empty()) args.push_back(sub);  // pull is the helper's default command
+  args.insert(args.end(), {"--log-format", g.log_format});
   if (!g.log_file.empty()) args.insert(args.end(), {"--log", g.log_file});
   if (g.debug) args.push_back("--debug");
   args.insert(args.end(), rest.begin(), rest.end());

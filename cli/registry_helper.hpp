@@ -8,7 +8,8 @@
 
 namespace envrun::cli {
 
-// exec `envrun-pull <sub> <global logging options> <args...>`; returns only on failure.
+// exec `envrun-pull [<sub>] <global logging options> <args...>` (no sub: pull); returns
+// only on failure.
 Result<int> exec_registry_helper(const Globals& g, const std::string& sub, const std::vector<std::string>& args);
 
 }  // namespace envrun::cli
