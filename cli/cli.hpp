@@ -4,6 +4,7 @@
 #include <functional>
 #include <string>
 
+#include "cli/exit_code.hpp"
 #include "kernel/result.hpp"
 #include "runtime/state.hpp"
 
@@ -20,8 +21,6 @@ struct Globals {
   runtime::StateStore store() const { return runtime::StateStore(root); }
 };
 
-// Exit status of an error kind (documented in envrun(1)).
-int exit_code(ErrorKind k);
 // Print "envrun: <op> <id>: <message>" (and log it) and return the exit status.
 int fail(const std::string& op, const std::string& id, const Error& e);
 // Run `body` as the command's action: its Result decides the exit status.

@@ -12,19 +12,6 @@ using namespace envrun;
 
 namespace envrun::cli {
 
-int exit_code(ErrorKind k) {
-  switch (k) {
-    case ErrorKind::Generic: return 1;
-    case ErrorKind::Usage: return 2;
-    case ErrorKind::Config: return 3;
-    case ErrorKind::NotFound: return 4;
-    case ErrorKind::State: return 5;
-    case ErrorKind::Exec: return 6;
-    case ErrorKind::System: return 7;
-  }
-  return 1;
-}
-
 int fail(const std::string& op, const std::string& id, const Error& e) {
   std::string line = op + (id.empty() ? "" : " " + id) + ": " + e.message;
   log::error(line);

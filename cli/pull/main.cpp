@@ -5,6 +5,7 @@
 #include <cstdio>
 
 #include "bundle/registry_progress.hpp"
+#include "cli/exit_code.hpp"
 #include "cli/pull/registry_commands.hpp"
 #include "cli/pull_options.hpp"
 #include "kernel/log.hpp"
@@ -12,19 +13,6 @@
 using namespace envrun;
 
 namespace {
-
-int exit_code(ErrorKind k) {  // as cli/main.cpp
-  switch (k) {
-    case ErrorKind::Generic: return 1;
-    case ErrorKind::Usage: return 2;
-    case ErrorKind::Config: return 3;
-    case ErrorKind::NotFound: return 4;
-    case ErrorKind::State: return 5;
-    case ErrorKind::Exec: return 6;
-    case ErrorKind::System: return 7;
-  }
-  return 1;
-}
 
 void on_signal(int) { registry::request_cancel(); }
 
@@ -36,7 +24,7 @@ int main(int argc, char** argv) {
     if (r) return *r;
     log::error(r.error().message);
     std::fprintf(stderr, "envrun: %s\n", r.error().message.c_str());
-    return exit_code(r.error().kind);
+    return cli::exit_code(r.error().kind);
   }
   registry::PullOptions o;
   std::string log_file, log_format = "text";
@@ -59,7 +47,7 @@ int main(int argc, char** argv) {
     log::error(line);
     progress->failed(line);
     std::fprintf(stderr, "envrun: %s\n", line.c_str());
-    return exit_code(r.error().kind);
+    return cli::exit_code(r.error().kind);
   }
   if (o.json || o.quiet) return 0;
   std::printf("pulled %s into %s: %d layers, %d blobs downloaded (%llu bytes), %d already stored\n", o.reference.c_str(),
