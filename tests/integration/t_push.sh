@@ -8,19 +8,8 @@ source "$(dirname "$0")/lib.sh"
 for tool in docker-registry skopeo; do
   command -v $tool >/dev/null || { echo "SKIP: $tool not installed (scripts/deps.sh)"; exit 77; }
 done
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-PORT=$(free_port)
-REG=127.0.0.1:$PORT
-mkdir -p "$T/registry"
-cat >"$T/registry/config.yml" <<YAML
-version: 0.1
-log: {level: info, accesslog: {disabled: false}}
-storage: {filesystem: {rootdirectory: $T/registry/data}}
-http: {addr: $REG}
-YAML
-docker-registry serve "$T/registry/config.yml" >"$T/registry/log" 2>&1 &
-PIDS_TO_KILL+=($!)
-wait_for 15 curl -sf "http://$REG/v2/" || { echo "FATAL: docker-registry did not start: $(tail -5 "$T/registry/log")"; exit 1; }
+source "$LIB_DIR/registry_lib.sh"
+start_registry
 export REGISTRY_AUTH_FILE="$T/auth.json"
 push() { timeout -k 5 120 "$ENVRUN" push --insecure --store "$T/store" "$@"; }
 pull() { timeout -k 5 120 "$ENVRUN" pull --insecure --store "$T/store-pull" "$@"; }
