@@ -82,7 +82,8 @@ InterceptDb default_intercept_db();
 
 // Binary form (db_format.h): sorted file rules, checksummed. Deterministic.
 std::string compile_intercept_db(const InterceptDb& db);
-// Write the compiled form to `path` atomically (temp file + rename), mode 0644.
-Result<void> write_intercept_db(const InterceptDb& db, const std::string& path);
+// Write the compiled form to `path` atomically (temp file + rename), mode 0644; returns
+// the bytes written.
+Result<std::string> write_intercept_db(const InterceptDb& db, const std::string& path);
 
 }  // namespace envrun::bundle

@@ -149,7 +149,7 @@ std::string compile_intercept_db(const InterceptDb& db) {
   return out;
 }
 
-Result<void> write_intercept_db(const InterceptDb& db, const std::string& path) {
+Result<std::string> write_intercept_db(const InterceptDb& db, const std::string& path) {
   std::string bytes = compile_intercept_db(db);
   if (bytes.size() > idb::kMaxTotalSize)
     return Error::make(ErrorKind::Config, db.source + ": compiled database too large (" +
@@ -159,7 +159,8 @@ Result<void> write_intercept_db(const InterceptDb& db, const std::string& path) 
                                               std::to_string(idb::kMaxFileRules) + ")");
   if (db.interceptors.size() > idb::kMaxInterceptors)
     return Error::make(ErrorKind::Config, db.source + ": too many interceptors");
-  return fs::atomic_write(path, bytes, 0644, /*durable=*/false);
+  ENVRUN_CHECK(fs::atomic_write(path, bytes, 0644, /*durable=*/false));
+  return bytes;
 }
 
 }  // namespace envrun::bundle

@@ -95,17 +95,15 @@ Result<std::string> instance_dir(const StateStore& store, const std::string& id)
 
 }  // namespace
 
-Result<void> create_control_page(const std::string& path, const std::string& db_path) {
-  LoadedDb db;
-  ENVRUN_CHECK(load_db(db_path, db));
+Result<void> create_control_page(const std::string& path, const idb::DbView& db) {
   ictl::ControlPage page;
   std::memset(static_cast<void*>(&page), 0, sizeof page);
   std::memcpy(page.magic, ictl::kMagic, sizeof page.magic);
   page.version = ictl::kVersion;
   page.size = sizeof page;
   uint64_t mask = 0;
-  for (uint32_t i = 0; i < db.view.interceptor_count(); ++i)
-    if (db.view.interceptors()[i].enabled) mask |= uint64_t(1) << i;
+  for (uint32_t i = 0; i < db.interceptor_count(); ++i)
+    if (db.interceptors()[i].enabled) mask |= uint64_t(1) << i;
   page.enabled.store(mask);
   std::string bytes(reinterpret_cast<const char*>(&page), sizeof page);
   bytes.resize(size_t(::sysconf(_SC_PAGESIZE)), '\0');

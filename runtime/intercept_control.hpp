@@ -5,6 +5,7 @@
 #include <utility>
 #include <vector>
 
+#include "intercept/db_view.hpp"
 #include "kernel/result.hpp"
 #include "runtime/state.hpp"
 
@@ -37,7 +38,7 @@ Result<std::vector<InterceptorStatus>> intercept_configure(const StateStore& sto
                                                            const std::vector<std::string>& assignments);
 
 // Create the control page file for a compiled DB (enabled mask = the DB's initial flags).
-Result<void> create_control_page(const std::string& path, const std::string& db_path);
+Result<void> create_control_page(const std::string& path, const idb::DbView& db);
 
 // Path of libenvrun-intercept.so: $ENVRUN_INTERCEPT_LIB, else next to the envrun binary
 // (<exe dir>/../lib/envrun/ when installed, <build>/intercept/ in a build tree).

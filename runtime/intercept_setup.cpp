@@ -119,6 +119,13 @@ Result<std::string> find_in_view(const idb::DbView& db, const oci::Process& proc
                                           (arg0.find('/') == std::string::npos ? " (PATH=" + env_value(env, "PATH") + ")" : ""));
 }
 
+// The compiled DB `bytes` (read from `path`), checked.
+Result<idb::DbView> open_db(const std::string& bytes, const std::string& path) {
+  idb::DbView db;
+  if (const char* why = db.open(bytes.data(), bytes.size())) return Error::make(ErrorKind::System, path + ": " + why);
+  return db;
+}
+
 Result<void> copy_library(const std::string& lib, const std::string& dest) {
   if (::link(lib.c_str(), dest.c_str()) == 0) return ok();
   auto bytes = ENVRUN_TRY(fs::read_file(lib));
@@ -128,15 +135,10 @@ Result<void> copy_library(const std::string& lib, const std::string& dest) {
 // The process's side (create and exec): env rules and preload variables, the library's
 // visibility, the entry point's check, and in intercept mode the real exe and cwd.
 Result<InterceptPlan> plan_process(const oci::Spec& spec, const oci::Process& proc, const std::string& rootfs,
-                                   const std::string& state_dir, bool first) {
+                                   const std::string& state_dir, const idb::DbView& db, bool first) {
   bool both = spec.envrun.isolation == "both";
   std::string idir = state_dir + "/" + kInterceptDirName;
-  std::string db_path = state_dir + "/" + kInterceptDbName;
   std::string lib = ENVRUN_TRY(intercept_library_path());
-  std::string db_bytes = ENVRUN_TRY(fs::read_file(db_path));
-  idb::DbView db;
-  if (const char* why = db.open(db_bytes.data(), db_bytes.size()))
-    return Error::make(ErrorKind::System, db_path + ": " + why);
 
   InterceptPlan plan;
   plan.env = proc.env;
@@ -234,17 +236,21 @@ Result<InterceptPlan> plan_interception(const oci::Spec& spec, const std::string
   bundle::InterceptDb model = fs::exists(yaml) ? ENVRUN_TRY(bundle::load_intercept_yaml(yaml, vars))
                                                : bundle::default_intercept_db();
   std::string db_path = state_dir + "/" + kInterceptDbName;
-  ENVRUN_CHECK(bundle::write_intercept_db(model, db_path));
-  ENVRUN_CHECK(create_control_page(state_dir + "/" + kInterceptCtlName, db_path));
+  std::string db_bytes = ENVRUN_TRY(bundle::write_intercept_db(model, db_path));
+  idb::DbView db = ENVRUN_TRY(open_db(db_bytes, db_path));
+  ENVRUN_CHECK(create_control_page(state_dir + "/" + kInterceptCtlName, db));
   if (spec.process->user.uid != 0 && ::geteuid() == 0)
     (void)!::chown((idir + "/upper").c_str(), spec.process->user.uid, spec.process->user.gid);
 
-  return plan_process(spec, *spec.process, rootfs, state_dir, /*first=*/true);
+  return plan_process(spec, *spec.process, rootfs, state_dir, db, /*first=*/true);
 }
 
 Result<InterceptPlan> plan_exec_interception(const oci::Spec& spec, const oci::Process& proc, const std::string& rootfs,
                                              const std::string& state_dir) {
-  return plan_process(spec, proc, rootfs, state_dir, /*first=*/false);
+  std::string db_path = state_dir + "/" + kInterceptDbName;
+  std::string db_bytes = ENVRUN_TRY(fs::read_file(db_path));
+  idb::DbView db = ENVRUN_TRY(open_db(db_bytes, db_path));
+  return plan_process(spec, proc, rootfs, state_dir, db, /*first=*/false);
 }
 
 }  // namespace envrun::runtime
