@@ -127,6 +127,9 @@ Result<ImageManifest> fetch_manifest(RegistryClient& c, const Platform& p) {
     m.config = ENVRUN_TRY(parse_descriptor(j["config"], where + ": config"));
     for (size_t i = 0; i < j["layers"].size(); ++i)
       m.layers.push_back(ENVRUN_TRY(parse_descriptor(j["layers"][i], where + ": layers[" + std::to_string(i) + "]")));
+    if (j.contains("annotations") && j["annotations"].is_object())
+      for (const auto& [k, v] : j["annotations"].items())
+        if (v.is_string()) m.annotations[k] = v.get<std::string>();
     return m;
   }
 }

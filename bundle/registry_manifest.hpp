@@ -2,6 +2,7 @@
 // indexes; an index (manifest list) is resolved to the entry of the wanted platform.
 #pragma once
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -29,6 +30,7 @@ struct ImageManifest {
   std::string digest;  // of the image manifest itself
   Descriptor config;
   std::vector<Descriptor> layers;
+  std::map<std::string, std::string> annotations;  // the manifest's own (string values only)
 };
 
 // "linux/amd64", "linux/arm/v7" (ErrorKind::Usage on anything else).

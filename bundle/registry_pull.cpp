@@ -105,10 +105,10 @@ Result<PullReport> pull_image(const PullOptions& o, PullProgress& progress) {
   ENVRUN_CHECK(store.init());
 
   RegistryClient client(ref, o.insecure);
+  if (!o.authfile.empty()) client.set_auth_file(o.authfile);
   ENVRUN_CHECK(client.connect());
   auto m = ENVRUN_TRY(fetch_manifest(client, plat));
   rep.manifest_digest = m.digest;
-  auto bundle_files = split_bundle_blobs(m);  // config.json, intercept.yaml of a pushed bundle
   rep.layers = int(m.layers.size());
   std::vector<Descriptor> blobs{m.config};
   blobs.insert(blobs.end(), m.layers.begin(), m.layers.end());
@@ -126,7 +126,7 @@ Result<PullReport> pull_image(const PullOptions& o, PullProgress& progress) {
   auto spec = ENVRUN_TRY(spec_from_image_config(cfg_text, tmp.path + "/rootfs", ref.str()));
   ENVRUN_CHECK(fs::atomic_write(tmp.path + "/config.json", spec.dump(4) + "\n", 0644, false));
   ENVRUN_CHECK(fs::atomic_write(tmp.path + "/intercept.yaml", default_intercept_yaml(ref.str()), 0644, false));
-  ENVRUN_CHECK(restore_bundle_files(client, bundle_files, tmp.path));
+  ENVRUN_CHECK(restore_bundle_files(m, tmp.path));  // config.json, intercept.yaml of a pushed bundle
   ENVRUN_CHECK(check_bundle_free(rep.bundle));  // nobody took the name meanwhile
   if (::rename(tmp.path.c_str(), rep.bundle.c_str()) != 0) return Error::sys("bundle " + rep.bundle + ": rename");
   tmp.path.clear();

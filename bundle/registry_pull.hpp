@@ -14,6 +14,7 @@ struct PullOptions {
   std::string bundle;    // default: the last component of the repository
   std::string platform;  // default: the host's
   std::string store;     // default: default_data_root()
+  std::string authfile;  // default: auth_file()
   int jobs = 4;
   bool insecure = false;
   bool json = false;   // progress events on stdout, one JSON object per line

@@ -10,6 +10,7 @@
 #include "bundle/registry_digest.hpp"
 #include "bundle/registry_push_http.hpp"
 #include "bundle/registry_push_layer.hpp"
+#include "bundle/spec_parser.hpp"
 #include "kernel/fs.hpp"
 #include "kernel/log.hpp"
 
@@ -20,7 +21,6 @@ using nlohmann::json;
 
 struct Blob {
   Descriptor desc;
-  std::string title;  // annotation for the bundle's own files
   RequestBody body;
 };
 
@@ -66,14 +66,14 @@ Result<Blob> pack_into_store(const std::string& rootfs, const BlobStore& store, 
   diff_id = packed->diff_id;
   log::debug("push: rootfs packed: " + std::to_string(packed->entries) + " entries, " + std::to_string(packed->size) +
              " bytes, " + packed->digest);
-  Blob b{{"application/vnd.oci.image.layer.v1.tar+gzip", packed->digest, packed->size}, "", {}};
+  Blob b{{"application/vnd.oci.image.layer.v1.tar+gzip", packed->digest, packed->size}, {}};
   b.body.fd = fd.release();  // closed by push_bundle
   b.body.size = packed->size;
   return b;
 }
 
-Blob memory_blob(const std::string& media_type, std::string data, const std::string& title) {
-  Blob b{{media_type, sha256_digest(data), int64_t(data.size())}, title, {}};
+Blob memory_blob(const std::string& media_type, std::string data) {
+  Blob b{{media_type, sha256_digest(data), int64_t(data.size())}, {}};
   b.body.data = std::move(data);
   return b;
 }
@@ -107,9 +107,7 @@ Result<bool> upload_blob(RegistryClient& c, const Blob& b) {
 }
 
 json descriptor_json(const Blob& b) {
-  json j = {{"mediaType", b.desc.media_type}, {"digest", b.desc.digest}, {"size", b.desc.size}};
-  if (!b.title.empty()) j["annotations"] = {{"org.opencontainers.image.title", b.title}};
-  return j;
+  return {{"mediaType", b.desc.media_type}, {"digest", b.desc.digest}, {"size", b.desc.size}};
 }
 
 }  // namespace
@@ -117,13 +115,20 @@ json descriptor_json(const Blob& b) {
 Result<PushReport> push_bundle(const PushOptions& o) {
   auto ref = ENVRUN_TRY(parse_reference(o.reference));
   if (!ref.digest.empty()) return Error::make(ErrorKind::Usage, "push: give a tag, not a digest (" + o.reference + ")");
-  std::string cfg_path = o.bundle + "/config.json";
-  if (!fs::exists(cfg_path))
-    return Error::make(ErrorKind::NotFound, "bundle " + o.bundle + ": no config.json (a bundle directory holds config.json and rootfs/)");
-  auto cfg_text = fs::read_file(cfg_path);
-  if (!cfg_text) return std::move(cfg_text).error().with_context("bundle " + o.bundle);
-  json spec = json::parse(*cfg_text, nullptr, false);
+  // config.json, else config.yaml / config.yml (converted: the image carries config.json).
+  std::string cfg_path;
+  for (const char* name : {"config.json", "config.yaml", "config.yml"})
+    if (cfg_path.empty() && fs::exists(o.bundle + "/" + name)) cfg_path = o.bundle + "/" + name;
+  if (cfg_path.empty())
+    return Error::make(ErrorKind::NotFound, "bundle " + o.bundle + ": no config.json or config.yaml (a bundle directory holds one of them and rootfs/)");
+  ENVRUN_CHECK(bundle::load_spec(o.bundle));  // refuse an invalid bundle before anything is sent
+  auto raw = fs::read_file(cfg_path);
+  if (!raw) return std::move(raw).error().with_context("bundle " + o.bundle);
+  json spec;
+  if (cfg_path.ends_with(".json")) spec = json::parse(*raw, nullptr, false);
+  else spec = ENVRUN_TRY(bundle::yaml_to_json(*raw, cfg_path));
   if (!spec.is_object()) return config_error(cfg_path + ": not a JSON object");
+  auto cfg_text = std::make_optional(cfg_path.ends_with(".json") ? *raw : spec.dump(4) + "\n");
   std::string root = spec.contains("root") && spec["root"].is_object() ? spec["root"].value("path", "rootfs") : "rootfs";
   std::string rootfs = root.starts_with("/") ? root : o.bundle + "/" + root;
   if (!fs::is_dir(rootfs)) return config_error(cfg_path + ": root.path: " + rootfs + " is not a directory");
@@ -135,14 +140,12 @@ Result<PushReport> push_bundle(const PushOptions& o) {
   if (!o.authfile.empty()) client.set_auth_file(o.authfile);
   ENVRUN_CHECK(client.connect());
 
+  auto annotations = ENVRUN_TRY(bundle_file_annotations(o.bundle, *cfg_text));
   std::string diff_id;
   Blob layer = ENVRUN_TRY(pack_into_store(rootfs, store, diff_id));
   UniqueFd layer_fd(layer.body.fd);
   json icfg = ENVRUN_TRY(image_config(spec, cfg_path, diff_id));
-  std::vector<Blob> blobs{memory_blob("application/vnd.oci.image.config.v1+json", icfg.dump(), ""), std::move(layer),
-                          memory_blob(kEnvrunConfigType, *cfg_text, "config.json")};
-  if (fs::exists(o.bundle + "/intercept.yaml"))
-    blobs.push_back(memory_blob(kEnvrunInterceptType, ENVRUN_TRY(fs::read_file(o.bundle + "/intercept.yaml")), "intercept.yaml"));
+  std::vector<Blob> blobs{memory_blob("application/vnd.oci.image.config.v1+json", icfg.dump()), std::move(layer)};
 
   PushReport rep;
   for (const auto& b : blobs) {
@@ -151,8 +154,8 @@ Result<PushReport> push_bundle(const PushOptions& o) {
     if (sent) rep.bytes += uint64_t(b.desc.size);
   }
   json m = {{"schemaVersion", 2}, {"mediaType", "application/vnd.oci.image.manifest.v1+json"},
-            {"config", descriptor_json(blobs[0])}, {"layers", json::array()}};
-  for (size_t i = 1; i < blobs.size(); ++i) m["layers"].push_back(descriptor_json(blobs[i]));
+            {"config", descriptor_json(blobs[0])}, {"layers", json::array({descriptor_json(blobs[1])})},
+            {"annotations", annotations}};
   RequestBody mb{m.dump()};
   rep.manifest_digest = sha256_digest(mb.data);
   auto put = ENVRUN_TRY(send_request(client, "PUT", client.url("manifests/" + ref.tag),

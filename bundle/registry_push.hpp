@@ -1,13 +1,16 @@
-// `envrun push BUNDLE REF`: the bundle as an OCI image manifest
+// `envrun push BUNDLE REF`: the bundle as an OCI image manifest that any runtime can use
 //   config: application/vnd.oci.image.config.v1+json, made from config.json (process.args
 //           -> Cmd, env -> Env, cwd -> WorkingDir, user -> "uid:gid", the host's os/arch,
 //           rootfs.diff_ids)
-//   layers: [0] the rootfs, application/vnd.oci.image.layer.v1.tar+gzip
-//           then the bundle's own files as blobs with envrun media types (and the
-//           org.opencontainers.image.title annotation naming the file):
-//           application/vnd.envrun.bundle.config.v1+json  (config.json)
-//           application/vnd.envrun.intercept.v1+yaml      (intercept.yaml, when present)
-// `envrun pull` leaves those out of the rootfs and writes them back into the bundle.
+//   layers: [0] the rootfs, application/vnd.oci.image.layer.v1.tar+gzip (the only layer)
+//   annotations: the bundle's own files, as text, in the manifest itself:
+//           io.envrun.bundle.config.json      config.json
+//           io.envrun.bundle.intercept.yaml   intercept.yaml (when present)
+//   so that podman, containerd or skopeo+umoci see a plain image (annotations are ignored
+//   by them), the files are covered by the manifest digest, and no registry garbage-collects
+//   them as unreferenced blobs. Their size is bounded (kMaxBundleFiles) because registries
+//   limit manifests to a few MiB.
+// `envrun pull` writes them back into the bundle.
 // Uploads: HEAD first (present blobs are skipped), POST then one PUT ?digest= each,
 // then PUT of the manifest; the token is asked for with the "pull,push" scope.
 #pragma once
@@ -22,8 +25,9 @@
 
 namespace envrun::registry {
 
-inline constexpr const char* kEnvrunConfigType = "application/vnd.envrun.bundle.config.v1+json";
-inline constexpr const char* kEnvrunInterceptType = "application/vnd.envrun.intercept.v1+yaml";
+inline constexpr const char* kConfigAnnotation = "io.envrun.bundle.config.json";
+inline constexpr const char* kInterceptAnnotation = "io.envrun.bundle.intercept.yaml";
+inline constexpr size_t kMaxBundleFiles = 1u << 20;  // config.json + intercept.yaml, bytes
 
 struct PushOptions {
   std::string bundle;
@@ -42,9 +46,12 @@ struct PushReport {
 
 Result<PushReport> push_bundle(const PushOptions& opts);
 
-// The pull side: remove the envrun bundle-file blobs from the manifest's layers and return them.
-std::vector<Descriptor> split_bundle_blobs(ImageManifest& m);
-// Download them (small: into memory, size and digest checked) and write config.json / intercept.yaml into bundle_dir.
-Result<void> restore_bundle_files(RegistryClient& client, const std::vector<Descriptor>& blobs, const std::string& bundle_dir);
+// The push side: the annotations carrying config.json (its text) and BUNDLE/intercept.yaml
+// when present. ErrorKind::Config when they exceed kMaxBundleFiles.
+Result<std::map<std::string, std::string>> bundle_file_annotations(const std::string& bundle, const std::string& config_text);
+// The pull side: write config.json / intercept.yaml from the manifest's annotations into
+// bundle_dir (config.json only when the image carries one; pull made one from the image
+// config before). Returns how many files were written.
+Result<int> restore_bundle_files(const ImageManifest& m, const std::string& bundle_dir);
 
 }  // namespace envrun::registry

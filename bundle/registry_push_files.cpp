@@ -1,35 +1,37 @@
-// The bundle's own files in an image: split from the layers and restored on pull
-// (small: fetched into memory with one GET each, size and digest checked).
-#include <algorithm>
+// The bundle's own files in an image: manifest annotations written by push, read back by pull.
+#include <nlohmann/json.hpp>
 
-#include "bundle/registry_digest.hpp"
 #include "bundle/registry_push.hpp"
 #include "kernel/fs.hpp"
 #include "kernel/log.hpp"
 
 namespace envrun::registry {
 
-std::vector<Descriptor> split_bundle_blobs(ImageManifest& m) {
-  std::vector<Descriptor> files, layers;
-  for (auto& d : m.layers)
-    (d.media_type == kEnvrunConfigType || d.media_type == kEnvrunInterceptType ? files : layers).push_back(d);
-  m.layers = std::move(layers);
-  return files;
+Result<std::map<std::string, std::string>> bundle_file_annotations(const std::string& bundle, const std::string& config_text) {
+  std::map<std::string, std::string> a{{kConfigAnnotation, config_text}};
+  std::string icpt = bundle + "/intercept.yaml";
+  if (fs::exists(icpt)) a[kInterceptAnnotation] = ENVRUN_TRY(fs::read_file(icpt));
+  size_t total = 0;
+  for (const auto& [k, v] : a) total += v.size();
+  if (total > kMaxBundleFiles)
+    return Error::make(ErrorKind::Config, "bundle " + bundle + ": config.json and intercept.yaml are " + std::to_string(total) +
+                                              " bytes; an image carries at most " + std::to_string(kMaxBundleFiles) +
+                                              " bytes of them (in its manifest)");
+  return a;
 }
 
-Result<void> restore_bundle_files(RegistryClient& client, const std::vector<Descriptor>& blobs, const std::string& dir) {
-  for (const auto& d : blobs) {
-    std::string name = d.media_type == kEnvrunConfigType ? "config.json" : "intercept.yaml";
-    if (d.size > (8 << 20)) return Error::make(ErrorKind::Config, client.where() + ": " + name + " blob " + d.digest + ": larger than 8 MiB");
-    auto r = ENVRUN_TRY(client.get("blobs/" + d.digest, {}, size_t(std::max<int64_t>(d.size, 1 << 16))));
-    if (r.status != 200) return Error::make(ErrorKind::Generic, client.where() + ": " + name + " blob " + d.digest + ": " + describe_http_error(r));
-    std::string text = std::move(r.body);
-    if (int64_t(text.size()) != d.size || sha256_digest(text) != d.digest)
-      return Error::make(ErrorKind::Generic, client.where() + ": " + name + " blob " + d.digest + ": digest mismatch");
-    ENVRUN_CHECK(fs::atomic_write(dir + "/" + name, text, 0644, false));
-    log::debug("pull: " + name + " restored from the image (" + d.digest + ")");
+Result<int> restore_bundle_files(const ImageManifest& m, const std::string& dir) {
+  int written = 0;
+  for (const auto& [key, name] : {std::pair{kConfigAnnotation, "config.json"}, std::pair{kInterceptAnnotation, "intercept.yaml"}}) {
+    auto it = m.annotations.find(key);
+    if (it == m.annotations.end()) continue;
+    if (std::string(name) == "config.json" && !nlohmann::json::parse(it->second, nullptr, false).is_object())
+      return Error::make(ErrorKind::Config, "manifest " + m.digest + ": annotation " + key + ": not a JSON object");
+    ENVRUN_CHECK(fs::atomic_write(dir + "/" + name, it->second, 0644, false));
+    log::debug(std::string("pull: ") + name + " restored from the image's annotation " + key);
+    ++written;
   }
-  return ok();
+  return written;
 }
 
 }  // namespace envrun::registry

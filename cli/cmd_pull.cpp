@@ -16,6 +16,7 @@ void add_pull(CLI::App& app, Globals& g) {
     if (!o.bundle.empty()) args.insert(args.end(), {"--bundle", o.bundle});
     if (!o.platform.empty()) args.insert(args.end(), {"--platform", o.platform});
     if (!o.store.empty()) args.insert(args.end(), {"--store", o.store});
+    if (!o.authfile.empty()) args.insert(args.end(), {"--authfile", o.authfile});
     if (o.insecure) args.push_back("--insecure");
     if (o.json) args.push_back("--json");
     if (o.quiet) args.push_back("--quiet");

@@ -15,6 +15,7 @@ inline void add_pull_options(CLI::App* sub, registry::PullOptions& o) {
   sub->add_flag("--insecure", o.insecure, "allow plain HTTP and unverified TLS certificates for this registry");
   sub->add_flag("--json", o.json, "progress events on stdout, one JSON object per line (envrun(1))");
   sub->add_flag("-q,--quiet", o.quiet, "no progress display and no summary line, only errors");
+  sub->add_option("--authfile", o.authfile, "credentials file (default: $REGISTRY_AUTH_FILE, else envrun login's)");
   sub->add_option("--store", o.store, "content store (default: /var/lib/envrun, or $XDG_DATA_HOME/envrun)");
 }
 

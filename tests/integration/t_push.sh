@@ -33,14 +33,17 @@ env:
 EOF
 capture push "$B" "$REG/team/app:1"
 assert_eq "push exits 0" 0 "$RC" || last_cmd_details
-assert_contains "push: 4 blobs uploaded (config, layer, config.json, intercept.yaml)" "$OUT" "4 blobs uploaded"
+assert_contains "push: 2 blobs uploaded (image config, rootfs layer)" "$OUT" "2 blobs uploaded"
 manifest=$(curl -s -H 'Accept: application/vnd.oci.image.manifest.v1+json' "http://$REG/v2/team/app/manifests/1")
-assert_eq "manifest layer media types" \
-  '["application/vnd.oci.image.layer.v1.tar+gzip", "application/vnd.envrun.bundle.config.v1+json", "application/vnd.envrun.intercept.v1+yaml"]' \
+assert_eq "manifest: one layer, a plain image for other tools" '["application/vnd.oci.image.layer.v1.tar+gzip"]' \
   "$(json_get '[l["mediaType"] for l in d["layers"]]' <<<"$manifest")"
+assert_eq "manifest annotations: the bundle files" "$(cat "$B/intercept.yaml")" \
+  "$(json_get 'd["annotations"]["io.envrun.bundle.intercept.yaml"].rstrip()' <<<"$manifest")"
+assert_eq "manifest annotations: config.json as is" "$(cat "$B/config.json")" \
+  "$(json_get 'd["annotations"]["io.envrun.bundle.config.json"].rstrip()' <<<"$manifest")"
 capture pull -b "$T/back" "$REG/team/app:1"
 assert_eq "pull exits 0" 0 "$RC" || last_cmd_details
-assert_contains "pull: 1 layer (the bundle files are not layers)" "$OUT" "1 layers"
+assert_contains "pull: 1 layer" "$OUT" "1 layers"
 assert_eq "rootfs tree identical (paths, modes, owners, sizes, links, file mtimes)" "$(tree "$B/rootfs")" "$(tree "$T/back/rootfs")"
 assert_eq "rootfs file contents identical (sha256)" "$(sums "$B/rootfs")" "$(sums "$T/back/rootfs")"
 check "config.json identical" cmp "$B/config.json" "$T/back/config.json"
@@ -63,22 +66,54 @@ layer=$(json_get 'd["layers"][0]["digest"][7:]' <<<"$manifest")
 mkdir -p "$T/untar"
 check "the copied layer is a plain tar.gz (tar -xzf)" tar -xzf "$T/oci/blobs/sha256/$layer" -C "$T/untar"
 check "tar's view: busybox in it" cmp "$B/rootfs/bin/busybox" "$T/untar/bin/busybox"
+if command -v umoci >/dev/null; then
+  capture timeout 60 umoci unpack --image "$T/oci:t" "$T/umoci-bundle"
+  assert_eq "umoci unpacks what envrun pushed (no envrun-only layers)" 0 "$RC" || last_cmd_details
+  assert_eq "umoci's rootfs has the bundle's files" "$(sums "$B/rootfs")" "$(sums "$T/umoci-bundle/rootfs")"
+else
+  echo "note: umoci not installed, its unpack of the pushed image is not checked"
+fi
 
 # ---------------------------------------------------------------------------
 section "a second push of the same bundle uploads no blob"
 uploads=$(grep -c '"PUT /v2/team/app/blobs/uploads/' "$T/registry/log")
-assert_eq "first push: 4 blob uploads in the registry log" 4 "$uploads"
+assert_eq "first push: 2 blob uploads in the registry log" 2 "$uploads"
 capture push "$B" "$REG/team/app:2"
 assert_eq "second push exits 0" 0 "$RC" || last_cmd_details
-assert_contains "second push: 0 uploaded, 4 already there" "$OUT" "0 blobs uploaded (0 bytes), 4 already there"
+assert_contains "second push: 0 uploaded, 2 already there" "$OUT" "0 blobs uploaded (0 bytes), 2 already there"
 assert_eq "registry log: no new upload" "$uploads" "$(grep -c '"PUT /v2/team/app/blobs/uploads/' "$T/registry/log")"
-assert_eq "registry log: no new POST" 4 "$(grep -c '"POST /v2/team/app/blobs/uploads/' "$T/registry/log")"
+assert_eq "registry log: no new POST" 2 "$(grep -c '"POST /v2/team/app/blobs/uploads/' "$T/registry/log")"
 assert_eq "same manifest digest for the same bundle" \
   "$(curl -sI -H 'Accept: application/vnd.oci.image.manifest.v1+json' "http://$REG/v2/team/app/manifests/1" | grep -i docker-content-digest)" \
   "$(curl -sI -H 'Accept: application/vnd.oci.image.manifest.v1+json' "http://$REG/v2/team/app/manifests/2" | grep -i docker-content-digest)"
 printf 'version: 1\n' >"$B/intercept.yaml"
 capture push "$B" "$REG/team/app:3"
-assert_contains "a changed intercept.yaml: only it is uploaded" "$OUT" "1 blobs uploaded"
+assert_contains "a changed intercept.yaml: no blob uploaded" "$OUT" "0 blobs uploaded"
+capture pull -b "$T/back3" "$REG/team/app:3"
+assert_eq "pull of the changed bundle exits 0" 0 "$RC" || last_cmd_details
+check "the changed intercept.yaml came back" cmp "$B/intercept.yaml" "$T/back3/intercept.yaml"
+
+# ---------------------------------------------------------------------------
+section "a bundle with config.yaml is pushed with its config as config.json"
+SRC_B=$B
+make_bundle ysrc 'args("/bin/echo", "from-yaml")'
+python3 -c 'import json,sys; c=json.load(open(sys.argv[1]))
+def y(v, ind=0):
+    p=" "*ind
+    if isinstance(v, dict): return "".join(f"{p}{k}:\n{y(x, ind+2)}" if isinstance(x,(dict,list)) and x else f"{p}{k}: {json.dumps(x)}\n" for k,x in v.items())
+    return "".join(f"{p}- {json.dumps(x)}\n" if not isinstance(x,(dict,list)) else f"{p}-\n{y(x, ind+2)}" for x in v)
+open(sys.argv[2],"w").write(y(c))' "$B/config.json" "$B/config.yaml"
+rm "$B/config.json"
+capture push "$B" "$REG/team/yaml:1"
+assert_eq "push of a config.yaml bundle exits 0" 0 "$RC" || last_cmd_details
+capture pull -b "$T/back-yaml" "$REG/team/yaml:1"
+assert_eq "pull of it exits 0" 0 "$RC" || last_cmd_details
+assert_eq "its config.json is the YAML's content" '["/bin/echo", "from-yaml"]' "$(json_get 'd["process"]["args"]' <"$T/back-yaml/config.json")"
+capture er run -b "$T/back-yaml" yaml1
+assert_eq "it runs" "from-yaml" "$OUT"
+printf 'process: {args: []}\n' >"$B/config.yaml"
+expect_fail 3 "config.yaml: ociVersion: missing" push "$B" "$REG/team/yaml:2"
+B=$SRC_B
 
 # ---------------------------------------------------------------------------
 section "login, token flow with credentials, logout"
@@ -105,6 +140,12 @@ assert_eq "no upload without the token" "" "$(grep -E '^(HEAD|POST|PUT) ' "$T/pr
 capture pull -b "$T/back-tok" "$PROXY/tok/app:1"
 assert_eq "pull through the token front with the stored credentials" 0 "$RC" || last_cmd_details
 check "token pull: intercept.yaml came back" cmp "$B/intercept.yaml" "$T/back-tok/intercept.yaml"
+mkdir -p "$T/docker-pull"
+cp "$T/auth.json" "$T/docker-pull/auth.json"
+capture env REGISTRY_AUTH_FILE=/nonexistent timeout 60 "$ENVRUN" pull --insecure --store "$T/store-pull2" --authfile "$T/docker-pull/auth.json" -b "$T/back-tok2" "$PROXY/tok/app:1"
+assert_eq "pull --authfile exits 0" 0 "$RC" || last_cmd_details
+capture env REGISTRY_AUTH_FILE=/nonexistent timeout 60 "$ENVRUN" pull --insecure --store "$T/store-pull3" -b "$T/back-tok3" "$PROXY/tok/app:1"
+assert_eq "pull without credentials: exit 1" 1 "$RC"
 # A docker-style file named with --authfile (REGISTRY_AUTH_FILE points elsewhere).
 mkdir -p "$T/docker"
 printf '{"auths":{"http://%s/":{"auth":"%s"}}}\n' "$PROXY" "$(printf alice:s3cret | base64)" >"$T/docker/config.json"
@@ -126,7 +167,7 @@ assert_eq "nobody's auth.json: 0600, owned by nobody" "600 65534" "$(stat -c '%a
 
 # ---------------------------------------------------------------------------
 section "errors"
-expect_fail 4 "no config.json" push "$T/no-such-bundle" "$REG/x:1"
+expect_fail 4 "no config.json or config.yaml" push "$T/no-such-bundle" "$REG/x:1"
 expect_fail 2 "give a tag, not a digest" push "$B" "$REG/x@sha256:$(printf '%064d' 0)"
 DOWN=127.0.0.1:$(free_port)
 expect_fail 7 "registry $DOWN: cannot connect" push "$B" "$DOWN/x:1"

@@ -121,19 +121,42 @@ TEST_CASE("rootfs layer: deterministic, sensitive to mtimes, unpacks to the same
   (void)fs::remove_tree(d);
 }
 
-TEST_CASE("pull: the bundle-file blobs are split from the layers") {
+TEST_CASE("push/pull: the bundle files travel as manifest annotations") {
+  std::string d = temp_dir();
+  REQUIRE(fs::atomic_write(d + "/intercept.yaml", "version: 1\n", 0644, false));
+  auto a = bundle_file_annotations(d, "{\"ociVersion\": \"1.0.2\"}");
+  REQUIRE(a);
+  CHECK(a->size() == 2);
+  CHECK(a->at(kConfigAnnotation) == "{\"ociVersion\": \"1.0.2\"}");
+  CHECK(a->at(kInterceptAnnotation) == "version: 1\n");
   ImageManifest m;
-  m.layers = {{"application/vnd.oci.image.layer.v1.tar+gzip", "sha256:1", 1},
-              {kEnvrunConfigType, "sha256:2", 2},
-              {kEnvrunInterceptType, "sha256:3", 3}};
-  auto files = split_bundle_blobs(m);
-  REQUIRE(m.layers.size() == 1);
-  CHECK(m.layers[0].digest == "sha256:1");
-  REQUIRE(files.size() == 2);
-  CHECK(files[0].media_type == kEnvrunConfigType);
-  CHECK(files[1].media_type == kEnvrunInterceptType);
-  ImageManifest plain;
-  plain.layers = {{"application/vnd.oci.image.layer.v1.tar", "sha256:9", 9}};
-  CHECK(split_bundle_blobs(plain).empty());
-  CHECK(plain.layers.size() == 1);
+  m.digest = "sha256:1";
+  m.annotations = *a;
+  m.annotations["org.opencontainers.image.created"] = "2026-01-01T00:00:00Z";  // others are ignored
+  std::string back = d + "/back";
+  REQUIRE(fs::mkdir_p(back));
+  auto n = restore_bundle_files(m, back);
+  REQUIRE(n);
+  CHECK(*n == 2);
+  CHECK(*fs::read_file(back + "/config.json") == "{\"ociVersion\": \"1.0.2\"}");
+  CHECK(*fs::read_file(back + "/intercept.yaml") == "version: 1\n");
+  CHECK(fs::list_dir(back).size() == 2);
+
+  ImageManifest plain;  // an image not pushed by envrun: nothing written
+  auto none = restore_bundle_files(plain, back + "/none");
+  REQUIRE(none);
+  CHECK(*none == 0);
+
+  ImageManifest bad;
+  bad.digest = "sha256:2";
+  bad.annotations[kConfigAnnotation] = "[1, 2]";
+  auto refused = restore_bundle_files(bad, back);
+  REQUIRE_FALSE(refused);
+  CHECK(refused.error().message.find("io.envrun.bundle.config.json: not a JSON object") != std::string::npos);
+
+  REQUIRE(fs::atomic_write(d + "/intercept.yaml", std::string(kMaxBundleFiles, '#'), 0644, false));
+  auto big = bundle_file_annotations(d, "{}");
+  REQUIRE_FALSE(big);
+  CHECK(big.error().message.find("an image carries at most 1048576 bytes") != std::string::npos);
+  (void)fs::remove_tree(d);
 }
