@@ -60,11 +60,11 @@ Result<void> check_bundle_free(const std::string& bundle) {
   return Error::make(ErrorKind::State, "bundle " + bundle + ": already exists (remove it or choose --bundle)");
 }
 
-// A full disk while unpacking: one system error naming the directory, whatever the layer
-// code made of it (it reports entries as layer errors).
+// A full disk while unpacking: one system error naming the directory (the layer error
+// keeps the errno of the write that failed).
 Error unpack_error(Error e, const std::string& rootfs) {
-  bool full = e.sys_errno == ENOSPC || e.message.find(std::strerror(ENOSPC)) != std::string::npos;
-  bool quota = e.sys_errno == EDQUOT || e.message.find(std::strerror(EDQUOT)) != std::string::npos;
+  bool full = e.sys_errno == ENOSPC;
+  bool quota = e.sys_errno == EDQUOT;
   if (!full && !quota) return e;
   std::string dir = rootfs.substr(0, rootfs.find_last_of('/'));
   dir = dir.substr(0, dir.find_last_of('/'));

@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <memory>
 #include <set>
+#include <vector>
 
 #include "bundle/registry_fs_at.hpp"
 #include "bundle/registry_pull.hpp"
@@ -31,6 +32,8 @@ struct LayerState {
   // An entry only changes names inside its parent, so the fd stays right for its siblings.
   std::string parent_path;
   UniqueFd parent_fd;
+  // Directories' times are set once the layer is done: creating their entries changes them.
+  std::vector<std::pair<EntryPath, struct timespec>> dir_times;
 };
 
 Result<int> parent_dir(LayerState& st, const std::string& rel) {
@@ -48,11 +51,16 @@ Result<void> set_owner_mode_time(int dirfd, const std::string& name, int fd, arc
                     : ::fchownat(dirfd, name.c_str(), archive_entry_uid(e), archive_entry_gid(e), AT_SYMLINK_NOFOLLOW);
     if (r != 0) return Error::sys("chown");
   }
-  if (archive_entry_filetype(e) == AE_IFLNK) return ok();
-  if ((fd >= 0 ? ::fchmod(fd, mode) : ::fchmodat(dirfd, name.c_str(), mode, 0)) != 0) return Error::sys("chmod");
   struct timespec ts[2] = {{archive_entry_mtime(e), archive_entry_mtime_nsec(e)},
                            {archive_entry_mtime(e), archive_entry_mtime_nsec(e)}};
+  if (archive_entry_filetype(e) == AE_IFLNK) {
+    ::utimensat(dirfd, name.c_str(), ts, AT_SYMLINK_NOFOLLOW);  // best effort, like a file's
+    return ok();
+  }
+  if ((fd >= 0 ? ::fchmod(fd, mode) : ::fchmodat(dirfd, name.c_str(), mode, 0)) != 0) return Error::sys("chmod");
+  if (archive_entry_filetype(e) == AE_IFDIR) return ok();  // at the end of the layer (set_dir_times)
   if (fd >= 0) ::futimens(fd, ts);
+  else ::utimensat(dirfd, name.c_str(), ts, AT_SYMLINK_NOFOLLOW);
   return ok();
 }
 
@@ -146,11 +154,32 @@ Result<void> apply_entry(archive* a, archive_entry* e, LayerState& st) {
     return make_node(e, dir, p.name, st);
   };
   auto r = create();
-  if (r || r.error().sys_errno != EEXIST) return r;
-  // Whatever the layers below left under this name goes (a directory stays for a directory,
-  // in make_node), then the entry is created again.
-  ENVRUN_CHECK(at::remove_at(dir, p.name));
-  return create();
+  if (!r && r.error().sys_errno == EEXIST) {
+    // Whatever the layers below left under this name goes (a directory stays for a directory,
+    // in make_node), then the entry is created again.
+    ENVRUN_CHECK(at::remove_at(dir, p.name));
+    r = create();
+  }
+  if (r && archive_entry_filetype(e) == AE_IFDIR && !archive_entry_hardlink(e))
+    st.dir_times.push_back({p, {archive_entry_mtime(e), archive_entry_mtime_nsec(e)}});
+  return r;
+}
+
+// The directories' modification times from the layer, once nothing more is created in them.
+void set_dir_times(LayerState& st) {
+  st.parent_fd.reset();
+  st.parent_path.clear();
+  for (const auto& [p, t] : st.dir_times) {
+    auto dir = parent_dir(st, p.parent);
+    struct timespec ts[2] = {t, t};
+    if (!dir || ::utimensat(*dir, p.name.c_str(), ts, AT_SYMLINK_NOFOLLOW) != 0)
+      log::debug("pull: cannot set the time of " + p.full());
+  }
+}
+
+// A layer error keeps the system error (ENOSPC, EDQUOT...) under the message naming the entry.
+Error layer_error(Error e, const std::string& msg) {
+  return Error{e.sys_errno, e.sys_errno ? ErrorKind::System : ErrorKind::Config, msg};
 }
 
 }  // namespace
@@ -174,11 +203,13 @@ Result<UnpackStats> unpack_layer(const std::string& blob_path, int rootfs_fd, co
     auto applied = apply_entry(a.get(), e, st);
     if (!applied) {
       const char* n = archive_entry_pathname(e);
-      std::string msg = std::move(applied).error().message;
+      Error err = std::move(applied).error();
+      std::string msg = err.message;
       if (msg.rfind("entry \"", 0) != 0) msg = "entry \"" + std::string(n ? n : "?") + "\": " + msg;
-      return Error::make(ErrorKind::Config, what + ": " + msg);
+      return layer_error(std::move(err), what + ": " + msg);
     }
   }
+  set_dir_times(st);
   return st.stats;
 }
 

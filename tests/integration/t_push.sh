@@ -13,8 +13,9 @@ start_registry
 export REGISTRY_AUTH_FILE="$T/auth.json"
 push() { timeout -k 5 120 "$ENVRUN" push --insecure --store "$T/store" "$@"; }
 pull() { timeout -k 5 120 "$ENVRUN" pull --insecure --store "$T/store-pull" "$@"; }
-# tree DIR: one line per entry (path, type+mode, owner, size, link target; mtime of files)
-tree() { (cd "$1" && find . -printf '%p %M %U:%G %s %l\n' | sort; find . -type f -printf '%p %T@\n' | sort); }
+# tree DIR: one line per entry (path, type+mode, owner, size, link target; mtime of every
+# entry but the top: files, directories and symlinks)
+tree() { (cd "$1" && find . -printf '%p %M %U:%G %s %l\n' | sort; find . -mindepth 1 -printf '%p %T@\n' | sort); }
 sums() { (cd "$1" && find . -type f -exec sha256sum {} + | sort -k2); }
 
 # ---------------------------------------------------------------------------
@@ -44,7 +45,7 @@ assert_eq "manifest annotations: config.json as is" "$(cat "$B/config.json")" \
 capture pull -b "$T/back" "$REG/team/app:1"
 assert_eq "pull exits 0" 0 "$RC" || last_cmd_details
 assert_contains "pull: 1 layer" "$OUT" "1 layers"
-assert_eq "rootfs tree identical (paths, modes, owners, sizes, links, file mtimes)" "$(tree "$B/rootfs")" "$(tree "$T/back/rootfs")"
+assert_eq "rootfs tree identical (paths, modes, owners, sizes, links, mtimes of files, dirs, symlinks)" "$(tree "$B/rootfs")" "$(tree "$T/back/rootfs")"
 assert_eq "rootfs file contents identical (sha256)" "$(sums "$B/rootfs")" "$(sums "$T/back/rootfs")"
 check "config.json identical" cmp "$B/config.json" "$T/back/config.json"
 check "intercept.yaml identical" cmp "$B/intercept.yaml" "$T/back/intercept.yaml"
