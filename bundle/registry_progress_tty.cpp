@@ -1,5 +1,5 @@
 // The terminal display of a pull: one line per layer, redrawn in place (cursor up, clear
-// line) at most every 100 ms and on each change of state, then a summary line.
+// line) at most every 100 ms and on each change of state.
 #include <unistd.h>
 
 #include <chrono>
@@ -24,7 +24,7 @@ struct LayerLine {
 
 class TtyProgress : public PullProgress {
  public:
-  explicit TtyProgress(int fd) : fd_(fd), began_(Clock::now()) {}
+  explicit TtyProgress(int fd) : fd_(fd) {}
   void start(const std::vector<Descriptor>& layers) override {
     for (const auto& l : layers) lines_.push_back({l.digest, 0, l.size});
     redraw(true);
@@ -52,18 +52,10 @@ class TtyProgress : public PullProgress {
         l.state = "unpacked, " + std::to_string(entries) + " entries";
         break;
       }
-    entries_ += entries;
     redraw(true);
   }
-  void complete(const PullReport& r) override {
-    redraw(true);
-    double secs = std::chrono::duration<double>(Clock::now() - began_).count();
-    char buf[256];
-    std::snprintf(buf, sizeof buf, "%d layers in %.1f s: %s downloaded (%s/s), %d blobs already stored, %llu entries unpacked\n",
-                  r.layers, secs, human_bytes(double(r.bytes)).c_str(), human_bytes(secs > 0 ? double(r.bytes) / secs : 0).c_str(),
-                  r.reused, (unsigned long long)entries_);
-    put(buf);
-  }
+  // The summary is the result line envrun-pull prints on stdout (not repeated here).
+  void complete(const PullReport&) override { redraw(true); }
   void failed(const std::string&) override { redraw(true); }
 
  private:
@@ -100,10 +92,9 @@ class TtyProgress : public PullProgress {
     }
   }
   int fd_;
-  Clock::time_point began_, last_;
+  Clock::time_point last_;
   bool drawn_ = false;
   std::vector<LayerLine> lines_;
-  uint64_t entries_ = 0;
 };
 
 }  // namespace

@@ -1,6 +1,7 @@
 // envrun-pull: the dynamically linked helper behind `envrun pull` (libcurl, libarchive).
 // Same options as `envrun pull` plus the global logging options; same error line and
 // exit codes as envrun (envrun(1)).
+#include <chrono>
 #include <csignal>
 #include <cstdio>
 
@@ -41,6 +42,7 @@ int main(int argc, char** argv) {
   for (int sig : {SIGINT, SIGTERM, SIGHUP}) ::sigaction(sig, &sa, nullptr);
   auto mode = o.json ? registry::ProgressMode::Json : o.quiet ? registry::ProgressMode::Quiet : registry::ProgressMode::Auto;
   auto progress = registry::make_progress(mode);
+  auto began = std::chrono::steady_clock::now();
   auto r = registry::pull_image(o, *progress);
   if (!r) {
     std::string line = "pull " + o.reference + ": " + r.error().message;
@@ -50,7 +52,10 @@ int main(int argc, char** argv) {
     return cli::exit_code(r.error().kind);
   }
   if (o.json || o.quiet) return 0;
-  std::printf("pulled %s into %s: %d layers, %d blobs downloaded (%llu bytes), %d already stored\n", o.reference.c_str(),
-              r->bundle.c_str(), r->layers, r->downloaded, (unsigned long long)r->bytes, r->reused);
+  double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - began).count();
+  std::string rate = registry::human_bytes(secs > 0 ? double(r->bytes) / secs : 0) + "/s";
+  std::printf("pulled %s into %s: %d layers, %d blobs downloaded (%llu bytes, %s), %d already stored, %llu entries unpacked, in %.1f s\n",
+              o.reference.c_str(), r->bundle.c_str(), r->layers, r->downloaded, (unsigned long long)r->bytes, rate.c_str(),
+              r->reused, (unsigned long long)r->entries, secs);
   return 0;
 }

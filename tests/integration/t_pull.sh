@@ -57,7 +57,7 @@ assert_eq "store holds config + 3 layers" 4 "$nblobs"
 gets_before=$(grep -c 'GET /v2/app/blobs/' "$T/registry/log")
 capture pull --debug -b "$T/app2" "$REG/app:1"
 assert_eq "second pull exits 0" 0 "$RC" || last_cmd_details
-assert_contains "second pull: 0 downloaded, 4 stored" "$OUT" "0 blobs downloaded (0 bytes), 4 already stored"
+assert_line_match "second pull: 0 downloaded, 4 stored" "$OUT" "0 blobs downloaded \\(0 bytes, [^)]*\\), 4 already stored"
 assert_not_contains "second pull: no 'downloading blob' line" "$ERR" "downloading blob"
 assert_eq "registry saw no blob GET" "$gets_before" "$(grep -c 'GET /v2/app/blobs/' "$T/registry/log")"
 check "second bundle unpacked from the store" cmp "$T/app/rootfs/bin/busybox" "$T/app2/rootfs/bin/busybox"
@@ -212,7 +212,8 @@ if ((have_script)); then
   assert_contains "tty: lines redrawn in place (cursor up 2 lines)" "$tty_out" $'\x1b[2A'
   assert_contains "tty: lines cleared before redraw" "$tty_out" $'\x1b[2K'
   assert_line_match "tty: the 3 MiB layer reaches 'unpacked'" "$tty_out" "unpacked, [0-9]+ entries +3\.0 MiB"
-  assert_line_match "tty: a summary line with bytes and rate" "$tty_out" '^2 layers in [0-9.]+ s: [0-9.]+ MiB downloaded \([0-9.]+ [KMG]?i?B/s\), 0 blobs already stored'
+  assert_line_match "tty: a summary line with bytes, rate and time" "$tty_out" '^pulled .*: 2 layers, 3 blobs downloaded \([0-9]+ bytes, [0-9.]+ [KMG]?i?B/s\), 0 already stored, [0-9]+ entries unpacked, in [0-9.]+ s$'
+  assert_eq "tty: the summary once" 1 "$(grep -c 'layers' <<<"$tty_out")"
   timeout -k 5 90 script -qec "'$ENVRUN' pull --quiet --insecure --store '$T/store-tty' -b '$T/p-quiet' '$REG/big:1'" /dev/null \
     </dev/null >"$T/quiet.out" 2>&1
   assert_eq "tty --quiet: pull exits 0" 0 "$?"
