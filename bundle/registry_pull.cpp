@@ -2,6 +2,7 @@
 #include "bundle/registry_pull.hpp"
 
 #include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -9,6 +10,7 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <utility>
 
 #include "bundle/registry_client.hpp"
 #include "bundle/registry_fetch.hpp"
@@ -33,24 +35,45 @@ Error interrupted_error() { return Error::make(ErrorKind::Generic, "interrupted:
 
 namespace {
 
-// Removes the temp bundle unless released.
+// Removes the temp bundle unless released. The pull holds an flock on it while it works,
+// so that a later pull can tell a temp dir left by a killed pull from one in use.
 struct TempDir {
   std::string path;
+  UniqueFd lock;
+  TempDir(std::string p, UniqueFd l) : path(std::move(p)), lock(std::move(l)) {}
+  TempDir(TempDir&& o) noexcept : path(std::exchange(o.path, {})), lock(std::move(o.lock)) {}
   ~TempDir() {
     if (!path.empty()) (void)fs::remove_tree(path);
   }
 };
 
-Result<std::string> make_temp_beside(const std::string& bundle) {
+// Temp dirs ".NAME.pull-*" beside the bundle that no pull holds any more (SIGKILL, power
+// loss) are removed: nothing else names them.
+void remove_stale_temps(const std::string& dir, const std::string& base) {
+  std::string prefix = "." + base + ".pull-";
+  for (const auto& name : fs::list_dir(dir)) {
+    if (name.rfind(prefix, 0) != 0 || name.size() != prefix.size() + 6) continue;
+    std::string path = dir + "/" + name;
+    UniqueFd fd(::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+    if (!fd || ::flock(fd.get(), LOCK_EX | LOCK_NB) != 0) continue;  // in use by a running pull
+    log::debug("pull: removing " + path + ", left by a pull that did not finish");
+    (void)fs::remove_tree(path);
+  }
+}
+
+Result<TempDir> make_temp_beside(const std::string& bundle) {
   auto slash = bundle.find_last_of('/');
   std::string dir = slash == std::string::npos ? "." : bundle.substr(0, slash);
   std::string base = slash == std::string::npos ? bundle : bundle.substr(slash + 1);
   if (dir.empty()) dir = "/";
   ENVRUN_CHECK(fs::mkdir_p(dir));
+  remove_stale_temps(dir, base);
   std::string tmpl = dir + "/." + base + ".pull-XXXXXX";
   if (!::mkdtemp(tmpl.data())) return Error::sys("bundle: cannot create a temp dir in " + dir);
+  TempDir t{tmpl, UniqueFd(::open(tmpl.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC))};
+  if (!t.lock || ::flock(t.lock.get(), LOCK_EX) != 0) return Error::sys("bundle: locking " + tmpl);
   ::chmod(tmpl.c_str(), 0755);
-  return tmpl;
+  return t;
 }
 
 Result<void> check_bundle_free(const std::string& bundle) {
@@ -120,7 +143,7 @@ Result<PullReport> pull_image(const PullOptions& o, PullProgress& progress) {
   log::debug("pull: " + std::to_string(rep.downloaded) + " blobs downloaded (" + std::to_string(rep.bytes) + " bytes), " +
              std::to_string(rep.reused) + " already in the store");
 
-  TempDir tmp{ENVRUN_TRY(make_temp_beside(rep.bundle))};
+  TempDir tmp = ENVRUN_TRY(make_temp_beside(rep.bundle));
   ENVRUN_CHECK(unpack_all(m, store, tmp.path + "/rootfs", rep, progress));
   std::string cfg_text = ENVRUN_TRY(store.read(m.config.digest));
   auto spec = ENVRUN_TRY(spec_from_image_config(cfg_text, tmp.path + "/rootfs", ref.str()));

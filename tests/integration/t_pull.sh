@@ -117,6 +117,17 @@ check "wrong partial discarded" test ! -e "$T/store-r/blobs/sha256/.partial-$big
 check "the next pull succeeds" timeout 60 "$ENVRUN" pull --insecure --store "$T/store-r" -b "$T/resumed2" "$REG/app:1"
 
 # ---------------------------------------------------------------------------
+section "temp dirs left by a killed pull go at the next pull into the same place; one in use stays"
+mkdir -p "$T/killed/.app.pull-AAAAAA/rootfs/x" "$T/killed/.app.pull-BBBBBB" "$T/killed/.other.pull-CCCCCC"
+flock -x "$T/killed/.app.pull-BBBBBB" sleep 60 &
+PIDS_TO_KILL+=($!)
+wait_for 5 sh -c "grep -q ' FLOCK .* WRITE .*' /proc/locks && ! flock -n -x '$T/killed/.app.pull-BBBBBB' true"
+check "pull into the directory with leftovers" pull -b "$T/killed/app" "$REG/app:1"
+check "the killed pull's temp dir (no lock) is gone" test ! -e "$T/killed/.app.pull-AAAAAA"
+check "a temp dir that a running pull holds (flock) stays" test -d "$T/killed/.app.pull-BBBBBB"
+check "another bundle's temp dir is not touched" test -d "$T/killed/.other.pull-CCCCCC"
+
+# ---------------------------------------------------------------------------
 section "layer formats: zstd, uncompressed, Docker v2 manifest, --jobs 1"
 check "push fmt:zstd" push fmt:zstd --compress zstd --config '{"Cmd":["/bin/true"]}' --layer-dir "$T/l2"
 check "pull zstd layer" pull -b "$T/zst" "$REG/fmt:zstd"
