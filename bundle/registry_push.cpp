@@ -5,10 +5,14 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <chrono>
+#include <cstdio>
+
 #include <nlohmann/json.hpp>
 
 #include "bundle/registry_digest.hpp"
 #include "bundle/registry_push_http.hpp"
+#include "bundle/registry_progress.hpp"
 #include "bundle/registry_push_layer.hpp"
 #include "bundle/spec_parser.hpp"
 #include "kernel/fs.hpp"
@@ -141,15 +145,27 @@ Result<PushReport> push_bundle(const PushOptions& o) {
   ENVRUN_CHECK(client.connect());
 
   auto annotations = ENVRUN_TRY(bundle_file_annotations(o.bundle, *cfg_text));
+  auto step = [&o](const std::string& line) {
+    if (o.step) o.step(line);
+  };
   std::string diff_id;
+  step("packing " + rootfs);
+  auto t0 = std::chrono::steady_clock::now();
   Blob layer = ENVRUN_TRY(pack_into_store(rootfs, store, diff_id));
+  char packed[160];
+  std::snprintf(packed, sizeof packed, "packed %s: %s gzip in %.1f s", layer.desc.digest.substr(0, 19).c_str(),
+                human_bytes(double(layer.desc.size)).c_str(),
+                std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  step(packed);
   UniqueFd layer_fd(layer.body.fd);
   json icfg = ENVRUN_TRY(image_config(spec, cfg_path, diff_id));
   std::vector<Blob> blobs{memory_blob("application/vnd.oci.image.config.v1+json", icfg.dump()), std::move(layer)};
 
   PushReport rep;
   for (const auto& b : blobs) {
+    step("uploading " + b.desc.digest.substr(0, 19) + " (" + human_bytes(double(b.desc.size)) + ")");
     bool sent = ENVRUN_TRY(upload_blob(client, b));
+    if (!sent) step(b.desc.digest.substr(0, 19) + " already in the registry");
     (sent ? rep.uploaded : rep.skipped)++;
     if (sent) rep.bytes += uint64_t(b.desc.size);
   }
@@ -157,6 +173,7 @@ Result<PushReport> push_bundle(const PushOptions& o) {
             {"config", descriptor_json(blobs[0])}, {"layers", json::array({descriptor_json(blobs[1])})},
             {"annotations", annotations}};
   RequestBody mb{m.dump()};
+  step("writing the manifest " + ref.tag);
   rep.manifest_digest = sha256_digest(mb.data);
   auto put = ENVRUN_TRY(send_request(client, "PUT", client.url("manifests/" + ref.tag),
                                      {"Content-Type: application/vnd.oci.image.manifest.v1+json"}, mb));

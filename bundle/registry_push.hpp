@@ -15,6 +15,7 @@
 // then PUT of the manifest; the token is asked for with the "pull,push" scope.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -35,6 +36,9 @@ struct PushOptions {
   std::string store;     // the packed layer is kept there (default: default_data_root())
   std::string authfile;  // default: auth_file()
   bool insecure = false;
+  // Progress: called with one line per step (packing, each blob uploaded or skipped, the
+  // manifest); envrun-pull prints them on a terminal.
+  std::function<void(const std::string&)> step;
 };
 
 struct PushReport {

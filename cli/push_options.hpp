@@ -10,9 +10,10 @@ namespace envrun::cli {
 
 struct PushArgs {
   std::string bundle, reference, store, authfile;
-  bool insecure = false;
+  bool insecure = false, quiet = false;
   std::vector<std::string> helper_args() const {
     std::vector<std::string> a{bundle, reference};
+    if (quiet) a.push_back("--quiet");
     if (!store.empty()) a.insert(a.end(), {"--store", store});
     if (!authfile.empty()) a.insert(a.end(), {"--authfile", authfile});
     if (insecure) a.push_back("--insecure");
@@ -39,6 +40,7 @@ inline void add_push_options(CLI::App* sub, PushArgs& o) {
   sub->add_flag("--insecure", o.insecure, "allow plain HTTP and unverified TLS certificates for this registry");
   sub->add_option("--store", o.store, "content store keeping the packed layer (default: /var/lib/envrun, or $XDG_DATA_HOME/envrun)");
   sub->add_option("--authfile", o.authfile, "credentials file (default: $REGISTRY_AUTH_FILE, else envrun login's)");
+  sub->add_flag("-q,--quiet", o.quiet, "no progress lines and no summary line, only errors");
 }
 
 // login: logout uses the registry and --authfile only.

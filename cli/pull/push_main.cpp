@@ -28,9 +28,11 @@ struct Logging {
 };
 
 Result<int> push(const PushArgs& a) {
-  registry::PushOptions o{a.bundle, a.reference, a.store, a.authfile, a.insecure};
+  registry::PushOptions o{a.bundle, a.reference, a.store, a.authfile, a.insecure, {}};
+  if (!a.quiet && ::isatty(2)) o.step = [](const std::string& line) { std::fprintf(stderr, "%s\n", line.c_str()); };
   auto r = registry::push_bundle(o);
   if (!r) return std::move(r).error().with_context("push " + a.reference);
+  if (a.quiet) return 0;
   std::printf("pushed %s to %s: %s, %d blobs uploaded (%llu bytes), %d already there\n", a.bundle.c_str(),
               a.reference.c_str(), r->manifest_digest.c_str(), r->uploaded, (unsigned long long)r->bytes, r->skipped);
   return 0;

@@ -95,6 +95,22 @@ assert_eq "pull of the changed bundle exits 0" 0 "$RC" || last_cmd_details
 check "the changed intercept.yaml came back" cmp "$B/intercept.yaml" "$T/back3/intercept.yaml"
 
 # ---------------------------------------------------------------------------
+section "progress: step lines on a terminal, nothing with --quiet or without a terminal"
+capture push "$B" "$REG/team/app:4"
+assert_eq "not a terminal: push exits 0" 0 "$RC" || last_cmd_details
+assert_eq "not a terminal: nothing on stderr" "" "$ERR"
+timeout -k 5 90 script -qec "'$ENVRUN' push --insecure --store '$T/store-tty' '$B' '$REG/team/app:tty'" /dev/null </dev/null >"$T/tty.out" 2>&1
+assert_eq "tty: push exits 0" 0 "$?"
+tty_out=$(tr -d '\r' <"$T/tty.out")
+assert_line_match "tty: packing step" "$tty_out" "^packing $B/rootfs$"
+assert_line_match "tty: packed with size and time" "$tty_out" '^packed sha256:[0-9a-f]{12}: [0-9.]+ [KM]iB gzip in [0-9.]+ s$'
+assert_line_match "tty: each blob, already there" "$tty_out" '^sha256:[0-9a-f]{12} already in the registry$'
+assert_line_match "tty: the manifest" "$tty_out" '^writing the manifest tty$'
+assert_line_match "tty: the summary" "$tty_out" '^pushed .* 0 blobs uploaded \(0 bytes\), 2 already there$'
+timeout -k 5 90 script -qec "'$ENVRUN' push -q --insecure --store '$T/store-tty' '$B' '$REG/team/app:tty'" /dev/null </dev/null >"$T/tty.out" 2>&1
+assert_eq "tty --quiet: nothing written" "" "$(cat "$T/tty.out")"
+
+# ---------------------------------------------------------------------------
 section "a bundle with config.yaml is pushed with its config as config.json"
 SRC_B=$B
 make_bundle ysrc 'args("/bin/echo", "from-yaml")'
