@@ -7,7 +7,13 @@
 //     one atomic store, so a batch of changes is seen whole or not at all; a thread reads
 //     the mask once per hooked call.
 //   - `counters` are the meter interceptor's per-instance usage counters (billing/ reads
-//     them; relaxed atomic adds from every process).
+//     them; relaxed atomic adds from every process; the byte and transaction counters are
+//     batched per thread, see intercept/README.md "Counters").
+//   - `peers` is the set of distinct peer IP addresses seen by the instance (kDistinctPeers):
+//     an open-addressing table of 64-bit address hashes, 0 = free slot, filled with CAS.
+//   - `exec_pids` are processes that were counted in kProcessesStarted and are executing a
+//     new program: its constructor finds its own (pid, start time) there and does not count
+//     the process a second time.
 //   - `barrier[kBarrierFlag]` is the checkpoint barrier word: non-zero means "a checkpoint
 //     is in progress". The barrier interceptor makes every hooked call wait while it is set
 //     (FUTEX_WAIT, not private, on its low 32 bits, so it works across processes; the wait
@@ -40,7 +46,13 @@ enum Counter : uint32_t {
   kBytesWritten,       // bytes accepted by write/send family through the meter
   kConnectionsOpen,    // accepted connections currently open (inc on accept, dec on close)
   kConnectionsPeak,    // peak of kConnectionsOpen
-  kProcessesStarted,   // processes that loaded the library (fork children included)
+  kProcessesStarted,   // processes that loaded the library (fork children included; an exec
+                       // of a counted process is not a new process)
+  kNetBytesReceived,   // bytes received on sockets (recv family, read family on a socket fd)
+  kNetBytesSent,       // bytes sent on sockets (send family, write family on a socket fd)
+  kTransactions,       // turns from reading to writing on accepted connections
+  kDistinctPeers,      // distinct peer IP addresses (accepted and connect() targets)
+  kPeersTableFull,     // flag: 1 when `peers` was full and kDistinctPeers stopped counting
   kCounterCount
 };
 
@@ -59,6 +71,15 @@ struct OptionOverride {
   char value[96];                       // NUL-terminated
 };
 
+// The distinct-peers set: hashes of peer addresses (IPv4 as IPv4-mapped IPv6, no port).
+inline constexpr uint32_t kPeerSlots = 128;
+// Processes between a counted exec and the new program's constructor.
+inline constexpr uint32_t kExecSlots = 8;
+struct ExecSlot {
+  std::atomic<uint64_t> pid;            // 0: free
+  std::atomic<uint64_t> start_time;     // /proc/<pid>/stat field 22 (clock ticks since boot)
+};
+
 struct ControlPage {
   char magic[8];
   uint32_t version;
@@ -68,7 +89,12 @@ struct ControlPage {
   std::atomic<uint64_t> barrier[6];     // [kBarrierFlag]: checkpoint in progress; rest reserved
   std::atomic<uint64_t> counters[kMaxCounters];
   OptionOverride options[kMaxOptionOverrides];  // live option values (envrun intercept ID set)
+  std::atomic<uint64_t> peers[kPeerSlots];      // distinct peer address hashes (0: free)
+  ExecSlot exec_pids[kExecSlots];               // counted processes inside an exec
 };
+
+// The control page file is one 4 KiB page (runtime/ writes sysconf(_SC_PAGESIZE) bytes).
+static_assert(sizeof(ControlPage) <= 4096, "the control page must fit the 4096-byte page file");
 
 static_assert(std::atomic<uint64_t>::is_always_lock_free, "the control page needs lock-free 64-bit atomics");
 
