@@ -43,6 +43,8 @@ void add_features(CLI::App& app, Globals& g);
 void add_events(CLI::App& app, Globals& g);
 void add_update(CLI::App& app, Globals& g);
 void add_intercept(CLI::App& app, Globals& g);
+void add_meterd(CLI::App& app, Globals& g);
+void add_billing(CLI::App& app, Globals& g);
 void add_pull(CLI::App& app, Globals& g);
 void add_push(CLI::App& app, Globals& g);
 void add_login(CLI::App& app, Globals& g);  // and logout

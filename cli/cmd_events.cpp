@@ -4,21 +4,10 @@
 #include <cstdio>
 
 #include "cli/cli.hpp"
+#include "cli/duration.hpp"
 #include "runtime/container.hpp"
 
 namespace envrun::cli {
-
-// "5s", "500ms", "1m", "2" (seconds) -> milliseconds; -1 when malformed.
-static long parse_duration_ms(const std::string& s) {
-  char* end = nullptr;
-  double v = std::strtod(s.c_str(), &end);
-  std::string unit = end ? end : "";
-  if (end == s.c_str() || v < 0) return -1;
-  if (unit.empty() || unit == "s") return long(v * 1000);
-  if (unit == "ms") return long(v);
-  if (unit == "m") return long(v * 60000);
-  return -1;
-}
 
 void add_events(CLI::App& app, Globals& g) {
   static std::string id, interval = "5s";

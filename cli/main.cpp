@@ -65,6 +65,8 @@ int main(int argc, char** argv) {
   cli::add_events(app, g);
   cli::add_update(app, g);
   cli::add_intercept(app, g);
+  cli::add_meterd(app, g);
+  cli::add_billing(app, g);
   cli::add_pull(app, g);
   cli::add_push(app, g);
   cli::add_login(app, g);

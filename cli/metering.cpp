@@ -1,0 +1,86 @@
+// Sampling targets for containers, and the final interval at delete (design in metering.hpp).
+#include "cli/metering.hpp"
+
+#include <cstdlib>
+#include <ctime>
+
+#include "billing/collector.hpp"
+#include "billing/ledger.hpp"
+#include "kernel/fs.hpp"
+#include "kernel/log.hpp"
+#include "runtime/cgroup.hpp"
+#include "runtime/container.hpp"
+#include "runtime/intercept_setup.hpp"
+
+namespace envrun::cli::metering {
+
+std::string ledger_path() {
+  const char* e = std::getenv("ENVRUN_LEDGER");
+  return e && *e ? e : billing::default_ledger_path();
+}
+
+Result<billing::CgroupHierarchies> hierarchies() {
+  auto m = ENVRUN_TRY(runtime::CgroupMounts::detect());
+  return billing::CgroupHierarchies{m.v1, m.unified};
+}
+
+Result<int64_t> parse_time_ms(const std::string& text) {
+  struct tm tm {};
+  const char* rest = ::strptime(text.c_str(), "%Y-%m-%dT%H:%M:%S", &tm);
+  if (!rest) return Error::make(ErrorKind::Usage, "\"" + text + "\": not an RFC 3339 time (YYYY-MM-DDTHH:MM:SS[.frac]Z)");
+  int64_t ms = 0;
+  if (*rest == '.') {
+    int64_t scale = 100;
+    for (++rest; *rest >= '0' && *rest <= '9'; ++rest, scale /= 10) ms += (*rest - '0') * scale;
+  }
+  if (std::string(rest) != "Z" && std::string(rest) != "+00:00")
+    return Error::make(ErrorKind::Usage, "\"" + text + "\": give the time in UTC (ending in Z)");
+  return int64_t(::timegm(&tm)) * 1000 + ms;
+}
+
+Result<Target> target_for(const runtime::StateStore& store, const runtime::ContainerState& st,
+                          const billing::CgroupHierarchies& h) {
+  Target t;
+  t.info.instance = st.id;
+  auto slash = st.bundle.find_last_of('/');
+  t.info.bundle = slash == std::string::npos ? st.bundle : st.bundle.substr(slash + 1);
+  for (const auto& [k, v] : st.annotations) {
+    if (k == "envrun.billing.bundle" && !v.empty()) t.info.bundle = v;
+    if (k.rfind("envrun.label.", 0) == 0 && k.size() > 13) t.info.labels[k.substr(13)] = v;
+  }
+  t.created_ms = ENVRUN_TRY(parse_time_ms(st.created));
+  t.sampler.hierarchies = h;
+  t.sampler.cgroup_path = st.cgroup_path;
+  std::string ctl = store.dir(st.id) + "/" + runtime::kInterceptDirName + "/intercept.ctl";
+  if (fs::exists(ctl)) t.sampler.control_page = ctl;
+  if (st.cgroup_path.empty() && t.sampler.control_page.empty())
+    return Error::make(ErrorKind::NotFound, "instance " + st.id + ": no cgroup and no interception counters to meter");
+  return t;
+}
+
+Result<FinalSample> take_final_sample(const runtime::StateStore& store, const std::string& id) {
+  auto st = ENVRUN_TRY(store.load(id));
+  auto h = ENVRUN_TRY(hierarchies());
+  FinalSample s{ENVRUN_TRY(target_for(store, st, h)), {}};
+  auto sampler = ENVRUN_TRY(billing::InstanceSampler::open(s.target.sampler));
+  s.reading = ENVRUN_TRY(sampler.sample());
+  return s;
+}
+
+Result<void> record_final(const std::string& ledger_path, const FinalSample& s) {
+  auto ledger = ENVRUN_TRY(billing::Ledger::open(ledger_path));
+  auto tx = ENVRUN_TRY(ledger.transaction(true));  // the collector may be writing: serialize with it
+  auto cursor = ENVRUN_TRY(ledger.cursor(s.target.info.instance));
+  std::optional<billing::IntervalBuilder> b;
+  if (cursor) b.emplace(ENVRUN_TRY(billing::IntervalBuilder::restore(s.target.info, *cursor)));
+  else b.emplace(s.target.info, s.target.created_ms);
+  if (s.reading.realtime_ms <= b->start_ms()) return ok();  // the collector's last interval already ends here
+  b->add(s.reading);
+  auto batch = b->flush(true);
+  if (!batch) return ok();
+  for (const auto& w : b->take_warnings()) log::warn("billing: " + w);
+  ENVRUN_CHECK(ledger.record(*batch));
+  return tx.commit();
+}
+
+}  // namespace envrun::cli::metering
