@@ -3,6 +3,7 @@
 #include <CLI/CLI.hpp>
 #include <functional>
 #include <string>
+#include <vector>
 
 #include "cli/exit_code.hpp"
 #include "kernel/result.hpp"
@@ -20,6 +21,12 @@ struct Globals {
   int rc = 0;  // the exit status the command chose
   runtime::StateStore store() const { return runtime::StateStore(root); }
 };
+
+// `envrun exec --meter [OPTIONS] -- CMD...`: the words after "--", split off before parsing.
+inline std::vector<std::string>& meter_command() {
+  static std::vector<std::string> words;
+  return words;
+}
 
 // Print "envrun: <op> <id>: <message>" (and log it) and return the exit status.
 int fail(const std::string& op, const std::string& id, const Error& e);

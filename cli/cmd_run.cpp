@@ -4,6 +4,7 @@
 
 #include "cli/cli.hpp"
 #include "cli/create_flags.hpp"
+#include "cli/metering.hpp"
 #include "runtime/container.hpp"
 
 namespace envrun::cli {
@@ -29,7 +30,7 @@ void add_run(CLI::App& app, Globals& g) {
       return 0;
     }
     int status = ENVRUN_TRY(runtime::wait_container(c.state.pid, c.console_master));
-    if (!keep) ENVRUN_CHECK(runtime::delete_container(store, o.id, true));
+    if (!keep) ENVRUN_CHECK(metering::delete_metered(store, o.id, true));
     return status;
   });
 }

@@ -75,10 +75,13 @@ int main(int argc, char** argv) {
   // parent app once the id is filled, so drop the marker: these commands stop option
   // parsing at the first word after the id anyway (prefix_command).
   std::vector<std::string> args(argv + 1, argv + argc);
-  bool prefix_cmd = false;
+  bool prefix_cmd = false, meter = false;
   for (size_t i = 0; i < args.size(); ++i) {
     if (args[i] == "exec" || args[i] == "ps") prefix_cmd = true;
+    if (args[i] == "--meter" && prefix_cmd) meter = true;
     if (args[i] == "--" && prefix_cmd) {
+      // exec --meter [OPTIONS] -- CMD...: the command is taken whole, options included.
+      if (meter) cli::meter_command().assign(args.begin() + long(i) + 1, args.end()), args.resize(i + 1);
       args.erase(args.begin() + long(i));
       break;
     }

@@ -83,4 +83,20 @@ Result<void> record_final(const std::string& ledger_path, const FinalSample& s) 
   return tx.commit();
 }
 
+Result<void> delete_metered(const runtime::StateStore& store, const std::string& id, bool force, bool create_ledger) {
+  std::string ledger = ledger_path();
+  std::optional<FinalSample> last;
+  if (create_ledger || fs::exists(ledger)) {
+    auto s = take_final_sample(store, id);
+    if (s) last = std::move(*s);
+    else if (s.error().kind != ErrorKind::NotFound) log::warn("delete " + id + ": billing: " + s.error().message);
+  }
+  ENVRUN_CHECK(runtime::delete_container(store, id, force));
+  if (last) {
+    auto rec = record_final(ledger, *last);
+    if (!rec) log::warn("delete " + id + ": billing: the last interval was not recorded: " + rec.error().message);
+  }
+  return ok();
+}
+
 }  // namespace envrun::cli::metering

@@ -44,5 +44,9 @@ struct FinalSample {
 Result<FinalSample> take_final_sample(const runtime::StateStore& store, const std::string& id);
 // ... and record its last interval, from the ledger's cursor (or its creation) to the sample.
 Result<void> record_final(const std::string& ledger_path, const FinalSample& s);
+// runtime::delete_container, with the last interval recorded when the host has a ledger
+// (or always, creating the ledger, with `create_ledger`: a metered exec). A billing failure
+// is a warning: the container is deleted all the same.
+Result<void> delete_metered(const runtime::StateStore& store, const std::string& id, bool force, bool create_ledger = false);
 
 }  // namespace envrun::cli::metering

@@ -112,6 +112,20 @@ assert_eq "second --since-last exits 0" 0 "$RC" || last_cmd_details
 assert_eq "second --since-last: header only" 1 "$(grep -c . <<<"$OUT")"
 
 # ---------------------------------------------------------------------------
+section "exec --meter: a host command metered as a transient instance"
+export ENVRUN_LEDGER=$T/host.db
+printf a >"$T/h1"; printf b >"$T/h2"; printf c >"$T/h3"
+capture er exec --meter --name hm1 --bundle-name hostjob -- sh -c "cat '$T/h1' '$T/h2' '$T/h3' >/dev/null; exit 5"
+assert_eq "exec --meter: the command's exit status" 5 "$RC"
+check "exec --meter created the ledger" test -f "$ENVRUN_LEDGER"
+J=$(export_json)
+assert_eq "files_opened: cat's three files and sh's /dev/null" 4 "$(q "$J" hostjob files_opened)"
+assert_eq "processes_started: sh and cat" 2 "$(q "$J" hostjob processes_started)"
+assert_eq "the transient instance is gone" "" "$(er list -q 2>/dev/null | grep hm1)"
+assert_eq "no cgroup left for it" "" "$(ls -d /sys/fs/cgroup/*/envrun/hm1 /sys/fs/cgroup/envrun/hm1 2>/dev/null)"
+export ENVRUN_LEDGER=$T/ledger.db
+
+# ---------------------------------------------------------------------------
 section "bad input: one clear line"
 printf 'version: 1\ncurrency: EUR\nmetrics:\n  cpu_seconds: {unit_price: 1}\n' >"$T/bad.yaml"
 expect_fail 3 "bad.yaml:4:3: metrics.cpu_seconds: unknown metric" er billing check-plan "$T/bad.yaml"
