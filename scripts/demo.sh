@@ -155,4 +155,18 @@ as_nobody delete --force demo-intercept-web
 ((ok)) || die "nothing answered on 127.0.0.1:18080 (the app binds 8080; see $DEMO_DIR/intercept-web.log)"
 echo "   curl http://127.0.0.1:18080/ -> $body   (the app bound 8080 and sees 8080)"
 
+say "12. metering: a host command as a metered instance, then its bill"
+export ENVRUN_LEDGER=$DEMO_DIR/ledger.db
+rm -f "$ENVRUN_LEDGER"*
+"$ENVRUN" --root "$DEMO_DIR/state-meter" exec --meter --name demo-meter --bundle-name demo-job -- \
+  sh -c 'for f in /etc/hostname /etc/os-release /etc/passwd; do cat "$f" >/dev/null; done; i=0; while [ $i -lt 100000 ]; do i=$((i+1)); done' \
+  || die "exec --meter exited $?"
+"$ENVRUN" billing usage demo-meter | sed 's/^/   | /'
+opened=$("$ENVRUN" billing usage demo-meter | awk '$5 == "files_opened" {print $6}')
+[[ $opened -eq 3 ]] || die "files_opened is [$opened], the command opened 3 files"
+printf 'version: 1\ncurrency: EUR\nmetrics:\n  cpu_user_seconds: {unit_price: 0.01}\n  files_opened: {unit_price: 0.001}\n' >"$DEMO_DIR/plan.yaml"
+"$ENVRUN" billing export --from 2000-01-01T00:00:00Z --to 2100-01-01T00:00:00Z --plan "$DEMO_DIR/plan.yaml" --format csv |
+  cut -d, -f1-3,6-13 | sed 's/^/   | /'
+unset ENVRUN_LEDGER
+
 say "demo finished: every step succeeded"
