@@ -22,8 +22,8 @@ enum class Metric : uint16_t {
   CpuSystemSeconds,       // system CPU time, same source
   MemoryByteSeconds,      // integral of the cgroup's memory usage over time
   MemoryPeakBytes,        // peak memory usage (cgroup max_usage / memory.peak, else sampled)
-  ProcessesPeak,          // peak number of processes (pids.peak on v2, else sampled)
-  ThreadsPeak,            // peak number of threads (sampled)
+  ProcessesPeak,          // peak number of processes (sampled: pids.peak counts threads)
+  ThreadsPeak,            // peak number of threads (pids.current/pids.peak, else sampled)
   ProcessesStarted,       // processes started (interception: every process that loaded the library)
   OpenFilesPeak,          // peak number of open file descriptors over all processes (sampled)
   FilesOpened,            // successful open calls (interception)
