@@ -1,9 +1,16 @@
 // envrun intercept: compile | check | explain (cmd_intercept_explain.cpp) an interception
-// database, and `envrun intercept ID enable|disable NAME... | status` on a live container.
+// database, and `envrun intercept ID enable|disable NAME... | status [--json]` on a live container
+// (--json: the chain and the meter's counters of the control page, intercept/control.h).
+#include <cstddef>
 #include <cstdio>
+#include <cstring>
+#include <iterator>
+
+#include <nlohmann/json.hpp>
 
 #include "cli/cli.hpp"
 #include "cli/intercept_source.hpp"
+#include "intercept/control.h"
 #include "kernel/fs.hpp"
 #include "kernel/log.hpp"
 #include "runtime/intercept_control.hpp"
@@ -74,10 +81,46 @@ void print_chain(const std::vector<runtime::InterceptorStatus>& chain) {
   }
 }
 
+// The meter's counters by name, in intercept/control.h's order (ictl::Counter).
+constexpr const char* kCounterNames[] = {
+    "opens", "open_failures", "redirected", "denied", "execs", "connects", "accepts", "binds", "ports_mapped",
+    "bytes_read", "bytes_written", "connections_open", "connections_peak", "processes_started",
+    "net_bytes_received", "net_bytes_sent", "transactions", "distinct_peers", "peers_table_full"};
+static_assert(std::size(kCounterNames) == ictl::kCounterCount, "a name for every counter of intercept/control.h");
+
+// A snapshot of the counters of a control page file (little-endian 64-bit words).
+Result<nlohmann::json> read_counters(const std::string& path) {
+  std::string bytes = ENVRUN_TRY(fs::read_file(path));
+  constexpr size_t first = offsetof(ictl::ControlPage, counters);
+  if (bytes.size() < first + ictl::kCounterCount * sizeof(uint64_t))
+    return Error::make(ErrorKind::State, path + ": " + std::to_string(bytes.size()) + " bytes, too short for the counters");
+  nlohmann::json out = nlohmann::json::object();
+  for (uint32_t i = 0; i < ictl::kCounterCount; ++i) {
+    uint64_t v;
+    std::memcpy(&v, bytes.data() + first + i * sizeof v, sizeof v);
+    out[kCounterNames[i]] = v;
+  }
+  return out;
+}
+
+Result<int> print_status_json(const runtime::StateStore& store, const std::string& id) {
+  auto chain = ENVRUN_TRY(runtime::intercept_chain(store, id));
+  nlohmann::json doc = {{"id", id}, {"chain", nlohmann::json::array()}};
+  for (const auto& c : chain) {
+    nlohmann::json opts = nlohmann::json::object();
+    for (const auto& [k, v] : c.options) opts[k] = v;
+    doc["chain"].push_back({{"name", c.name}, {"enabled", c.enabled}, {"options", opts}});
+  }
+  doc["counters"] = ENVRUN_TRY(read_counters(store.dir(id) + "/" + runtime::kInterceptCtlName));
+  std::printf("%s\n", doc.dump(2).c_str());
+  return 0;
+}
+
 // `envrun intercept ID ACTION [NAME...]`.
 struct ControlArgs {
   std::string id, action;
   std::vector<std::string> names;
+  bool json = false;  // status --json
 };
 
 Result<int> control(const Globals& g, const ControlArgs& a) {
@@ -88,6 +131,7 @@ Result<int> control(const Globals& g, const ControlArgs& a) {
   auto store = g.store();
   if (a.action == "status") {
     if (!a.names.empty()) return Error::make(ErrorKind::Usage, "status takes no names");
+    if (a.json) return print_status_json(store, a.id);
     print_chain(ENVRUN_TRY(runtime::intercept_chain(store, a.id)));
     return 0;
   }
@@ -115,6 +159,7 @@ void add_intercept(CLI::App& app, Globals& g) {
   sub->add_option("id", args.id, "container id (for enable, disable, status)");
   sub->add_option("action", args.action, "enable | disable | set | status");
   sub->add_option("names", args.names, "interceptor names (enable, disable), or NAME KEY=VALUE... (set)");
+  sub->add_flag("--json", args.json, "status: the chain and the meter's counters as JSON");
   add_compile(*sub, g);
   add_check(*sub, g);
   add_intercept_explain(*sub, g);
@@ -123,6 +168,7 @@ void add_intercept(CLI::App& app, Globals& g) {
       "  envrun intercept ID disable NAME...   switch interceptors off\n"
       "  envrun intercept ID set NAME K=V...   change options of an interceptor while it runs\n"
       "  envrun intercept ID status            the chain: position, name, on/off, options\n"
+      "  envrun intercept ID status --json     the chain and the meter's counters, as JSON\n"
       "See envrun-intercept(5) for intercept.yaml.");
   sub->callback([&g, sub] {
     if (!sub->get_subcommands().empty()) return;  // compile, check or explain ran

@@ -5,6 +5,7 @@
 #include <linux/futex.h>
 #include <time.h>
 
+#include "intercept/meter.hpp"
 #include "intercept/sys.hpp"
 
 namespace envrun::icpt {
@@ -59,7 +60,9 @@ void barrier_wait() {
 }
 
 void meter_enter(Call& c) {
-  if (c.meter == MeterAs::Exec) add(ictl::kExecs);
+  if (c.meter != MeterAs::Exec) return;
+  add(ictl::kExecs);
+  meter::exec_begin();
 }
 
 void meter_leave(Call& c) {
@@ -69,6 +72,7 @@ void meter_leave(Call& c) {
     case MeterAs::Rules: break;
     case MeterAs::Open: add(c.failed ? ictl::kOpenFailures : ictl::kOpens); break;
     case MeterAs::Exec:
+      meter::exec_end();  // a failed exec, or a spawn that returned
       if (c.failed) add(ictl::kExecs, -1);
       break;
     case MeterAs::Bind:
@@ -76,10 +80,13 @@ void meter_leave(Call& c) {
       if (c.failed) break;
       add(c.meter == MeterAs::Bind ? ictl::kBinds : ictl::kConnects);
       if (c.mapped) add(ictl::kPortsMapped);
+      if (c.meter == MeterAs::Connect) meter::note_peer(c.addr, c.addr_len);
       break;
     case MeterAs::BytesOut:
+      if (!c.failed && c.result > 0) meter::net_out(c.fd, uint64_t(c.result));
+      break;
     case MeterAs::BytesIn:
-      if (!c.failed && c.result > 0) add(c.meter == MeterAs::BytesOut ? ictl::kBytesWritten : ictl::kBytesRead, c.result);
+      if (!c.failed && c.result > 0) meter::net_in(c.fd, uint64_t(c.result));
       break;
   }
 }

@@ -11,6 +11,8 @@
 // one interceptor of each kind, so 16 masks per class): a call costs one load of the
 // mask and one table look-up. Internal to libenvrun-intercept.so; no allocation.
 #pragma once
+#include <sys/socket.h>
+
 #include <cstdint>
 
 #include "intercept/lib_state.hpp"
@@ -29,11 +31,12 @@ inline constexpr int kPlanMasks = 16;  // interceptors 0..3 of the DB
 enum class MeterAs : uint8_t {
   Rules,   // kRedirected / kDenied only (stat, mkdir, ...)
   Open,    // + kOpens / kOpenFailures
-  Exec,    // + kExecs (counted on enter: a successful exec does not return; undone on failure)
+  Exec,    // + kExecs (counted on enter: a successful exec does not return; undone on
+           //   failure); batches flushed and the process marked as counted before the exec
   Bind,    // + kBinds (+ kPortsMapped)
-  Connect, // + kConnects (+ kPortsMapped)
-  BytesOut,// + kBytesWritten (the result, when > 0)
-  BytesIn, // + kBytesRead (the result, when > 0)
+  Connect, // + kConnects (+ kPortsMapped), the peer address (kDistinctPeers)
+  BytesOut,// + kBytesWritten, kNetBytesSent (the result, when > 0), the turn (kTransactions)
+  BytesIn, // + kBytesRead, kNetBytesReceived (the result, when > 0)
 };
 
 struct Call {
@@ -50,6 +53,9 @@ struct Call {
   bool denied = false;      // a rule refused it (hide, readonly)
   bool redirected = false;  // redirect rewrote it
   bool mapped = false;      // net rewrote its address
+  int fd = -1;              // Net: the socket (meter: bytes, turns)
+  const sockaddr* addr = nullptr;  // Net: the address the kernel got (meter: connect's peer)
+  socklen_t addr_len = 0;
   Call* outer = nullptr;    // the call this one runs inside of (same thread), if any
   // Hook-private state for the redirect step and the real function.
   Resolved* res = nullptr;

@@ -1,6 +1,7 @@
 // close and friends: the library's own fds (layer roots, >= 900) are not the application's
 // to close; closing an fd forgets what the library knew about it (inside path, union
-// listing, the net interceptor's connection and socket-name records).
+// listing, the net interceptor's connection and socket-name records, the meter's fd kind
+// and transaction turn); a duplicate gets the meter's record of the original.
 #include <stdarg.h>
 #include <stdio.h>
 #include <unistd.h>
@@ -10,6 +11,7 @@
 #include "intercept/fd_table.hpp"
 #include "intercept/hook.hpp"
 #include "intercept/layer_fds.hpp"
+#include "intercept/meter.hpp"
 
 using namespace envrun::icpt;
 
@@ -44,6 +46,7 @@ int close_range_unprotected(unsigned first, unsigned last, int flags) {
 HOOK int close(int fd) {
   ensure_init();
   if (fd_protected(fd)) return fail_with(-EBADF, -1);
+  meter::flush_thread();  // a server between two connections: its counts reach the page
   forget(fd);
   int r = REAL(close)(fd);
   if (r == 0) note_fd_closed(fd);
@@ -78,6 +81,7 @@ HOOK int dup2(int oldfd, int newfd) noexcept {
   if (r >= 0 && oldfd != newfd) {
     union_forget_fd(newfd);
     note_fd_closed(newfd);
+    meter::fd_dup(oldfd, newfd);
     fdt_dup(oldfd, newfd);
   }
   return r;
@@ -90,6 +94,7 @@ HOOK int dup3(int oldfd, int newfd, int flags) noexcept {
   if (r >= 0) {
     union_forget_fd(newfd);
     note_fd_closed(newfd);
+    meter::fd_dup(oldfd, newfd);
     fdt_dup(oldfd, newfd);
   }
   return r;
@@ -98,7 +103,7 @@ HOOK int dup3(int oldfd, int newfd, int flags) noexcept {
 HOOK int dup(int oldfd) noexcept {
   ensure_init();
   int r = REAL(dup)(oldfd);
-  if (r >= 0) fdt_dup(oldfd, r);
+  if (r >= 0) fdt_dup(oldfd, r), meter::fd_dup(oldfd, r);
   return r;
 }
 
@@ -108,7 +113,7 @@ namespace {
 int fcntl_with(int fd, int cmd, va_list ap, int (*real)(int, int, ...)) {
   void* arg = va_arg(ap, void*);
   int r = real(fd, cmd, arg);
-  if (r >= 0 && (cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC)) fdt_dup(fd, r);
+  if (r >= 0 && (cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC)) fdt_dup(fd, r), meter::fd_dup(fd, r);
   return r;
 }
 

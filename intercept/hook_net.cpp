@@ -1,5 +1,5 @@
 // The `net` interceptor's socket-address hooks: bind, connect, getsockname, getpeername,
-// accept, accept4. Inside ports/addresses go out mapped per the DB's network rules and
+// accept, accept4 (and socket, socketpair: the meter learns the new fds' kind). Inside ports/addresses go out mapped per the DB's network rules and
 // come back unmapped, so the application sees its own endpoints; AF_UNIX paths go through
 // the redirect rules (hook_net_unix.cpp). The meter counts binds, connects, accepts,
 // mapped ports and open accepted connections.
@@ -9,6 +9,7 @@
 #include "intercept/hook_net.hpp"
 #include "intercept/hook.hpp"
 #include "intercept/chain.hpp"
+#include "intercept/meter.hpp"
 
 using namespace envrun::icpt;
 
@@ -62,6 +63,8 @@ struct AddrSteps : NoSteps {
   void real(Call& c) {
     c.result = fn(addr, len);
     c.err = errno;
+    c.addr = addr;
+    c.addr_len = len;
     c.failed = c.result != 0 && c.err != EINPROGRESS;
     if (c.result == 0 && via_proc && unix_op == Op::Create)
       net::remember_unix_name(fd, *reinterpret_cast<const sockaddr_un*>(asked), asked_len);
@@ -82,6 +85,20 @@ int with_mapped_address(int fd, const sockaddr* addr, socklen_t len, Op unix_op,
 }
 
 }  // namespace
+
+HOOK int socket(int domain, int type, int protocol) noexcept {
+  ensure_init();
+  int fd = REAL(socket)(domain, type, protocol);
+  if (fd >= 0) meter::fd_new_socket(fd);
+  return fd;
+}
+
+HOOK int socketpair(int domain, int type, int protocol, int sv[2]) noexcept {
+  ensure_init();
+  int r = REAL(socketpair)(domain, type, protocol, sv);
+  if (r == 0) meter::fd_new_socket(sv[0]), meter::fd_new_socket(sv[1]);
+  return r;
+}
 
 HOOK int bind(int fd, const sockaddr* addr, socklen_t len) {
   ensure_init();
@@ -123,10 +140,11 @@ HOOK int getpeername(int fd, sockaddr* addr, socklen_t* len) {
 HOOK int accept(int fd, sockaddr* addr, socklen_t* len) {
   ensure_init();
   socklen_t cap = len ? *len : 0;
+  meter::flush_thread();  // the thread may now wait for the next connection
   int c = REAL(accept)(fd, addr, len);
   if (c < 0) return c;
   int saved = errno;
-  net::note_accepted(c);
+  net::note_accepted(c, addr, cap, len);
   net::report_address(c, addr, cap, len);
   errno = saved;
   return c;
@@ -135,10 +153,11 @@ HOOK int accept(int fd, sockaddr* addr, socklen_t* len) {
 HOOK int accept4(int fd, sockaddr* addr, socklen_t* len, int flags) {
   ensure_init();
   socklen_t cap = len ? *len : 0;
+  meter::flush_thread();  // the thread may now wait for the next connection
   int c = REAL(accept4)(fd, addr, len, flags);
   if (c < 0) return c;
   int saved = errno;
-  net::note_accepted(c);
+  net::note_accepted(c, addr, cap, len);
   net::report_address(c, addr, cap, len);
   errno = saved;
   return c;

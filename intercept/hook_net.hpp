@@ -9,14 +9,18 @@
 namespace envrun::icpt::net {
 
 // ---- accepted connections (hook_net_fds.cpp) --------------------------------------------
-// Count an accepted connection on `fd` (kAccepts, kConnectionsOpen/Peak) while the meter is on.
-void note_accepted(int fd);
+// Count an accepted connection on `fd` (kAccepts, kConnectionsOpen/Peak, its peer in
+// kDistinctPeers, its turns in kTransactions) while the meter is on. `addr` (cap bytes,
+// *len filled by the kernel) is the peer as accept returned it, or null.
+void note_accepted(int fd, const sockaddr* addr, socklen_t cap, const socklen_t* len);
 // Before an exec: stop counting the tracked connections whose fd is close-on-exec (the
 // kernel closes them without a close() call). Their fds are stored in `saved` (at most
 // `cap`; the others stay counted); returns how many.
 int release_cloexec_connections(int* saved, int cap);
 // After a failed exec: count them again.
 void restore_connections(const int* saved, int n);
+// The process ends (exit, _exit): stop counting every tracked connection.
+void release_connections_at_exit();
 
 // ---- AF_UNIX names bound through /proc/self/fd/<dir>/<name> (hook_net_fds.cpp) -------------
 // Remember the name the application asked for (`len` bytes of `sa`) for getsockname.

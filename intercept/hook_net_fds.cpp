@@ -16,6 +16,7 @@
 #include "intercept/fd_events.hpp"
 #include "intercept/hook_net.hpp"
 #include "intercept/lib_state.hpp"
+#include "intercept/meter.hpp"
 #include "intercept/sys.hpp"
 
 namespace envrun::icpt {
@@ -88,21 +89,18 @@ __attribute__((constructor)) void register_fork_handler() {
 }
 
 // Normal exit: the kernel closes the fds without close(); end their connections.
-__attribute__((destructor)) void release_all_at_exit() {
-  if (!is_owner()) return;
-  int high = g_conn_high.load(std::memory_order_relaxed);
-  for (int fd = 0; fd <= high; ++fd)
-    if (untrack(fd)) open_counter().fetch_sub(1, std::memory_order_relaxed);
-}
+__attribute__((destructor)) void release_all_at_exit() { net::release_connections_at_exit(); }
 
 }  // namespace
 
 void note_fd_closed(int fd) {
+  meter::fd_closed(fd);
   if (untrack(fd)) open_counter().fetch_sub(1, std::memory_order_relaxed);
   forget_unix_name(fd);
 }
 
 void note_fd_range_closed(unsigned first, unsigned last) {
+  meter::fd_range_closed(first, last);
   int high = g_conn_high.load(std::memory_order_relaxed);
   if (high >= 0 && first <= unsigned(high)) {
     unsigned end = last < unsigned(high) ? last : unsigned(high);
@@ -119,9 +117,12 @@ void note_fd_range_closed(unsigned first, unsigned last) {
 
 namespace net {
 
-void note_accepted(int fd) {
+void note_accepted(int fd, const sockaddr* addr, socklen_t cap, const socklen_t* len) {
   if (!on(live_mask(), g_state.idx_meter)) return;
   g_state.ctl->counters[ictl::kAccepts].fetch_add(1, std::memory_order_relaxed);
+  meter::fd_accepted(fd);
+  if (addr != nullptr && len != nullptr && *len <= cap) meter::note_peer(addr, *len);
+  else meter::note_peer_of(fd);
   if (fd < 0 || fd >= kMaxTrackedFd) return;  // counted as accepted, not as open
   uint64_t bit = uint64_t(1) << (fd & 63);
   if (g_conn_bits[fd >> 6].fetch_or(bit, std::memory_order_relaxed) & bit) return;  // already counted
@@ -129,6 +130,13 @@ void note_accepted(int fd) {
   while (fd > high && !g_conn_high.compare_exchange_weak(high, fd, std::memory_order_relaxed)) {
   }
   raise_peak(open_counter().fetch_add(1, std::memory_order_relaxed) + 1);
+}
+
+void release_connections_at_exit() {
+  if (!is_owner()) return;  // a vfork child: the connections are the parent's
+  int high = g_conn_high.load(std::memory_order_relaxed);
+  for (int fd = 0; fd <= high; ++fd)
+    if (untrack(fd)) open_counter().fetch_sub(1, std::memory_order_relaxed);
 }
 
 int release_cloexec_connections(int* saved, int cap) {

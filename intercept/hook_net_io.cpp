@@ -1,12 +1,14 @@
 // The send/recv family: destination addresses go out mapped (net rules for AF_INET/6,
 // redirect rules for AF_UNIX paths), source addresses come back unmapped, and the meter
-// counts the bytes (kBytesWritten/kBytesRead). Plain send/recv only count.
+// counts the bytes (kBytesWritten/kBytesRead and kNetBytesSent/kNetBytesReceived) and the
+// transaction turns of accepted connections. Plain send/recv only count.
 #include <errno.h>
 #include <string.h>
 
 #include "intercept/hook_net.hpp"
 #include "intercept/hook.hpp"
 #include "intercept/chain.hpp"
+#include "intercept/meter.hpp"
 
 // The fortified entry points (bits/socket2.h) are declared only under _FORTIFY_SOURCE.
 extern "C" ssize_t __recv_chk(int fd, void* buf, size_t n, size_t buflen, int flags);
@@ -14,8 +16,6 @@ extern "C" ssize_t __recvfrom_chk(int fd, void* buf, size_t n, size_t buflen, in
                                   socklen_t* len);
 
 using namespace envrun::icpt;
-using envrun::ictl::kBytesRead;
-using envrun::ictl::kBytesWritten;
 
 namespace {
 
@@ -64,6 +64,7 @@ ssize_t io_call(MeterAs as, int fd, const sockaddr* addr, socklen_t len, Fn fn) 
   Call c;
   c.cls = CallClass::Net;
   c.meter = as;
+  c.fd = fd;
   {
     IoSteps<Fn> h(fn, fd, addr, len);
     run_chain(c, plan_for(CallClass::Net, live_mask()), h);
@@ -128,7 +129,8 @@ HOOK int sendmmsg(int fd, mmsghdr* vec, unsigned int vlen, int flags) {
     }
     return r;  // bytes were counted by sendmsg
   }
-  for (int i = 0; i < r; ++i) count(kBytesWritten, vec[i].msg_len);
+  if (r > 0 && on(live_mask(), g_state.idx_meter))
+    for (int i = 0; i < r; ++i) meter::net_out(fd, vec[i].msg_len);
   return r;
 }
 
@@ -181,10 +183,11 @@ HOOK int recvmmsg(int fd, mmsghdr* vec, unsigned int vlen, int flags, timespec* 
   socklen_t caps[kMax];
   for (unsigned i = 0; vec != nullptr && i < vlen; ++i) caps[i] = vec[i].msg_hdr.msg_namelen;
   int r = REAL(recvmmsg)(fd, vec, vlen, flags, timeout);
+  bool metered = r > 0 && on(live_mask(), g_state.idx_meter);
   for (int i = 0; i < r; ++i) {
     msghdr& h = vec[i].msg_hdr;
     net::report_address(fd, static_cast<sockaddr*>(h.msg_name), caps[i], &h.msg_namelen);
-    count(kBytesRead, vec[i].msg_len);
+    if (metered && vec[i].msg_len > 0) meter::net_in(fd, vec[i].msg_len);
   }
   return r;
 }

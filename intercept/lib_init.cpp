@@ -3,7 +3,6 @@
 // that fires before it (another library's constructor); re-entry from the same thread
 // (a hook called by something init calls) sees the boot page and passes through.
 #include <dlfcn.h>
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -11,6 +10,7 @@
 #include "intercept/chain.hpp"
 #include "intercept/cwd.hpp"
 #include "intercept/lib_state.hpp"
+#include "intercept/meter.hpp"
 #include "intercept/sys.hpp"
 
 namespace envrun::icpt {
@@ -151,7 +151,6 @@ void find_self() {
   copy_path(g_state.self_path + k + 1, f);
 }
 
-void on_fork_child() { count(ictl::kProcessesStarted); }
 
 void do_init() {
   load_db();
@@ -160,8 +159,8 @@ void do_init() {
   build_plans();
   find_self();
   cwd_init();
-  pthread_atfork(nullptr, nullptr, on_fork_child);
-  count(ictl::kProcessesStarted);
+  meter::batch_init();
+  meter::process_loaded();
 }
 
 __attribute__((constructor(101))) void lib_constructor() { ensure_init(); }
