@@ -3,6 +3,7 @@
 
 #include "cli/cli.hpp"
 #include "cli/create_flags.hpp"
+#include "cli/metering.hpp"
 #include "runtime/container.hpp"
 
 namespace envrun::cli {
@@ -23,6 +24,7 @@ void add_create(CLI::App& app, Globals& g) {
   auto* sub = app.add_subcommand("create", "create a container (its process waits for 'start')");
   add_create_flags(sub, o);
   on_run(sub, g, "create", &o.id, [&g]() -> Result<int> {
+    ENVRUN_CHECK(metering::check_bundle_settings(o.bundle));
     auto c = ENVRUN_TRY(runtime::create_container(g.store(), o));
     (void)c;
     return 0;

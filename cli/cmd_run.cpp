@@ -19,6 +19,7 @@ void add_run(CLI::App& app, Globals& g) {
   sub->add_flag("--keep", keep, "do not delete the container after it exits");
   on_run(sub, g, "run", &o.id, [&g]() -> Result<int> {
     auto store = g.store();
+    ENVRUN_CHECK(metering::check_bundle_settings(o.bundle));
     auto c = ENVRUN_TRY(runtime::create_container(store, o, !detach));
     auto started = runtime::start_container(store, o.id);
     if (!started) {

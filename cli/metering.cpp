@@ -4,6 +4,7 @@
 #include <cstdlib>
 #include <ctime>
 
+#include "billing/bundle_billing.hpp"
 #include "billing/collector.hpp"
 #include "billing/ledger.hpp"
 #include "kernel/fs.hpp"
@@ -44,6 +45,13 @@ Result<Target> target_for(const runtime::StateStore& store, const runtime::Conta
   t.info.instance = st.id;
   auto slash = st.bundle.find_last_of('/');
   t.info.bundle = slash == std::string::npos ? st.bundle : st.bundle.substr(slash + 1);
+  // envrun.yaml was checked at create; if it was broken since, bill under the directory name.
+  if (auto settings = billing::read_bundle_billing(st.bundle)) {
+    if (!settings->bundle.empty()) t.info.bundle = settings->bundle;
+    t.info.labels = settings->labels;
+  } else {
+    log::warn("instance " + st.id + ": " + settings.error().message + " (billing labels ignored)");
+  }
   for (const auto& [k, v] : st.annotations) {
     if (k == "envrun.billing.bundle" && !v.empty()) t.info.bundle = v;
     if (k.rfind("envrun.label.", 0) == 0 && k.size() > 13) t.info.labels[k.substr(13)] = v;
@@ -56,6 +64,12 @@ Result<Target> target_for(const runtime::StateStore& store, const runtime::Conta
   if (st.cgroup_path.empty() && t.sampler.control_page.empty())
     return Error::make(ErrorKind::NotFound, "instance " + st.id + ": no cgroup and no interception counters to meter");
   return t;
+}
+
+Result<void> check_bundle_settings(const std::string& bundle_dir) {
+  auto settings = billing::read_bundle_billing(bundle_dir);
+  if (!settings) return std::move(settings).error();
+  return ok();
 }
 
 Result<FinalSample> take_final_sample(const runtime::StateStore& store, const std::string& id) {

@@ -8,7 +8,9 @@
 // ledger, delete does no billing work at all.
 //
 // Instance attributes in the ledger: bundle = the annotation "envrun.billing.bundle", else
-// the bundle directory's name; labels = the annotations "envrun.label.KEY" (KEY -> value).
+// `billing.bundle` of BUNDLE/envrun.yaml, else the bundle directory's name; labels =
+// `billing.labels` of envrun.yaml, overridden key by key by the annotations
+// "envrun.label.KEY" (KEY -> value).
 #pragma once
 #include <string>
 
@@ -33,6 +35,9 @@ Result<billing::CgroupHierarchies> hierarchies();
 // user's intercept-mode container) and no control page.
 Result<Target> target_for(const runtime::StateStore& store, const runtime::ContainerState& st,
                           const billing::CgroupHierarchies& h);
+// BUNDLE/envrun.yaml is valid (or absent): create and run refuse a bundle whose billing
+// settings would be ignored.
+Result<void> check_bundle_settings(const std::string& bundle_dir);
 // RFC 3339 UTC ("2026-11-25T10:00:00.123456789Z") -> ms since the epoch.
 Result<int64_t> parse_time_ms(const std::string& text);
 

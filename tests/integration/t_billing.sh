@@ -141,11 +141,13 @@ assert_contains "usage table names the instance" "$OUT" wl1
 
 # ---------------------------------------------------------------------------
 section "live instances: meterd --once, Prometheus text, billing serve"
-make_bundle idle "args('/bin/sleep', '1000')" "$ISO"
+make_bundle idle "args('/bin/sleep', '1000')" "$ISO" 'c["annotations"] = {"envrun.label.env": "prod"}'
+# envrun.yaml names the bundle and gives labels; an annotation overrides one of them
+printf 'version: 1\nbilling:\n  bundle: idler\n  labels:\n    team: red\n    env: test\n' >"$B/envrun.yaml"
 check "run an idle instance" er run -d -b "$B" idle1
 check "meterd --once records it" er meterd --once
 capture er billing usage --format prometheus
-assert_line_match "prometheus: a counter for the live instance" "$OUT" '^envrun_cpu_user_seconds\{bundle="idle",instance="idle1"\} [0-9.e-]+$'
+assert_line_match "prometheus: a counter for the live instance (bundle name from envrun.yaml)" "$OUT" '^envrun_cpu_user_seconds\{bundle="idler",instance="idle1"\} [0-9.e-]+$'
 assert_contains "prometheus: TYPE lines" "$OUT" '# TYPE envrun_cpu_user_seconds counter'
 check "ended instances are not in the live metrics" test "$(grep -c 'instance="wl1"' <<<"$OUT")" = 0
 SPORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
@@ -157,3 +159,11 @@ assert_contains "billing serve: GET /metrics" "$OUT" 'instance="idle1"'
 capture curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$SPORT/other"
 assert_eq "billing serve: other paths 404" 404 "$OUT"
 check "delete the idle instance" er delete -f idle1
+J=$(export_json)
+assert_eq "envrun.yaml labels exported as tags" red "$(json_get "[r for r in d if r['ResourceId']=='idler'][0]['Tags']['team']" <<<"$J")"
+assert_eq "an annotation overrides an envrun.yaml label" prod "$(json_get "[r for r in d if r['ResourceId']=='idler'][0]['Tags']['env']" <<<"$J")"
+printf 'billing:\n  lables: {team: red}\n' >"$B/envrun.yaml"
+expect_fail 3 "envrun.yaml:2:3: billing.lables: unknown key" er create -b "$B" idle2
+check "nothing left of the refused instance" test ! -e "$STATE/idle2"
+printf 'billing:\n  labels: {"a b": red}\n' >"$B/envrun.yaml"
+expect_fail 3 "envrun.yaml:2:12: billing.labels.a b: label names are" er run -b "$B" idle3
