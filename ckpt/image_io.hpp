@@ -1,0 +1,39 @@
+// Internal: the image's byte pipes. write_all_iov() pushes iovecs out whole (short writes,
+// EINTR, IOV_MAX); ImageInput reads exactly what the reader asks for (a pipe or socket is
+// never read past the image; a regular file is read ahead and repositioned at the end).
+#pragma once
+#include <sys/uio.h>
+
+#include <cstdint>
+#include <span>
+#include <vector>
+
+namespace envrun::ckpt {
+
+// Writes every byte of iov (which it modifies). Returns 0 or an errno value (EPIPE
+// included: the caller reports it; SIGPIPE is the caller's business).
+int write_all_iov(int fd, std::span<iovec> iov);
+
+class ImageInput {
+ public:
+  explicit ImageInput(int fd);
+  // Reads up to n bytes into dst, stopping early only at end of stream. Returns the
+  // count, or -errno.
+  int64_t read(uint8_t* dst, size_t n);
+  // Bytes consumed by the reader (not by read-ahead).
+  uint64_t offset() const { return offset_; }
+  // Gives back read-ahead bytes to a regular file (lseek); a no-op otherwise.
+  void give_back();
+  // True when the fd is a regular file.
+  bool regular() const { return regular_; }
+
+ private:
+  int fd_;
+  bool regular_ = false;
+  std::vector<uint8_t> buf_;
+  size_t pos_ = 0;
+  size_t len_ = 0;
+  uint64_t offset_ = 0;
+};
+
+}  // namespace envrun::ckpt
