@@ -55,5 +55,6 @@ void add_billing(CLI::App& app, Globals& g);
 void add_pull(CLI::App& app, Globals& g);
 void add_push(CLI::App& app, Globals& g);
 void add_login(CLI::App& app, Globals& g);  // and logout
+void add_checkpoint(CLI::App& app, Globals& g);  // and restore
 
 }  // namespace envrun::cli

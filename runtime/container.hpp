@@ -4,6 +4,7 @@
 //   kill:   created|running|paused  pause/resume: running <-> paused
 //   delete: stopped (or anything with force) -> (none)
 #pragma once
+#include <functional>
 #include <sys/types.h>
 
 #include <optional>
@@ -25,6 +26,10 @@ struct CreateOptions {
   std::string pid_file;
   int preserve_fds = 0;        // fds 3 .. 3+N-1 pass into the container
   bool no_pivot = false;       // chroot-like MS_MOVE instead of pivot_root
+  // Restore (ckpt/): at `start` the init runs this instead of exec'ing process.args. It
+  // never returns; it gets the init with the rootfs, namespaces and cgroup set up, but
+  // without the process's security settings (the restore engine applies the dumped ones).
+  std::function<void()> init_replacement;
 };
 
 // What `create` leaves to its caller: the init's pid (a child of the caller).

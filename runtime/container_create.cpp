@@ -324,6 +324,7 @@ Result<Created> create_container(const StateStore& store, const CreateOptions& o
   ictx.start_listen_fd = start_sock.get();
   ictx.console_fd = console.get();
   ictx.preserve_fds = opt.preserve_fds;
+  if (opt.init_replacement) ictx.replacement = &opt.init_replacement;
   ictx.ns_paths = ns.paths;
   ictx.unshare_flags = ns.unshare_flags;
   ictx.fs.user_ns = ns.new_user;

@@ -9,6 +9,7 @@
 // runs startContainer hooks, applies the process's security settings and execs.
 // The connection is close-on-exec: `start` reads EOF on success, or an error text.
 #pragma once
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -38,6 +39,7 @@ struct InitContext {
   // root from `host_cwd`, executing `host_exe` (both resolved through the interception rules).
   bool host_mode = false;
   std::string host_exe, host_cwd;
+  const std::function<void()>* replacement = nullptr;  // CreateOptions::init_replacement
 };
 
 // Never returns: execs the user process or _exits(1) after reporting the error.

@@ -1,0 +1,189 @@
+// dump(): freeze, seize every thread, capture every process, write the image, then
+// let the tree go on (--leave-running) or kill it. Image order (restore reads it so):
+// inventory, files (+ file-data), then per process: process-core, thread-regs and
+// thread-xstate of each thread; then the memory (pages, shared-mem); end.
+#include "ckpt/dump.hpp"
+
+#include <signal.h>
+#include <sys/ptrace.h>
+#include <sys/utsname.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <set>
+
+#include "ckpt/dump_files.hpp"
+#include "ckpt/dump_mem.hpp"
+#include "ckpt/dump_process.hpp"
+#include "ckpt/freeze.hpp"
+#include "ckpt/proc_read.hpp"
+
+namespace envrun::ckpt {
+
+namespace {
+
+uint64_t now_us() {
+  return uint64_t(std::chrono::duration_cast<std::chrono::microseconds>(
+                      std::chrono::steady_clock::now().time_since_epoch()).count());
+}
+
+struct Seized {
+  pid_t pid;
+  bool zombie;
+  std::vector<pid_t> tids;
+};
+
+// Every thread of the tree under ptrace and stopped. With a freezer the tree cannot
+// change meanwhile: seize and queue the interrupts while frozen, thaw, wait for stops.
+// Without one, seize again until no new process or thread shows up.
+Result<std::vector<Seized>> seize_tree(pid_t root, Freezer& fz) {
+  std::vector<Seized> out;
+  std::set<pid_t> seized;
+  for (int round = 0; round < 20; ++round) {
+    bool grew = false;
+    for (pid_t pid : proc::tree(root)) {
+      ProcessCore id;
+      if (!proc::read_identity(pid, id)) continue;  // gone meanwhile
+      auto it = std::find_if(out.begin(), out.end(), [&](const Seized& s) { return s.pid == pid; });
+      if (it == out.end()) out.push_back({pid, id.zombie, {}}), it = out.end() - 1;
+      if (id.zombie) continue;
+      auto tids = proc::threads(pid);
+      if (!tids) continue;
+      for (pid_t tid : *tids) {
+        if (seized.count(tid)) continue;
+        ENVRUN_CHECK(infect::seize(tid));
+        seized.insert(tid);
+        if (fz.frozen()) ENVRUN_CHECK(infect::interrupt_nowait(tid));
+        else ENVRUN_CHECK(infect::interrupt(tid));
+        it->tids.push_back(tid);
+        grew = true;
+      }
+    }
+    if (!grew) break;
+    if (fz.frozen()) break;  // frozen: one pass sees everything
+  }
+  if (fz.frozen()) {
+    ENVRUN_CHECK(fz.thaw());
+    for (auto& s : out)
+      for (pid_t tid : s.tids) ENVRUN_CHECK(infect::wait_interrupted(tid));
+  }
+  for (auto& s : out) {  // main thread first, as proc::threads orders them
+    auto order = proc::threads(s.pid);
+    if (order) {
+      std::vector<pid_t> sorted;
+      for (pid_t t : *order)
+        if (std::find(s.tids.begin(), s.tids.end(), t) != s.tids.end()) sorted.push_back(t);
+      s.tids = sorted;
+    }
+  }
+  return out;
+}
+
+// Killed processes are waited for (bounded: their parent must reap them) so that a
+// restore right after finds their pids free.
+void release_tree(const std::vector<Seized>& tree, bool kill_it) {
+  for (const auto& s : tree)
+    if (kill_it && !s.zombie) ::kill(s.pid, SIGKILL);
+  for (const auto& s : tree)
+    for (pid_t tid : s.tids) (void)infect::detach(tid);
+  if (!kill_it) return;
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+  for (const auto& s : tree)
+    while (::kill(s.pid, 0) == 0 && std::chrono::steady_clock::now() < deadline) ::usleep(1000);
+}
+
+std::span<const uint8_t> bytes_of(const std::string& s) {
+  return {reinterpret_cast<const uint8_t*>(s.data()), s.size()};
+}
+
+nlohmann::json inventory(const DumpOptions& o, const std::vector<CapturedProcess>& procs) {
+  struct utsname u {};
+  ::uname(&u);
+  nlohmann::json j = o.inventory.is_object() ? o.inventory : nlohmann::json::object();
+  j["engine"] = std::string("envrun ") + ENVRUN_VERSION;
+  j["image_format"] = kImageFormat;
+  j["kernel"] = u.release;
+  j["arch"] = u.machine;
+  j["root_pid"] = procs.empty() ? 0 : procs[0].core.pid;
+  j["processes"] = procs.size();
+  for (const auto& v : procs.empty() ? std::vector<Vma>{} : procs[0].core.vmas)
+    if (v.kind == Vma::Kind::Vdso) j["vdso_size"] = v.size();
+  return j;
+}
+
+Result<void> write_image(const DumpOptions& o, const std::vector<CapturedProcess>& procs, const FileTable& files,
+                         const std::vector<Seized>& tree, DumpStats& st) {
+  auto w = ENVRUN_TRY(ImageWriter::to_fd(o.out_fd, o.out_name, o.writer));
+  ENVRUN_CHECK(w.add(SectionType::Inventory, 0, bytes_of(inventory(o, procs).dump())));
+  nlohmann::json fj = nlohmann::json::array();
+  for (const auto& f : files.files()) fj.push_back(to_json(f));
+  ENVRUN_CHECK(w.add(SectionType::Files, 0, bytes_of(fj.dump())));
+  for (const auto& [id, bytes] : files.data()) ENVRUN_CHECK(w.add(SectionType::FileData, id, bytes));
+  for (const auto& c : procs) {
+    ENVRUN_CHECK(w.add(SectionType::ProcessCore, uint64_t(c.core.pid), bytes_of(to_json(c.core).dump())));
+    for (size_t i = 0; i < c.regs.size(); ++i) {
+      uint64_t tid = uint64_t(c.core.threads[i].tid);
+      const auto& gp = c.regs[i].gp;
+      ENVRUN_CHECK(w.add(SectionType::ThreadRegs, tid,
+                         std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(&gp), sizeof gp)));
+      ENVRUN_CHECK(w.add(SectionType::ThreadXstate, tid, c.regs[i].xstate));
+    }
+  }
+  MemDumper mem{w, st};
+  for (size_t i = 0; i < procs.size(); ++i) {
+    if (procs[i].core.zombie) continue;
+    ENVRUN_CHECK(mem.dump_process(tree[i].pid, uint64_t(procs[i].core.pid), procs[i].core.vmas));
+  }
+  ENVRUN_CHECK(w.finish());
+  st.image_bytes = w.bytes_written();
+  return ok();
+}
+
+}  // namespace
+
+Result<DumpStats> dump(const DumpOptions& o) {
+  DumpStats st;
+  Freezer fz(o.freezer_dir);
+  uint64_t t0 = now_us();
+  ENVRUN_CHECK(fz.freeze());
+  auto tree = seize_tree(o.root, fz);
+  if (!tree) {
+    release_tree({}, false);
+    return std::move(tree).error();
+  }
+  uint64_t t1 = now_us();
+  st.freezing_us = t1 - t0;
+  auto finish = [&](bool kill_it) {
+    release_tree(*tree, kill_it);
+    st.frozen_us = now_us() - t1;
+  };
+  std::vector<CapturedProcess> procs;
+  FileTable files;
+  for (const auto& s : *tree) {
+    if (s.zombie) {
+      CapturedProcess z;
+      auto r = proc::read_identity(s.pid, z.core);
+      if (!r) return finish(false), std::move(r).error();
+      procs.push_back(std::move(z));
+      continue;
+    }
+    auto c = capture_process(s.pid, s.tids, files);
+    if (!c) return finish(false), std::move(c).error();
+    st.threads += s.tids.size();
+    procs.push_back(std::move(*c));
+  }
+  st.processes = procs.size();
+  // Parents as the tree sees them (status shows PPid in the host's pid namespace).
+  for (auto& c : procs)
+    for (size_t k = 0; k < tree->size(); ++k)
+      if ((*tree)[k].pid == c.core.ppid) {
+        c.core.ppid = procs[k].core.pid;
+        break;
+      }
+  auto written = write_image(o, procs, files, *tree, st);
+  if (!written) return finish(false), std::move(written).error();
+  finish(!o.leave_running);
+  return st;
+}
+
+}  // namespace envrun::ckpt

@@ -1,0 +1,40 @@
+// Dumping a process tree into an image stream (envrun-image(5)).
+#pragma once
+#include <sys/types.h>
+
+#include <cstdint>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "ckpt/image.hpp"
+#include "kernel/result.hpp"
+
+namespace envrun::ckpt {
+
+struct DumpOptions {
+  pid_t root = 0;                 // host pid of the tree's root process
+  std::string freezer_dir;        // the container's freezer cgroup ("" = ptrace only)
+  bool leave_running = false;     // else every process is killed after the dump
+  int out_fd = -1;                // the image stream
+  std::string out_name;           // for messages
+  WriterOptions writer;
+  nlohmann::json inventory;       // merged into the inventory section (container id, bundle, ...)
+};
+
+struct DumpStats {
+  uint64_t freezing_us = 0;   // from the freeze request until every thread is stopped
+  uint64_t frozen_us = 0;     // from then until the tree runs again (or is killed)
+  uint64_t memdump_us = 0;    // reading memory from the tree
+  uint64_t memwrite_us = 0;   // writing it to the image
+  uint64_t pages_scanned = 0;
+  uint64_t pages_skipped_zero = 0;
+  uint64_t pages_skipped_file = 0;  // unmodified pages of private file mappings
+  uint64_t pages_written = 0;
+  uint64_t image_bytes = 0;
+  uint64_t processes = 0, threads = 0;
+};
+
+Result<DumpStats> dump(const DumpOptions& o);
+
+}  // namespace envrun::ckpt

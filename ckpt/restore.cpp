@@ -1,0 +1,190 @@
+// restore() (restore.hpp): verify, plan, files, stub tree, take-over, pages, finish.
+#include "ckpt/restore.hpp"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <memory>
+
+#include "ckpt/image.hpp"
+#include "ckpt/proc_read.hpp"
+#include "ckpt/restore_mm.hpp"
+#include "ckpt/restore_plan.hpp"
+#include "ckpt/restore_stub.hpp"
+
+namespace envrun::ckpt {
+
+namespace {
+
+uint64_t now_us() {
+  return uint64_t(std::chrono::duration_cast<std::chrono::microseconds>(
+                      std::chrono::steady_clock::now().time_since_epoch()).count());
+}
+
+// The stub tree, killed unless released: a failed restore leaves nothing running.
+struct StubTree {
+  pid_t root = 0;
+  std::vector<pid_t> tids;  // seized threads (detached at the end)
+  bool released = false;
+  ~StubTree() {
+    if (released || root <= 0) return;
+    for (pid_t p : proc::tree(root)) ::kill(p, SIGKILL);
+    ::kill(root, SIGKILL);
+    for (pid_t t : tids) (void)infect::detach(t);
+    ::waitpid(root, nullptr, 0);
+  }
+};
+
+Result<void> wait_ready(int fd, size_t count) {
+  for (size_t got = 0; got < count;) {
+    pollfd p{fd, POLLIN, 0};
+    int n = ::poll(&p, 1, 30000);
+    if (n == 0) return Error::make(ErrorKind::System, "restore: the process tree did not come up within 30 s");
+    if (n < 0 && errno == EINTR) continue;
+    StubReady r;
+    ssize_t len = ::read(fd, &r, sizeof r);
+    if (len == 0) return Error::make(ErrorKind::System, "restore: a process of the tree died while it was set up");
+    if (len != ssize_t(sizeof r)) return Error::sys("restore: ready pipe");
+    if (r.err) return Error::make(ErrorKind::System, "restore: pid " + std::to_string(r.pid) + ": " + r.msg);
+    ++got;
+  }
+  return ok();
+}
+
+// Host pids and tids of the stub tree, matched to the image's by their namespace ids.
+Result<void> find_host_ids(Plan& plan, pid_t root) {
+  for (pid_t host : proc::tree(root)) {
+    ProcessCore id;
+    if (!proc::read_identity(host, id)) continue;
+    size_t i = plan.index_of(id.pid);
+    if (i == std::string::npos) continue;
+    plan.procs[i].host_pid = host;
+  }
+  for (auto& pp : plan.procs) {
+    if (pp.core.zombie) continue;
+    if (!pp.host_pid) return Error::make(ErrorKind::System, "restore: pid " + std::to_string(pp.core.pid) + " did not come up");
+    auto tids = ENVRUN_TRY(proc::threads(pp.host_pid));
+    pp.host_tids.assign(pp.core.threads.size(), 0);
+    for (pid_t t : tids) {
+      pid_t ns = proc::ns_tid(pp.host_pid, t);
+      for (size_t k = 0; k < pp.core.threads.size(); ++k)
+        if (pp.core.threads[k].tid == ns) pp.host_tids[k] = t;
+    }
+    for (size_t k = 0; k < pp.host_tids.size(); ++k)
+      if (!pp.host_tids[k])
+        return Error::make(ErrorKind::System, "restore: thread " + std::to_string(pp.core.threads[k].tid) + " did not come up");
+  }
+  return ok();
+}
+
+// Where a shared-mem section's address lands in its memfd.
+Result<uint64_t> shm_offset(const Plan& plan, uint64_t ino, uint64_t addr) {
+  for (const auto& pp : plan.procs)
+    for (const auto& v : pp.core.vmas)
+      if (v.kind == Vma::Kind::SharedAnon && v.ino == ino && addr >= v.start && addr < v.end)
+        return v.offset + (addr - v.start);
+  return Error::make(ErrorKind::Config, "image: shared memory " + std::to_string(ino) + " at an address no mapping has");
+}
+
+Result<uint64_t> write_memory(ImageReader& in, std::optional<SectionHeader> h, const Plan& plan) {
+  std::vector<uint8_t> buf;
+  uint64_t pages = 0;
+  for (; h; h = ENVRUN_TRY(in.next())) {
+    auto type = h->section_type();
+    if (type != SectionType::Pages && type != SectionType::SharedMem) continue;  // read by next(): skipped
+    if (h->raw_size < 8 || (h->raw_size - 8) % 4096)
+      return Error::make(ErrorKind::Config, "image: section " + std::to_string(h->index) + ": not whole pages");
+    buf.resize(h->raw_size);
+    ENVRUN_CHECK(in.read_payload(buf));
+    uint64_t addr;
+    std::memcpy(&addr, buf.data(), 8);
+    std::span<const uint8_t> data(buf.data() + 8, buf.size() - 8);
+    if (type == SectionType::SharedMem) {
+      uint64_t off = ENVRUN_TRY(shm_offset(plan, h->id, addr));
+      int fd = plan.shm_fds.at(h->id).get();
+      if (::pwrite(fd, data.data(), data.size(), off_t(off)) != ssize_t(data.size())) return Error::sys("restore: shared memory");
+    } else {
+      size_t i = plan.index_of(pid_t(h->id));
+      if (i == std::string::npos) return Error::make(ErrorKind::Config, "image: pages of unknown pid " + std::to_string(h->id));
+      ENVRUN_CHECK(infect::write_mem(plan.procs[i].host_pid, addr, data));
+    }
+    pages += data.size() / 4096;
+  }
+  return pages;
+}
+
+}  // namespace
+
+Result<RestoreResult> restore(const RestoreOptions& o) {
+  RestoreResult res;
+  uint64_t t0 = now_us();
+  if (o.verify_first) {
+    ENVRUN_CHECK(verify_image(o.in_fd, o.in_name));
+    if (::lseek(o.in_fd, 0, SEEK_SET) < 0) return Error::sys("restore: " + o.in_name + ": seek");
+  }
+  auto in = ENVRUN_TRY(ImageReader::from_fd(o.in_fd, o.in_name));
+  std::optional<SectionHeader> first_memory;
+  auto plan = ENVRUN_TRY(read_plan(in, first_memory));
+  if (!o.old_root.empty()) plan.old_root = o.old_root;
+  plan.new_root = o.new_root;
+  ENVRUN_CHECK(open_files(plan));
+  uint64_t t1 = now_us();
+  res.stats.read_us = t1 - t0;
+
+  int rp[2];
+  if (::pipe2(rp, O_CLOEXEC) < 0) return Error::sys("restore: pipe2");
+  UniqueFd ready_r(rp[0]), ready_w(rp[1]);
+  StubTree tree;
+  std::function<void()> run_stub = [&]() {
+    ready_r.reset();
+    stub_main(plan, 0, ready_w.get(), {});
+  };
+  Result<pid_t> root = pid_t(0);
+  if (o.spawn_root) {
+    root = o.spawn_root(run_stub);
+  } else {
+    root = clone3_with_pid(plan.procs[0].core.pid, 0);
+    if (root && *root == 0) run_stub();
+  }
+  if (!root) return std::move(root).error();
+  tree.root = *root;
+  ready_w.reset();
+  plan.file_fds.clear();  // the stubs hold them now
+  size_t live = 0;
+  for (const auto& pp : plan.procs) live += pp.core.zombie ? 0 : 1;
+  ENVRUN_CHECK(wait_ready(ready_r.get(), live));
+  ENVRUN_CHECK(find_host_ids(plan, *root));
+  for (auto& pp : plan.procs)
+    for (pid_t t : pp.host_tids) {
+      ENVRUN_CHECK(infect::seize(t));
+      tree.tids.push_back(t);
+      ENVRUN_CHECK(infect::interrupt(t));
+    }
+  uint64_t t2 = now_us();
+  res.stats.forking_us = t2 - t1;
+
+  std::vector<std::unique_ptr<ProcessRebuild>> rebuilds;
+  for (auto& pp : plan.procs) {
+    if (pp.core.zombie) continue;
+    rebuilds.push_back(std::make_unique<ProcessRebuild>(plan, pp));
+    auto r = rebuilds.back()->map_layout();
+    if (!r) return std::move(r).error().with_context("restore: pid " + std::to_string(pp.core.pid));
+    ++res.stats.processes;
+    res.stats.threads += pp.core.threads.size();
+  }
+  res.stats.pages_restored = ENVRUN_TRY(write_memory(in, first_memory, plan));
+  for (auto& rb : rebuilds) ENVRUN_CHECK(rb->finish());
+  plan.shm_fds.clear();
+  res.stats.memory_us = now_us() - t2;
+  for (pid_t t : tree.tids) ENVRUN_CHECK(infect::detach(t));
+  tree.released = true;
+  res.root_pid = *root;
+  res.stats.total_us = now_us() - t0;
+  return res;
+}
+
+}  // namespace envrun::ckpt

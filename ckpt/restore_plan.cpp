@@ -1,0 +1,188 @@
+// read_plan and open_files (restore_plan.hpp).
+#include "ckpt/restore_plan.hpp"
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstring>
+
+namespace envrun::ckpt {
+
+namespace {
+
+Error bad(const std::string& what) { return Error::make(ErrorKind::Config, "image: " + what); }
+
+template <class F>
+Result<void> parse_json(const std::vector<uint8_t>& bytes, const char* what, F&& f) {
+  try {
+    f(nlohmann::json::parse(bytes.begin(), bytes.end()));
+  } catch (const std::exception& e) {
+    return bad(std::string(what) + ": " + e.what());
+  }
+  return ok();
+}
+
+Result<void> write_all(int fd, const std::vector<uint8_t>& bytes, const std::string& what) {
+  size_t done = 0;
+  while (done < bytes.size()) {
+    ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return Error::sys(what);
+    done += size_t(n);
+  }
+  return ok();
+}
+
+Result<void> link_tree(Plan& p) {
+  if (p.procs.empty()) return bad("no process in the image");
+  for (size_t i = 1; i < p.procs.size(); ++i) {
+    size_t parent = p.index_of(p.procs[i].core.ppid);
+    if (parent == std::string::npos) return bad("pid " + std::to_string(p.procs[i].core.pid) + ": its parent " +
+                                                std::to_string(p.procs[i].core.ppid) + " is not in the image");
+    p.procs[parent].children.push_back(i);
+  }
+  return ok();
+}
+
+}  // namespace
+
+std::string Plan::inside(const std::string& host_path) const {
+  if (old_root.empty() || old_root == "/") return host_path;
+  if (host_path == old_root) return "/";
+  if (host_path.rfind(old_root + "/", 0) == 0) return host_path.substr(old_root.size());
+  return host_path;
+}
+
+std::string Plan::outside(const std::string& host_path) const {
+  std::string in = inside(host_path);
+  if (new_root.empty() || new_root == "/") return in;
+  return new_root + in;
+}
+
+size_t Plan::index_of(pid_t pid) const {
+  for (size_t i = 0; i < procs.size(); ++i)
+    if (procs[i].core.pid == pid) return i;
+  return std::string::npos;
+}
+
+Result<Plan> read_plan(ImageReader& in, std::optional<SectionHeader>& first_memory) {
+  Plan p;
+  first_memory.reset();
+  for (;;) {
+    auto h = ENVRUN_TRY(in.next());
+    if (!h) break;
+    auto type = h->section_type();
+    if (type == SectionType::Pages || type == SectionType::SharedMem) {
+      first_memory = *h;
+      break;
+    }
+    auto bytes = ENVRUN_TRY(in.read_payload());
+    switch (type) {
+      case SectionType::Inventory:
+        ENVRUN_CHECK(parse_json(bytes, "inventory", [&](const nlohmann::json& j) { p.inventory = j; }));
+        break;
+      case SectionType::Files:
+        ENVRUN_CHECK(parse_json(bytes, "files", [&](const nlohmann::json& j) {
+          for (const auto& f : j) p.files.push_back(file_from_json(f));
+        }));
+        break;
+      case SectionType::FileData: p.file_data[h->id] = std::move(bytes); break;
+      case SectionType::ProcessCore:
+        ENVRUN_CHECK(parse_json(bytes, "process-core", [&](const nlohmann::json& j) {
+          ProcPlan pp;
+          pp.core = process_from_json(j);
+          pp.regs.resize(pp.core.threads.size());
+          p.procs.push_back(std::move(pp));
+        }));
+        break;
+      case SectionType::ThreadRegs:
+      case SectionType::ThreadXstate: {
+        if (p.procs.empty()) return bad("thread state before any process");
+        auto& pp = p.procs.back();
+        size_t t = 0;
+        while (t < pp.core.threads.size() && uint64_t(pp.core.threads[t].tid) != h->id) ++t;
+        if (t == pp.core.threads.size()) return bad("registers of tid " + std::to_string(h->id) + ", not a thread of pid " + std::to_string(pp.core.pid));
+        if (type == SectionType::ThreadXstate) {
+          pp.regs[t].xstate = std::move(bytes);
+        } else {
+          if (bytes.size() != sizeof(user_regs_struct)) return bad("thread-regs of tid " + std::to_string(h->id) + ": wrong size");
+          std::memcpy(&pp.regs[t].gp, bytes.data(), bytes.size());
+        }
+        break;
+      }
+      default: break;  // sections of later versions that this one may ignore
+    }
+  }
+  ENVRUN_CHECK(link_tree(p));
+  if (p.old_root.empty()) p.old_root = p.procs[0].core.root;
+  return p;
+}
+
+Result<void> open_files(Plan& p) {
+  std::map<uint64_t, std::pair<int, int>> pipes;  // inode -> (read end, write end)
+  for (const auto& f : p.files) {
+    int fd = -1;
+    int access = f.flags & O_ACCMODE;
+    std::string where = "file " + std::to_string(f.id) + " (" + (f.path.empty() ? "pipe" : f.path) + ")";
+    switch (f.kind) {
+      case OpenFile::Kind::Pipe: {
+        auto it = pipes.find(f.pipe_ino);
+        if (it == pipes.end()) {
+          int pp[2];
+          if (::pipe2(pp, O_CLOEXEC) < 0) return Error::sys("restore: pipe2");
+          auto data = p.file_data.find(f.data_id);
+          if (data != p.file_data.end() && !data->second.empty()) {
+            if (data->second.size() > 65536) (void)::fcntl(pp[1], F_SETPIPE_SZ, int(data->second.size()));
+            ENVRUN_CHECK(write_all(pp[1], data->second, "restore: " + where + ": refill"));
+          }
+          it = pipes.emplace(f.pipe_ino, std::make_pair(pp[0], pp[1])).first;
+          p.file_fds[f.id + (1ull << 62)].reset(pp[0]);  // both ends owned even if one is unused
+          p.file_fds[f.id + (1ull << 63)].reset(pp[1]);
+        }
+        fd = ::fcntl(access == O_RDONLY ? it->second.first : it->second.second, F_DUPFD_CLOEXEC, 0);
+        if (fd < 0) return Error::sys("restore: " + where);
+        (void)::fcntl(fd, F_SETFL, f.flags & ~O_ACCMODE);
+        break;
+      }
+      case OpenFile::Kind::Deleted: {
+        std::string path = f.host_path ? f.path : p.outside(f.path);
+        std::string dir = path.substr(0, path.find_last_of('/'));
+        UniqueFd tmp(::open(dir.empty() ? "/" : dir.c_str(), O_TMPFILE | O_RDWR | O_CLOEXEC, f.mode & 07777));
+        if (!tmp) return Error::sys("restore: " + where + ": O_TMPFILE in " + dir);
+        auto data = p.file_data.find(f.data_id);
+        if (data != p.file_data.end()) ENVRUN_CHECK(write_all(tmp.get(), data->second, "restore: " + where));
+        std::string self = "/proc/self/fd/" + std::to_string(tmp.get());
+        fd = ::open(self.c_str(), (f.flags & ~(O_CREAT | O_TRUNC | O_EXCL)) | O_CLOEXEC);
+        if (fd < 0) return Error::sys("restore: " + where + ": reopen");
+        break;
+      }
+      default: {
+        std::string path = f.host_path ? f.path : p.outside(f.path);
+        int flags = (f.flags & ~(O_CREAT | O_TRUNC | O_EXCL)) | O_CLOEXEC;
+        if (f.kind == OpenFile::Kind::Fifo) flags |= O_NONBLOCK;  // no waiting for the other end
+        fd = ::open(path.c_str(), flags);
+        if (fd < 0) return Error::sys("restore: " + where + ": open " + path);
+        if (f.kind == OpenFile::Kind::Fifo) (void)::fcntl(fd, F_SETFL, f.flags & ~O_ACCMODE);
+        break;
+      }
+    }
+    p.file_fds[f.id].reset(fd);
+    if (f.kind == OpenFile::Kind::Regular || f.kind == OpenFile::Kind::Deleted || f.kind == OpenFile::Kind::Directory)
+      if (::lseek(fd, f.pos, SEEK_SET) < 0 && f.pos != 0) return Error::sys("restore: " + where + ": lseek");
+  }
+  // Shared anonymous memory: one memfd per object, sized to its largest mapping.
+  std::map<uint64_t, uint64_t> sizes;
+  for (const auto& pp : p.procs)
+    for (const auto& v : pp.core.vmas)
+      if (v.kind == Vma::Kind::SharedAnon) sizes[v.ino] = std::max(sizes[v.ino], v.offset + v.size());
+  for (const auto& [ino, size] : sizes) {
+    int fd = ::memfd_create("envrun-shm", MFD_CLOEXEC);
+    if (fd < 0 || ::ftruncate(fd, off_t(size)) < 0) return Error::sys("restore: memfd for shared memory");
+    p.shm_fds[ino].reset(fd);
+  }
+  return ok();
+}
+
+}  // namespace envrun::ckpt

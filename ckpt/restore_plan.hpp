@@ -1,0 +1,50 @@
+// What restore builds from the image before any process exists: the tree, the open
+// files re-created by the engine (inherited by the stub tree at fork), and the
+// memfds that stand for shared anonymous memory.
+#pragma once
+#include <sys/types.h>
+
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "ckpt/image.hpp"
+#include "ckpt/infect/infect.hpp"
+#include "ckpt/model.hpp"
+#include "kernel/fd.hpp"
+
+namespace envrun::ckpt {
+
+struct ProcPlan {
+  ProcessCore core;
+  std::vector<infect::ThreadRegs> regs;  // parallel to core.threads
+  std::vector<size_t> children;          // indexes into Plan::procs
+  pid_t host_pid = 0;
+  std::vector<pid_t> host_tids;
+};
+
+struct Plan {
+  nlohmann::json inventory;
+  std::vector<OpenFile> files;
+  std::map<uint64_t, std::vector<uint8_t>> file_data;
+  std::vector<ProcPlan> procs;                 // procs[0] is the root
+  std::map<uint64_t, UniqueFd> file_fds;       // OpenFile id -> engine fd
+  std::map<uint64_t, UniqueFd> shm_fds;        // shared anonymous memory (inode) -> memfd
+  std::string old_root, new_root;              // host directories: the dumped root, the new one
+
+  // A dumped host path as the restored processes see it (below their root) ...
+  std::string inside(const std::string& host_path) const;
+  // ... and where the engine finds it now on the host.
+  std::string outside(const std::string& host_path) const;
+  size_t index_of(pid_t pid) const;  // procs index of an image pid (npos if none)
+};
+
+// Reads the sections up to the first memory section (returned in `first_memory`, or
+// nullopt when the image has no memory sections: then the End was read).
+Result<Plan> read_plan(ImageReader& in, std::optional<SectionHeader>& first_memory);
+// Re-creates every open file, pipe and shared memory object in the engine, with the
+// dumped flags, offsets and buffered bytes.
+Result<void> open_files(Plan& p);
+
+}  // namespace envrun::ckpt

@@ -1,0 +1,223 @@
+// envrun checkpoint / restore: the own checkpoint engine (ckpt/), for a container or,
+// with --pid, for any process tree of the host.
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <optional>
+
+#include "ckpt/dump.hpp"
+#include "ckpt/restore.hpp"
+#include "cli/cli.hpp"
+#include "bundle/spec_parser.hpp"
+#include "cli/metering.hpp"
+#include "runtime/cgroup.hpp"
+#include "runtime/container.hpp"
+#include "kernel/fd.hpp"
+#include "kernel/fs.hpp"
+
+namespace envrun::cli {
+
+namespace {
+
+constexpr const char* kImageFile = "envrun.img";
+
+struct CheckpointFlags {
+  std::string id;
+  pid_t pid = 0;
+  std::string image_path;
+  int stream_fd = -1;
+  bool leave_running = false;
+  std::string compress;
+  bool stats = false;
+};
+
+struct RestoreFlags {
+  std::string id;
+  std::string bundle = ".";
+  bool detach = false;
+  std::string image_path;
+  int stream_fd = -1;
+  bool stats = false;
+};
+
+void print_dump_stats(const ckpt::DumpStats& s) {
+  std::printf("Dump statistics\n");
+  std::printf("  freezing time:        %10llu us\n", (unsigned long long)s.freezing_us);
+  std::printf("  frozen time:          %10llu us\n", (unsigned long long)s.frozen_us);
+  std::printf("  memory dump time:     %10llu us\n", (unsigned long long)s.memdump_us);
+  std::printf("  memory write time:    %10llu us\n", (unsigned long long)s.memwrite_us);
+  std::printf("  processes / threads:  %10llu / %llu\n", (unsigned long long)s.processes, (unsigned long long)s.threads);
+  std::printf("  pages scanned:        %10llu\n", (unsigned long long)s.pages_scanned);
+  std::printf("  pages skipped (zero): %10llu\n", (unsigned long long)s.pages_skipped_zero);
+  std::printf("  pages skipped (file): %10llu\n", (unsigned long long)s.pages_skipped_file);
+  std::printf("  pages written:        %10llu\n", (unsigned long long)s.pages_written);
+  std::printf("  image bytes:          %10llu\n", (unsigned long long)s.image_bytes);
+}
+
+void print_restore_stats(const ckpt::RestoreStats& s) {
+  std::printf("Restore statistics\n");
+  std::printf("  image read time:      %10llu us\n", (unsigned long long)s.read_us);
+  std::printf("  forking time:         %10llu us\n", (unsigned long long)s.forking_us);
+  std::printf("  memory restore time:  %10llu us\n", (unsigned long long)s.memory_us);
+  std::printf("  total restore time:   %10llu us\n", (unsigned long long)s.total_us);
+  std::printf("  processes / threads:  %10llu / %llu\n", (unsigned long long)s.processes, (unsigned long long)s.threads);
+  std::printf("  pages restored:       %10llu\n", (unsigned long long)s.pages_restored);
+}
+
+// The image file inside --image-path, written under a temporary name and renamed when
+// complete: a failed checkpoint leaves no image that looks whole.
+// The directory whose freeze file stops the container: the unified one (v2, hybrid),
+// else the v1 freezer's; "" when it has neither (ptrace alone then).
+Result<std::string> freezer_dir_of(const runtime::ContainerState& st) {
+  if (st.cgroup_path.empty()) return std::string();
+  auto m = ENVRUN_TRY(runtime::CgroupMounts::detect());
+  if (!m.unified.empty()) {
+    std::string d = fs::join(m.unified, st.cgroup_path);
+    if (fs::exists(d + "/cgroup.freeze")) return d;
+  }
+  auto it = m.v1.find("freezer");
+  if (it != m.v1.end()) {
+    std::string d = fs::join(it->second, st.cgroup_path);
+    if (fs::exists(d + "/freezer.state")) return d;
+  }
+  return std::string();
+}
+
+Result<int> run_checkpoint(Globals& g, const CheckpointFlags& f) {
+  ckpt::DumpOptions o;
+  std::optional<runtime::ContainerState> st;
+  if (f.pid > 0 && !f.id.empty()) return Error::make(ErrorKind::Usage, "give a container id or --pid, not both");
+  if (f.pid > 0) {
+    o.root = f.pid;
+    o.inventory = {{"source", "pid"}};
+  } else {
+    if (f.id.empty()) return Error::make(ErrorKind::Usage, "give a container id (or --pid PID for a host process tree)");
+    auto store = g.store();
+    st = ENVRUN_TRY(store.load(f.id));
+    auto status = store.status(*st);
+    if (status != runtime::Status::Running)
+      return Error::make(ErrorKind::State, std::string("container is ") + runtime::status_name(status) + ", not running");
+    o.root = st->pid;
+    o.freezer_dir = ENVRUN_TRY(freezer_dir_of(*st));
+    o.inventory = {{"source", "container"}, {"container_id", st->id}, {"bundle", st->bundle}, {"rootfs", st->rootfs}};
+  }
+  o.leave_running = f.leave_running;
+  if (f.compress == "zstd") o.writer.zstd = true;
+  else if (!f.compress.empty() && f.compress != "none")
+    return Error::make(ErrorKind::Usage, "--compress: \"" + f.compress + "\": use zstd or none");
+  UniqueFd out;
+  std::string tmp, final_path;
+  if (f.stream_fd >= 0) {
+    o.out_fd = f.stream_fd;
+    o.out_name = "stream fd " + std::to_string(f.stream_fd);
+  } else {
+    if (f.image_path.empty()) return Error::make(ErrorKind::Usage, "give --image-path DIR or --stream FD");
+    ENVRUN_CHECK(fs::mkdir_p(f.image_path, 0700));
+    final_path = f.image_path + "/" + kImageFile;
+    tmp = final_path + ".partial";
+    out.reset(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
+    if (!out) return Error::sys(tmp);
+    o.out_fd = out.get();
+    o.out_name = final_path;
+  }
+  ::signal(SIGPIPE, SIG_IGN);
+  auto dumped = ckpt::dump(o);
+  if (!dumped) {
+    if (!tmp.empty()) ::unlink(tmp.c_str());
+    return std::move(dumped).error();
+  }
+  if (!tmp.empty()) {
+    if (::fsync(out.get()) < 0 || ::rename(tmp.c_str(), final_path.c_str()) < 0) {
+      ::unlink(tmp.c_str());
+      return Error::sys(final_path);
+    }
+  }
+  // Like runc: a checkpointed (and so stopped) container is deleted; restore re-creates it.
+  if (st && !f.leave_running) ENVRUN_CHECK(metering::delete_metered(g.store(), st->id, true));
+  if (f.stats) print_dump_stats(*dumped);
+  return 0;
+}
+
+Result<int> run_restore(Globals& g, const RestoreFlags& f) {
+  ckpt::RestoreOptions o;
+  UniqueFd in;
+  if (f.stream_fd >= 0) {
+    o.in_fd = f.stream_fd;
+    o.in_name = "stream fd " + std::to_string(f.stream_fd);
+    o.verify_first = false;
+  } else {
+    if (f.image_path.empty()) return Error::make(ErrorKind::Usage, "give --image-path DIR or --stream FD");
+    std::string path = f.image_path + "/" + kImageFile;
+    in.reset(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!in) return Error::sys(path);
+    o.in_fd = in.get();
+    o.in_name = path;
+  }
+  if (f.id.empty()) {
+    auto r = ckpt::restore(o);
+    if (!r) return std::move(r).error();
+    if (f.stats) print_restore_stats(r->stats);
+    std::printf("%d\n", r->root_pid);
+    return 0;
+  }
+  // A container: created from the bundle (namespaces, rootfs, cgroup) with the restore
+  // stub in place of its process, then taken over by the engine.
+  auto store = g.store();
+  runtime::CreateOptions co;
+  co.id = f.id;
+  co.bundle = f.bundle;
+  std::optional<runtime::Created> created;
+  // Files of the container's own mounts were recorded below its root: find them in the
+  // new container's rootfs (the bundle's).
+  auto spec = ENVRUN_TRY(bundle::load_spec(f.bundle));
+  char here[4096];
+  std::string bundle_abs = f.bundle[0] == '/' ? f.bundle : fs::join(::getcwd(here, sizeof here) ? here : "/", f.bundle);
+  o.new_root = spec.root.path[0] == '/' ? spec.root.path : fs::join(bundle_abs, spec.root.path);
+  o.spawn_root = [&](const std::function<void()>& run_stub) -> Result<pid_t> {
+    co.init_replacement = run_stub;
+    ENVRUN_CHECK(metering::check_bundle_settings(co.bundle));
+    created = ENVRUN_TRY(runtime::create_container(store, co, !f.detach));
+    ENVRUN_CHECK(runtime::start_container(store, co.id));
+    return created->state.pid;
+  };
+  auto r = ckpt::restore(o);
+  if (!r) {
+    if (created) (void)runtime::delete_container(store, f.id, true);
+    return std::move(r).error();
+  }
+  if (f.stats) print_restore_stats(r->stats);
+  if (f.detach) return 0;
+  int status = ENVRUN_TRY(runtime::wait_container(r->root_pid, created->console_master));
+  ENVRUN_CHECK(metering::delete_metered(store, f.id, true));
+  return status;
+}
+
+}  // namespace
+
+void add_checkpoint(CLI::App& app, Globals& g) {
+  static CheckpointFlags cf;
+  auto* c = app.add_subcommand("checkpoint", "save a process tree's complete state to an image");
+  c->add_option("id", cf.id, "container id");
+  c->add_option("--pid", cf.pid, "checkpoint the process tree rooted at this host pid instead of a container");
+  c->add_option("--image-path", cf.image_path, "directory for the image (file envrun.img)");
+  c->add_option("--stream", cf.stream_fd, "write the image as one stream to this open fd");
+  c->add_flag("--leave-running", cf.leave_running, "let the tree run on after the checkpoint (default: kill it)");
+  c->add_option("--compress", cf.compress, "zstd: compress every section");
+  c->add_flag("--stats", cf.stats, "print freezing/frozen/memory times and page counts");
+  on_run(c, g, "checkpoint", &cf.id, [&g]() -> Result<int> { return run_checkpoint(g, cf); });
+
+  static RestoreFlags rf;
+  auto* r = app.add_subcommand("restore", "re-create a process tree from an image; prints the root's pid");
+  r->add_option("id", rf.id, "container id (without one: the host process tree of a --pid checkpoint)");
+  r->add_option("-b,--bundle", rf.bundle, "bundle directory the container is re-created from")->capture_default_str();
+  r->add_flag("-d,--detach", rf.detach, "return once the container runs (default: wait for it, then delete it)");
+  r->add_option("--image-path", rf.image_path, "directory of the image (file envrun.img)");
+  r->add_option("--stream", rf.stream_fd, "read the image as one stream from this open fd");
+  r->add_flag("--stats", rf.stats, "print restore times and page counts");
+  on_run(r, g, "restore", &rf.id, [&g]() -> Result<int> { return run_restore(g, rf); });
+}
+
+}  // namespace envrun::cli

@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Checkpoint/restore with envrun's own engine, judged by the programs themselves
+# (tests/ckpt/*.c: start, reach a known state, READY, wait for SIGTERM, verify, PASS/FAIL).
+# Each program runs as the process of a container (busybox rootfs, own pid namespace,
+# static binary); the container is checkpointed (and so killed and deleted), restored
+# from the image, then sent SIGTERM: the program must find its whole state intact.
+source "$(dirname "$0")/lib.sh"
+BUILD=$(cd "$(dirname "$ENVRUN")/.." && pwd)
+PROGS=$BUILD/tests/ckpt
+[[ -x $PROGS/ckpt_counter_static ]] || { fail "build products missing: $PROGS/ckpt_*_static"; exit 1; }
+
+# ckpt_bundle NAME [ARGS...]: a bundle running /ckpt_NAME ARGS with stdout to $T/NAME.out
+ckpt_bundle() {
+  local name=$1; shift
+  local args="'/ckpt_$name'"
+  for a in "$@"; do args+=", '$a'"; done
+  make_bundle "$name" "args($args)" 'c["process"]["capabilities"] = {k: ["CAP_SYS_ADMIN", "CAP_KILL", "CAP_SETUID", "CAP_SETGID"] for k in ("bounding", "effective", "permitted")}'
+  cp "$PROGS/ckpt_${name}_static" "$B/rootfs/ckpt_$name"
+}
+
+# round_trip NAME ID [ARGS...]: run, READY, checkpoint, restore, SIGTERM, PASS
+round_trip() {
+  local name=$1 id=$2; shift 2
+  local out=$T/$id.out img=$T/$id.img
+  ckpt_bundle "$name" "$@"
+  er run -d -b "$B" "$id" >"$out" 2>&1 </dev/null || { fail "$name: run" "$(cat "$out")"; return; }
+  wait_for 20 grep -q READY "$out" || { fail "$name: READY" "$(cat "$out")"; return; }
+  sleep 0.3
+  capture er checkpoint --image-path "$img" "$id"
+  assert_eq "$name: checkpoint exits 0" 0 "$RC" || { last_cmd_details; er delete -f "$id" >/dev/null 2>&1; return; }
+  check "$name: the image is complete (no .partial left)" test -s "$img/envrun.img" -a ! -e "$img/envrun.img.partial"
+  check "$name: the checkpointed container is gone" test -z "$(er list -q | grep -x "$id")"
+  capture er restore -d --image-path "$img" -b "$B" "$id"
+  assert_eq "$name: restore exits 0" 0 "$RC" || { last_cmd_details; return; }
+  sleep 0.3
+  check "$name: kill -TERM the restored container" er kill "$id" TERM
+  wait_for 20 grep -qE '^(PASS|FAIL)' "$out"
+  assert_line_match "$name: the program finds its state intact" "$(cat "$out")" "^PASS $name\$" || cat "$out"
+  er delete -f "$id" >/dev/null 2>&1
+}
+
+section "each program, checkpointed, killed, restored in a new container"
+for p in counter threads pipe fileoffset deletedfile signals altstack timer deadcwd forktree mprotect; do
+  case $p in
+    fileoffset) round_trip $p ck-$p /tmp/ckpt_fileoffset.dat ;;
+    deletedfile|deadcwd) round_trip $p ck-$p /tmp ;;
+    *) round_trip $p ck-$p ;;
+  esac
+done
+round_trip bigmem ck-bigmem 256
+
