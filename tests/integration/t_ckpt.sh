@@ -49,3 +49,42 @@ for p in counter threads pipe fileoffset deletedfile signals altstack timer dead
 done
 round_trip bigmem ck-bigmem 256
 
+
+section "--leave-running, two checkpoints in a row, zstd, --stats, two restores from one image"
+ckpt_bundle counter
+OUT2=$T/ck2.out
+: >"$OUT2"
+er run -d -b "$B" ck2 >>"$OUT2" 2>&1 </dev/null  # O_APPEND: every restored run's PASS line is kept
+wait_for 20 grep -q READY "$OUT2" || fail "counter: READY"
+capture er checkpoint --leave-running --image-path "$T/ck2-a" ck2
+assert_eq "checkpoint --leave-running exits 0" 0 "$RC" || last_cmd_details
+assert_eq "the container still runs after --leave-running" running "$(er state ck2 | json_get "d['status']")"
+capture er checkpoint --compress zstd --stats --image-path "$T/ck2-b" ck2
+assert_eq "second checkpoint (zstd, --stats) exits 0" 0 "$RC" || last_cmd_details
+assert_line_match "--stats: frozen time" "$OUT" '^  frozen time: +[0-9]+ us$'
+assert_line_match "--stats: pages written" "$OUT" '^  pages written: +[1-9][0-9]* *$'
+check "the zstd image is smaller than the plain one" test "$(stat -c %s "$T/ck2-b/envrun.img")" -lt "$(stat -c %s "$T/ck2-a/envrun.img")"
+for img in ck2-b ck2-b ck2-a; do
+  capture er restore -d --image-path "$T/$img" -b "$B" ck2
+  assert_eq "restore from $img exits 0" 0 "$RC" || last_cmd_details
+  sleep 0.2
+  er kill ck2 TERM
+  n=$(grep -c '^PASS counter$' "$OUT2")
+  wait_for 20 test "$(grep -cE '^(PASS|FAIL)' "$OUT2")" -gt "$((n))" 2>/dev/null
+  sleep 0.3
+  er delete -f ck2 >/dev/null 2>&1
+done
+assert_eq "three restores (twice from one image, once from the --leave-running one): three PASS lines" 3 "$(grep -c '^PASS counter$' "$OUT2")" || cat "$OUT2"
+
+section "a damaged image is refused before anything runs"
+mkdir -p "$T/trunc" "$T/flip"
+size=$(stat -c %s "$T/ck2-a/envrun.img")
+head -c $((size / 2)) "$T/ck2-a/envrun.img" >"$T/trunc/envrun.img"
+expect_fail 1 "truncated" er restore -d --image-path "$T/trunc" -b "$B" ck3
+check "no container left by the refused restore" test -z "$(er list -q | grep -x ck3)"
+cp "$T/ck2-a/envrun.img" "$T/flip/envrun.img"
+printf '\x55' | dd of="$T/flip/envrun.img" bs=1 seek=$((size / 3)) conv=notrunc status=none
+expect_fail 1 "checksum" er restore -d --image-path "$T/flip" -b "$B" ck3
+check "no process of the refused restores runs" test -z "$(pgrep -f /ckpt_counter)"
+expect_fail 2 "give a container id" er checkpoint --image-path "$T/x"
+expect_fail 4 "" er checkpoint --image-path "$T/x" nosuch
