@@ -87,7 +87,8 @@ json to_json(const ProcessCore& p) {
   json j = {{"pid", p.pid}, {"ppid", p.ppid}, {"pgid", p.pgid}, {"sid", p.sid}, {"zombie", p.zombie},
             {"exit_code", p.exit_code}, {"comm", p.comm}, {"exe", p.exe}, {"cwd", p.cwd},
             {"cwd_deleted", p.cwd_deleted}, {"root", p.root}, {"umask", p.umask}, {"uids", p.uids},
-            {"gids", p.gids}, {"groups", p.groups}, {"shared_pending", sigs(p.shared_pending)}};
+            {"gids", p.gids}, {"groups", p.groups}, {"shared_pending", sigs(p.shared_pending)},
+            {"caps", {p.cap_inh, p.cap_prm, p.cap_eff, p.cap_bnd, p.cap_amb}}, {"no_new_privs", p.no_new_privs}};
   json rl = json::array();
   for (const auto& [r, v] : p.rlimits) rl.push_back({r, v.first, v.second});
   j["rlimits"] = rl;
@@ -134,6 +135,9 @@ ProcessCore process_from_json(const json& j) {
   p.gids = j.at("gids").get<std::vector<uint32_t>>();
   p.groups = j.at("groups").get<std::vector<uint32_t>>();
   p.shared_pending = sigs_from(j.at("shared_pending"));
+  const auto& caps = j.at("caps");
+  p.cap_inh = caps.at(0), p.cap_prm = caps.at(1), p.cap_eff = caps.at(2), p.cap_bnd = caps.at(3), p.cap_amb = caps.at(4);
+  p.no_new_privs = j.at("no_new_privs");
   for (const auto& r : j.at("rlimits")) p.rlimits[r.at(0)] = {r.at(1), r.at(2)};
   for (const auto& s : j.at("sigactions")) p.sigactions[s.at(0)] = SigAction{s.at(1), s.at(2), s.at(3), s.at(4)};
   const auto& mm = j.at("mm");

@@ -96,6 +96,8 @@ struct ProcessCore {
   uint32_t umask = 022;
   std::vector<uint32_t> uids, gids;  // real, effective, saved, fs
   std::vector<uint32_t> groups;
+  uint64_t cap_inh = 0, cap_prm = 0, cap_eff = 0, cap_bnd = ~0ull, cap_amb = 0;
+  bool no_new_privs = false;
   std::map<int, std::pair<uint64_t, uint64_t>> rlimits;  // resource -> (soft, hard)
   std::map<int, SigAction> sigactions;                    // only non-default ones
   std::vector<std::vector<uint8_t>> shared_pending;

@@ -94,6 +94,14 @@ Result<void> read_identity(pid_t pid, ProcessCore& p) {
   p.uids = numbers(field(*status, "Uid"));
   p.gids = numbers(field(*status, "Gid"));
   p.groups = numbers(field(*status, "Groups"));
+  auto hex = [&](const char* k) -> uint64_t {
+    auto v = field(*status, k);
+    return v.empty() ? 0 : std::strtoull(v[0].c_str(), nullptr, 16);
+  };
+  p.cap_inh = hex("CapInh"), p.cap_prm = hex("CapPrm"), p.cap_eff = hex("CapEff");
+  p.cap_bnd = hex("CapBnd"), p.cap_amb = hex("CapAmb");
+  auto nnp = field(*status, "NoNewPrivs");
+  p.no_new_privs = !nnp.empty() && nnp[0] == "1";
   auto um = field(*status, "Umask");
   if (!um.empty()) p.umask = uint32_t(std::strtoul(um[0].c_str(), nullptr, 8));
   auto comm = fs::read_file(base(pid) + "/comm");

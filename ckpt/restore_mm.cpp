@@ -235,19 +235,46 @@ Result<void> ProcessRebuild::thread_state(infect::Remote& r, const ThreadCore& t
   return ok();
 }
 
+// Credentials of one thread, in the order privileges allow: the bounding set shrinks
+// while we still hold CAP_SETPCAP, ids change with the permitted set kept, then the
+// capability sets, ambient capabilities and no_new_privs as dumped.
 Result<void> ProcessRebuild::creds(infect::Remote& r) {
   const ProcessCore& p = pp_.core;
   if (p.uids.size() < 3 || p.gids.size() < 3) return ok();
+  auto check = [&](long rc, const char* what) -> Result<void> {
+    if (rc < 0) return Error::sys("restore: pid " + std::to_string(p.pid) + ": " + what, int(-rc));
+    return ok();
+  };
+  for (int cap = 0; cap < 64; ++cap)
+    if (!(p.cap_bnd & (1ull << cap))) {
+      long rc = ENVRUN_TRY(r.syscall(SYS_prctl, PR_CAPBSET_DROP, uint64_t(cap)));
+      if (rc == -EINVAL) break;  // past the kernel's last capability
+      ENVRUN_CHECK(check(rc, "PR_CAPBSET_DROP"));
+    }
   uint64_t at = base_ + kPage + 3072;
   std::vector<uint32_t> groups = p.groups;
   if (!groups.empty())
     ENVRUN_CHECK(infect::write_mem(pp_.host_pid, at, std::span<const uint8_t>(reinterpret_cast<uint8_t*>(groups.data()), groups.size() * 4)));
   long rc = ENVRUN_TRY(r.syscall(SYS_setgroups, groups.size(), at));
-  if (rc < 0 && rc != -EPERM) return Error::sys("restore: setgroups", int(-rc));
-  rc = ENVRUN_TRY(r.syscall(SYS_setresgid, p.gids[0], p.gids[1], p.gids[2]));
-  if (rc < 0) return Error::sys("restore: setresgid", int(-rc));
-  rc = ENVRUN_TRY(r.syscall(SYS_setresuid, p.uids[0], p.uids[1], p.uids[2]));
-  if (rc < 0) return Error::sys("restore: setresuid", int(-rc));
+  if (rc != -EPERM) ENVRUN_CHECK(check(rc, "setgroups"));
+  ENVRUN_CHECK(check(ENVRUN_TRY(r.syscall(SYS_setresgid, p.gids[0], p.gids[1], p.gids[2])), "setresgid"));
+  ENVRUN_CHECK(check(ENVRUN_TRY(r.syscall(SYS_prctl, PR_SET_KEEPCAPS, 1)), "PR_SET_KEEPCAPS"));
+  ENVRUN_CHECK(check(ENVRUN_TRY(r.syscall(SYS_setresuid, p.uids[0], p.uids[1], p.uids[2])), "setresuid"));
+  ENVRUN_CHECK(check(ENVRUN_TRY(r.syscall(SYS_prctl, PR_SET_KEEPCAPS, 0)), "PR_SET_KEEPCAPS"));
+  struct {
+    uint32_t version;
+    int pid;
+    uint32_t data[6];  // {effective, permitted, inheritable} x 2 (low, high 32 bits)
+  } capset{0x20080522, 0,
+           {uint32_t(p.cap_eff), uint32_t(p.cap_prm), uint32_t(p.cap_inh), uint32_t(p.cap_eff >> 32),
+            uint32_t(p.cap_prm >> 32), uint32_t(p.cap_inh >> 32)}};
+  ENVRUN_CHECK(infect::write_mem(pp_.host_pid, at, std::span<const uint8_t>(reinterpret_cast<uint8_t*>(&capset), sizeof capset)));
+  ENVRUN_CHECK(check(ENVRUN_TRY(r.syscall(SYS_capset, at, at + 8)), "capset"));
+  ENVRUN_CHECK(check(ENVRUN_TRY(r.syscall(SYS_prctl, PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0)), "ambient"));
+  for (int cap = 0; cap < 64; ++cap)
+    if (p.cap_amb & (1ull << cap))
+      ENVRUN_CHECK(check(ENVRUN_TRY(r.syscall(SYS_prctl, PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, uint64_t(cap), 0, 0)), "ambient raise"));
+  if (p.no_new_privs) ENVRUN_CHECK(check(ENVRUN_TRY(r.syscall(SYS_prctl, PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)), "no_new_privs"));
   return ok();
 }
 

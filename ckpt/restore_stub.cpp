@@ -142,8 +142,12 @@ Result<void> set_signals(const ProcessCore& p) {
 Result<void> set_timers(const ProcessCore& p) {
   for (size_t which = 0; which < p.itimers.size() && which < 3; ++which) {
     const auto& t = p.itimers[which];
-    if (!t.value_sec && !t.value_usec) continue;
+    if (!t.value_sec && !t.value_usec && !t.interval_sec && !t.interval_usec) continue;
     struct itimerval v {{t.interval_sec, t.interval_usec}, {t.value_sec, t.value_usec}};
+    // A periodic ITIMER_REAL whose SIGALRM is pending (not yet dequeued) reads 0: the
+    // kernel re-arms it when the signal is dequeued. Arm it to expire at once (the
+    // signal merges with the pending one) so that it is periodic again.
+    if (!t.value_sec && !t.value_usec) v.it_value.tv_usec = 1;
     if (::setitimer(static_cast<__itimer_which>(which), &v, nullptr) < 0) return Error::sys("setitimer");
   }
   if (p.timers.empty()) return ok();
@@ -160,7 +164,8 @@ Result<void> set_timers(const ProcessCore& p) {
     if (::syscall(SYS_timer_create, t.clock, &ev, &id) < 0) return Error::sys("timer_create id " + std::to_string(t.id));
     if (id != t.id) return Error::make(ErrorKind::System, "timer_create: got id " + std::to_string(id) + ", not " + std::to_string(t.id));
     struct itimerspec spec {{t.interval_sec, t.interval_nsec}, {t.value_sec, t.value_nsec}};
-    if ((t.value_sec || t.value_nsec) && ::syscall(SYS_timer_settime, id, 0, &spec, nullptr) < 0)
+    if (!t.value_sec && !t.value_nsec && (t.interval_sec || t.interval_nsec)) spec.it_value.tv_nsec = 1;  // as for ITIMER_REAL
+    if ((spec.it_value.tv_sec || spec.it_value.tv_nsec) && ::syscall(SYS_timer_settime, id, 0, &spec, nullptr) < 0)
       return Error::sys("timer_settime id " + std::to_string(t.id));
   }
   (void)::prctl(kPrTimerCreateRestoreIds, 0, 0, 0, 0);

@@ -56,6 +56,8 @@ OUT2=$T/ck2.out
 : >"$OUT2"
 er run -d -b "$B" ck2 >>"$OUT2" 2>&1 </dev/null  # O_APPEND: every restored run's PASS line is kept
 wait_for 20 grep -q READY "$OUT2" || fail "counter: READY"
+privs() { grep -E '^(Uid|Gid|CapInh|CapPrm|CapEff|CapBnd|CapAmb|NoNewPrivs|Seccomp):' "/proc/$(er state ck2 | json_get "d['pid']")/status"; }
+PRIVS=$(privs)
 capture er checkpoint --leave-running --image-path "$T/ck2-a" ck2
 assert_eq "checkpoint --leave-running exits 0" 0 "$RC" || last_cmd_details
 assert_eq "the container still runs after --leave-running" running "$(er state ck2 | json_get "d['status']")"
@@ -67,6 +69,7 @@ check "the zstd image is smaller than the plain one" test "$(stat -c %s "$T/ck2-
 for img in ck2-b ck2-b ck2-a; do
   capture er restore -d --image-path "$T/$img" -b "$B" ck2
   assert_eq "restore from $img exits 0" 0 "$RC" || last_cmd_details
+  assert_eq "restore from $img: ids, capability sets and no_new_privs as before" "$PRIVS" "$(privs)"
   sleep 0.2
   er kill ck2 TERM
   n=$(grep -c '^PASS counter$' "$OUT2")
