@@ -2,6 +2,7 @@
 // let the tree go on (--leave-running) or kill it. Image order (restore reads it so):
 // inventory, files (+ file-data), then per process: process-core, thread-regs and
 // thread-xstate of each thread; then the memory (pages, shared-mem); end.
+#include "ckpt/clock.hpp"
 #include "ckpt/dump.hpp"
 
 #include <signal.h>
@@ -21,11 +22,6 @@
 namespace envrun::ckpt {
 
 namespace {
-
-uint64_t now_us() {
-  return uint64_t(std::chrono::duration_cast<std::chrono::microseconds>(
-                      std::chrono::steady_clock::now().time_since_epoch()).count());
-}
 
 struct Seized {
   pid_t pid;

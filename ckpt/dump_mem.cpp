@@ -1,4 +1,5 @@
 // MemDumper (dump_mem.hpp). Pages payload: 8-byte little-endian address, then whole pages.
+#include "ckpt/clock.hpp"
 #include "ckpt/dump_mem.hpp"
 
 #include <fcntl.h>
@@ -16,11 +17,6 @@ namespace {
 
 constexpr uint64_t kPage = 4096;
 constexpr uint64_t kPresent = 1ull << 63, kSwapped = 1ull << 62, kFilePage = 1ull << 61;
-
-uint64_t now_us() {
-  return uint64_t(std::chrono::duration_cast<std::chrono::microseconds>(
-                      std::chrono::steady_clock::now().time_since_epoch()).count());
-}
 
 bool zero_page(const uint8_t* p) {
   const uint64_t* w = reinterpret_cast<const uint64_t*>(p);

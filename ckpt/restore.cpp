@@ -1,4 +1,5 @@
 // restore() (restore.hpp): verify, plan, files, stub tree, take-over, pages, finish.
+#include "ckpt/clock.hpp"
 #include "ckpt/restore.hpp"
 
 #include <fcntl.h>
@@ -19,11 +20,6 @@
 namespace envrun::ckpt {
 
 namespace {
-
-uint64_t now_us() {
-  return uint64_t(std::chrono::duration_cast<std::chrono::microseconds>(
-                      std::chrono::steady_clock::now().time_since_epoch()).count());
-}
 
 // The stub tree, killed unless released: a failed restore leaves nothing running.
 struct StubTree {
