@@ -58,6 +58,9 @@ Result<std::vector<Seized>> seize_tree(pid_t root, Freezer& fz) {
     if (!grew) break;
     if (fz.frozen()) break;  // frozen: one pass sees everything
   }
+  if (out.empty() || out[0].pid != root)
+    return Error::make(ErrorKind::NotFound, "pid " + std::to_string(root) + ": no such process");
+  if (out[0].zombie) return Error::make(ErrorKind::State, "pid " + std::to_string(root) + ": a zombie cannot be checkpointed");
   if (fz.frozen()) {
     ENVRUN_CHECK(fz.thaw());
     for (auto& s : out)
@@ -102,8 +105,9 @@ nlohmann::json inventory(const DumpOptions& o, const std::vector<CapturedProcess
   j["arch"] = u.machine;
   j["root_pid"] = procs.empty() ? 0 : procs[0].core.pid;
   j["processes"] = procs.size();
-  for (const auto& v : procs.empty() ? std::vector<Vma>{} : procs[0].core.vmas)
-    if (v.kind == Vma::Kind::Vdso) j["vdso_size"] = v.size();
+  if (!procs.empty())
+    for (const auto& v : procs[0].core.vmas)
+      if (v.kind == Vma::Kind::Vdso) j["vdso_size"] = v.size();
   return j;
 }
 

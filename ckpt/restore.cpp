@@ -150,6 +150,7 @@ Result<RestoreResult> restore(const RestoreOptions& o) {
   tree.root = *root;
   ready_w.reset();
   plan.file_fds.clear();  // the stubs hold them now
+  plan.pipe_ends.clear();
   size_t live = 0;
   for (const auto& pp : plan.procs) live += pp.core.zombie ? 0 : 1;
   ENVRUN_CHECK(wait_ready(ready_r.get(), live));

@@ -138,8 +138,8 @@ Result<void> open_files(Plan& p) {
             ENVRUN_CHECK(write_all(pp[1], data->second, "restore: " + where + ": refill"));
           }
           it = pipes.emplace(f.pipe_ino, std::make_pair(pp[0], pp[1])).first;
-          p.file_fds[f.id + (1ull << 62)].reset(pp[0]);  // both ends owned even if one is unused
-          p.file_fds[f.id + (1ull << 63)].reset(pp[1]);
+          p.pipe_ends.emplace_back(pp[0]);  // both ends owned even if one is unused
+          p.pipe_ends.emplace_back(pp[1]);
         }
         fd = ::fcntl(access == O_RDONLY ? it->second.first : it->second.second, F_DUPFD_CLOEXEC, 0);
         if (fd < 0) return Error::sys("restore: " + where);

@@ -30,6 +30,7 @@ struct Plan {
   std::map<uint64_t, std::vector<uint8_t>> file_data;
   std::vector<ProcPlan> procs;                 // procs[0] is the root
   std::map<uint64_t, UniqueFd> file_fds;       // OpenFile id -> engine fd
+  std::vector<UniqueFd> pipe_ends;             // both ends of every re-created pipe (dups go to file_fds)
   std::map<uint64_t, UniqueFd> shm_fds;        // shared anonymous memory (inode) -> memfd
   std::string old_root, new_root;              // host directories: the dumped root, the new one
 

@@ -193,13 +193,12 @@ Result<void> set_session(const ProcessCore& p) {
 }
 
 // Children first come up, zombies die; the SIGCHLDs the stub got are not the app's.
-Result<void> fork_children(const Plan& plan, const ProcPlan& pp, int ready_fd,
-                           const std::function<Result<void>()>& none) {
+Result<void> fork_children(const Plan& plan, const ProcPlan& pp, int ready_fd) {
   std::vector<pid_t> zombies;
   for (size_t c : pp.children) {
     auto pid = clone3_with_pid(plan.procs[c].core.pid, 0);
     if (!pid) return std::move(pid).error().with_context("fork pid " + std::to_string(plan.procs[c].core.pid));
-    if (*pid == 0) stub_main(plan, c, ready_fd, none);
+    if (*pid == 0) stub_main(plan, c, ready_fd);
     if (plan.procs[c].core.zombie) zombies.push_back(*pid);
   }
   for (pid_t z : zombies) {
@@ -259,7 +258,7 @@ void stub_main(const Plan& plan, size_t idx, int ready_fd, const std::function<R
   if (in_root_stub) step(in_root_stub());
   ::prctl(PR_SET_NAME, p.comm.c_str(), 0, 0, 0);
   step(set_session(p));
-  step(fork_children(plan, pp, ready_fd, {}));
+  step(fork_children(plan, pp, ready_fd));
   std::set<int> keep{ready_fd};
   for (const auto& [ino, fd] : plan.shm_fds) keep.insert(fd.get());
   step(set_cwd(plan, p));

@@ -91,3 +91,5 @@ expect_fail 1 "checksum" er restore -d --image-path "$T/flip" -b "$B" ck3
 check "no process of the refused restores runs" test -z "$(pgrep -f /ckpt_counter)"
 expect_fail 2 "give a container id" er checkpoint --image-path "$T/x"
 expect_fail 4 "" er checkpoint --image-path "$T/x" nosuch
+expect_fail 4 "pid 999999: no such process" er checkpoint --pid 999999 --image-path "$T/nopid"
+check "no image written for a missing pid" test ! -e "$T/nopid/envrun.img" -a ! -e "$T/nopid/envrun.img.partial"
