@@ -147,10 +147,7 @@ Result<DumpStats> dump(const DumpOptions& o) {
   uint64_t t0 = now_us();
   ENVRUN_CHECK(fz.freeze());
   auto tree = seize_tree(o.root, fz);
-  if (!tree) {
-    release_tree({}, false);
-    return std::move(tree).error();
-  }
+  if (!tree) return std::move(tree).error();  // threads seized so far are let go when envrun exits
   uint64_t t1 = now_us();
   st.freezing_us = t1 - t0;
   auto finish = [&](bool kill_it) {

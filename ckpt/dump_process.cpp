@@ -25,6 +25,12 @@ struct RseqConfiguration {
   uint32_t rseq_abi_size, signature, flags, pad;
 };
 
+// A remote syscall's output struct, from the scratch page into obj.
+template <class T>
+Result<void> read_into(pid_t pid, uint64_t addr, T& obj) {
+  return infect::read_mem(pid, addr, std::span<uint8_t>(reinterpret_cast<uint8_t*>(&obj), sizeof obj));
+}
+
 Error at(pid_t pid, Error e) { return std::move(e).with_context("checkpoint: pid " + std::to_string(pid)); }
 
 // A syscall instruction every thread can use without writing into the target: the vdso's.
@@ -41,7 +47,7 @@ Result<void> sigactions(infect::Remote& r, uint64_t scratch, pid_t pid, ProcessC
     long rc = ENVRUN_TRY(r.syscall(SYS_rt_sigaction, uint64_t(sig), 0, scratch, 8));
     if (rc < 0) continue;  // 32, 33: glibc-reserved numbers still answer; others may not
     SigAction a{};
-    ENVRUN_CHECK(infect::read_mem(pid, scratch, std::span<uint8_t>(reinterpret_cast<uint8_t*>(&a), sizeof a)));
+    ENVRUN_CHECK(read_into(pid, scratch, a));
     if (a.handler != 0 || a.flags != 0 || a.mask != 0) p.sigactions[sig] = a;
   }
   return ok();
@@ -67,13 +73,13 @@ Result<void> thread_basics(pid_t pid, pid_t tid, ThreadCore& t) {
 Result<void> thread_extras(infect::Remote& r, pid_t pid, uint64_t scratch, ThreadCore& t) {
   uint64_t ss[3] = {};
   long rc = ENVRUN_TRY(r.syscall(SYS_sigaltstack, 0, scratch));
-  if (rc == 0) ENVRUN_CHECK(infect::read_mem(pid, scratch, std::span<uint8_t>(reinterpret_cast<uint8_t*>(ss), sizeof ss)));
+  if (rc == 0) ENVRUN_CHECK(read_into(pid, scratch, ss));
   t.altstack_sp = ss[0];
   t.altstack_flags = int(ss[1] & 0xffffffff);
   t.altstack_size = ss[2];
   uint64_t ctid = 0;
   rc = ENVRUN_TRY(r.syscall(SYS_prctl, PR_GET_TID_ADDRESS, scratch));
-  if (rc == 0) ENVRUN_CHECK(infect::read_mem(pid, scratch, std::span<uint8_t>(reinterpret_cast<uint8_t*>(&ctid), 8)));
+  if (rc == 0) ENVRUN_CHECK(read_into(pid, scratch, ctid));
   t.clear_tid = ctid;
   return ok();
 }
@@ -83,7 +89,7 @@ Result<void> timers(infect::Remote& r, uint64_t scratch, pid_t pid, ProcessCore&
   for (int which = 0; which < 3; ++which) {
     int64_t v[4] = {};
     long rc = ENVRUN_TRY(r.syscall(SYS_getitimer, uint64_t(which), scratch));
-    if (rc == 0) ENVRUN_CHECK(infect::read_mem(pid, scratch, std::span<uint8_t>(reinterpret_cast<uint8_t*>(v), sizeof v)));
+    if (rc == 0) ENVRUN_CHECK(read_into(pid, scratch, v));
     p.itimers.push_back(ITimer{v[0], v[1], v[2], v[3]});
   }
   auto text = fs::read_file("/proc/" + std::to_string(pid) + "/timers");
@@ -96,7 +102,7 @@ Result<void> timers(infect::Remote& r, uint64_t scratch, pid_t pid, ProcessCore&
     if (!have) return ok();
     int64_t v[4] = {};
     long rc = ENVRUN_TRY(r.syscall(SYS_timer_gettime, uint64_t(t.id), scratch));
-    if (rc == 0) ENVRUN_CHECK(infect::read_mem(pid, scratch, std::span<uint8_t>(reinterpret_cast<uint8_t*>(v), sizeof v)));
+    if (rc == 0) ENVRUN_CHECK(read_into(pid, scratch, v));
     t.interval_sec = v[0], t.interval_nsec = v[1], t.value_sec = v[2], t.value_nsec = v[3];
     p.timers.push_back(t);
     t = PosixTimer{};
