@@ -169,6 +169,7 @@ Result<DumpStats> dump(const DumpOptions& o) {
     st.threads += s.tids.size();
     procs.push_back(std::move(*c));
   }
+  if (auto r = files.check_peers(); !r) return finish(false), std::move(r).error();
   st.processes = procs.size();
   // Parents as the tree sees them (status shows PPid in the host's pid namespace).
   for (auto& c : procs)

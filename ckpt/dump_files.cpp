@@ -9,6 +9,8 @@
 
 #include <algorithm>
 
+#include "ckpt/dump_sockets.hpp"
+#include "ckpt/sockets.hpp"
 #include "kernel/fd.hpp"
 
 namespace envrun::ckpt {
@@ -61,11 +63,25 @@ Result<std::vector<uint8_t>> whole_file(pid_t pid, int fd, uint64_t size) {
 
 }  // namespace
 
-Result<void> FileTable::classify(pid_t pid, const proc::FdInfo& fd, OpenFile& f) {
+uint64_t FileTable::add_data(std::vector<uint8_t> bytes) {
+  uint64_t id = data_.size() + 1;
+  data_[id] = std::move(bytes);
+  return id;
+}
+
+Result<void> FileTable::classify(pid_t pid, pid_t ns_pid, const proc::FdInfo& fd, OpenFile& f) {
   f.flags = fd.flags & ~O_CLOEXEC;
   f.pos = fd.pos;
   unsigned long long ino = 0;
-  if (std::sscanf(fd.link.c_str(), "pipe:[%llu]", &ino) == 1) {
+  if (fd.link.rfind("socket:[", 0) == 0) {
+    std::vector<uint8_t> queued;
+    ENVRUN_CHECK(dump_socket(pid, fd, f, queued));
+    if (!queued.empty()) f.sock.in_data_id = add_data(std::move(queued));
+  } else if (fd.link == "anon_inode:[eventpoll]") {
+    ENVRUN_CHECK(dump_epoll(pid, ns_pid, fd, f));
+  } else if (fd.link == "anon_inode:[eventfd]") {
+    ENVRUN_CHECK(dump_eventfd(fd, f));
+  } else if (std::sscanf(fd.link.c_str(), "pipe:[%llu]", &ino) == 1) {
     f.kind = OpenFile::Kind::Pipe;
     f.pipe_ino = ino;
   } else if (fd.link.empty() || fd.link[0] != '/') {
@@ -85,9 +101,8 @@ Result<void> FileTable::classify(pid_t pid, const proc::FdInfo& fd, OpenFile& f)
       f.kind = OpenFile::Kind::Deleted;
       f.path.resize(f.path.size() - 10);
       auto bytes = ENVRUN_TRY(whole_file(pid, fd.fd, uint64_t(st.st_size)));
-      f.data_id = data_.size() + 1;
       f.data_size = bytes.size();
-      data_[f.data_id] = std::move(bytes);
+      f.data_id = add_data(std::move(bytes));
     } else if (S_ISREG(st.st_mode)) f.kind = OpenFile::Kind::Regular;
     else {
       f.kind = OpenFile::Kind::Unsupported;
@@ -97,16 +112,14 @@ Result<void> FileTable::classify(pid_t pid, const proc::FdInfo& fd, OpenFile& f)
   }
   if ((f.kind == OpenFile::Kind::Pipe || f.kind == OpenFile::Kind::Fifo) && !pipe_data_.count(f.pipe_ino)) {
     auto bytes = ENVRUN_TRY(pipe_bytes(pid, fd.fd));
-    uint64_t id = data_.size() + 1;
-    pipe_data_[f.pipe_ino] = id;
-    f.data_id = id;
     f.data_size = bytes.size();
-    data_[id] = std::move(bytes);
+    f.data_id = add_data(std::move(bytes));
+    pipe_data_[f.pipe_ino] = f.data_id;
   }
   return ok();
 }
 
-Result<FdEntry> FileTable::add(pid_t pid, const proc::FdInfo& fd) {
+Result<FdEntry> FileTable::add(pid_t pid, pid_t ns_pid, const proc::FdInfo& fd) {
   FdEntry e{fd.fd, 0, (fd.flags & O_CLOEXEC) != 0};
   for (size_t i = 0; i < files_.size(); ++i) {
     if (same_file(owners_[i].first, owners_[i].second, pid, fd.fd)) {
@@ -116,7 +129,7 @@ Result<FdEntry> FileTable::add(pid_t pid, const proc::FdInfo& fd) {
   }
   OpenFile f;
   f.id = files_.size() + 1;
-  ENVRUN_CHECK(classify(pid, fd, f));
+  ENVRUN_CHECK(classify(pid, ns_pid, fd, f));
   if (f.kind == OpenFile::Kind::Unsupported)
     return Error::make(ErrorKind::System, "pid " + std::to_string(pid) + " fd " + std::to_string(fd.fd) + ": " + f.what +
                                               ": this kind of file cannot be checkpointed yet");
@@ -124,6 +137,22 @@ Result<FdEntry> FileTable::add(pid_t pid, const proc::FdInfo& fd) {
   files_.push_back(std::move(f));
   owners_.push_back({pid, fd.fd});
   return e;
+}
+
+Result<void> FileTable::check_peers() const {
+  for (const auto& f : files_) {
+    if (f.kind != OpenFile::Kind::Socket || f.sock.peer_ino == 0) continue;
+    bool found = std::any_of(files_.begin(), files_.end(), [&](const OpenFile& o) {
+      return o.kind == OpenFile::Kind::Socket && o.sock.ino == f.sock.peer_ino;
+    });
+    if (!found) {
+      const auto& k = f.sock;
+      return Error::make(ErrorKind::System, sock::describe(k.family, k.type, k.addr, k.port) + " (inode " + std::to_string(k.ino) +
+                                                ") is connected to socket inode " + std::to_string(k.peer_ino) +
+                                                ", which no process of the tree holds: cannot be checkpointed yet");
+    }
+  }
+  return ok();
 }
 
 }  // namespace envrun::ckpt

@@ -15,12 +15,16 @@ namespace envrun::ckpt {
 
 class FileTable {
  public:
-  Result<FdEntry> add(pid_t pid, const proc::FdInfo& fd);
+  // pid: host pid; ns_pid: the same process in the dumped pid namespace.
+  Result<FdEntry> add(pid_t pid, pid_t ns_pid, const proc::FdInfo& fd);
+  // After every process: unix sockets whose peer is not in the tree are refused.
+  Result<void> check_peers() const;
   const std::vector<OpenFile>& files() const { return files_; }
   const std::map<uint64_t, std::vector<uint8_t>>& data() const { return data_; }
 
  private:
-  Result<void> classify(pid_t pid, const proc::FdInfo& fd, OpenFile& f);
+  Result<void> classify(pid_t pid, pid_t ns_pid, const proc::FdInfo& fd, OpenFile& f);
+  uint64_t add_data(std::vector<uint8_t> bytes);
   std::vector<int> host_mounts_ = proc::own_mount_ids();
   std::vector<OpenFile> files_;
   std::vector<std::pair<pid_t, int>> owners_;  // first (pid, fd) of each file, for kcmp

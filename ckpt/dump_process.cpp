@@ -144,7 +144,7 @@ Result<CapturedProcess> capture_process(pid_t pid, const std::vector<pid_t>& tid
     if (::prlimit(pid, static_cast<__rlimit_resource>(r), nullptr, &lim) == 0) p.rlimits[r] = {lim.rlim_cur, lim.rlim_max};
   }
   for (const auto& fd : ENVRUN_TRY(proc::read_fds(pid))) {
-    auto e = files.add(pid, fd);
+    auto e = files.add(pid, p.pid, fd);
     if (!e) return at(pid, std::move(e).error());
     p.fds.push_back(*e);
   }

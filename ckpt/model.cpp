@@ -155,9 +155,23 @@ ProcessCore process_from_json(const json& j) {
 }
 
 json to_json(const OpenFile& f) {
-  return {{"id", f.id},   {"kind", int(f.kind)}, {"path", f.path},       {"flags", f.flags},
+  json j = {{"id", f.id},   {"kind", int(f.kind)}, {"path", f.path},       {"flags", f.flags},
           {"pos", f.pos}, {"pipe_ino", f.pipe_ino}, {"data_id", f.data_id}, {"data_size", f.data_size},
           {"mode", f.mode}, {"what", f.what}, {"host_path", f.host_path}};
+  if (f.kind == OpenFile::Kind::Socket) {
+    const auto& s = f.sock;
+    j["sock"] = {{"family", s.family}, {"type", s.type}, {"protocol", s.protocol}, {"listening", s.listening},
+                 {"backlog", s.backlog}, {"addr", s.addr}, {"port", s.port}, {"peer_addr", s.peer_addr},
+                 {"peer_port", s.peer_port}, {"opts", s.opts}, {"ino", s.ino}, {"peer_ino", s.peer_ino},
+                 {"in_data_id", s.in_data_id}};
+  }
+  if (f.kind == OpenFile::Kind::Epoll) {
+    j["owner"] = f.owner;
+    j["epoll"] = json::array();
+    for (const auto& t : f.epoll) j["epoll"].push_back({t.fd, t.events, t.data});
+  }
+  if (f.kind == OpenFile::Kind::EventFd) j["eventfd"] = {{"count", f.count}, {"semaphore", f.semaphore}};
+  return j;
 }
 
 OpenFile file_from_json(const json& j) {
@@ -173,6 +187,21 @@ OpenFile file_from_json(const json& j) {
   f.mode = j.at("mode");
   f.what = j.at("what");
   f.host_path = j.value("host_path", true);
+  if (j.contains("sock")) {
+    const auto& k = j.at("sock");
+    auto& s = f.sock;
+    s.family = k.at("family"), s.type = k.at("type"), s.protocol = k.at("protocol");
+    s.listening = k.at("listening"), s.backlog = k.at("backlog");
+    s.addr = k.at("addr"), s.port = k.at("port"), s.peer_addr = k.at("peer_addr"), s.peer_port = k.at("peer_port");
+    s.opts = k.at("opts").get<std::map<std::string, int>>();
+    s.ino = k.at("ino"), s.peer_ino = k.at("peer_ino"), s.in_data_id = k.at("in_data_id");
+  }
+  if (j.contains("epoll")) {
+    f.owner = j.at("owner");
+    for (const auto& t : j.at("epoll")) f.epoll.push_back(EpollTarget{t.at(0), t.at(1), t.at(2)});
+  }
+  if (j.contains("eventfd")) f.count = j.at("eventfd").at("count"), f.semaphore = j.at("eventfd").at("semaphore");
+  if (int(f.kind) < 0 || f.kind > OpenFile::Kind::EventFd) throw std::out_of_range("file " + std::to_string(f.id) + ": unknown kind");
   return f;
 }
 

@@ -32,9 +32,31 @@ struct Vma {
   uint64_t size() const { return end - start; }
 };
 
+// A socket: what it takes to make it again (Kind::Socket).
+struct SocketState {
+  int family = 0, type = 0, protocol = 0;  // SO_DOMAIN, SO_TYPE, SO_PROTOCOL
+  bool listening = false;
+  int backlog = 0;                         // listening: the listen() backlog (0: SOMAXCONN)
+  std::string addr;                        // bound address: numeric (inet), path or "@name" (unix)
+  int port = 0;
+  std::string peer_addr;                   // connected (UDP) peer
+  int peer_port = 0;
+  std::map<std::string, int> opts;         // socket options by name (sockets.cpp: the table)
+  uint64_t ino = 0, peer_ino = 0;          // unix socket pairs: this end's inode, the other end's
+  uint64_t in_data_id = 0;                 // unix stream pairs: FileData of the bytes queued to this end
+};
+
+// One registration of an epoll instance (fdinfo "tfd: events: data:").
+struct EpollTarget {
+  int fd = 0;
+  uint32_t events = 0;
+  uint64_t data = 0;
+};
+
 // One open file description; shared by fd entries (across processes) that point to it.
 struct OpenFile {
-  enum class Kind { Regular, Directory, Pipe, Fifo, CharDevice, Deleted, Unsupported };
+  // (Numbered in the image: new kinds go at the end.)
+  enum class Kind { Regular, Directory, Pipe, Fifo, CharDevice, Deleted, Unsupported, Socket, Epoll, EventFd };
   uint64_t id = 0;             // image-wide id
   Kind kind = Kind::Regular;
   std::string path;            // Regular, Directory, Fifo, CharDevice, Deleted: see host_path
@@ -46,6 +68,11 @@ struct OpenFile {
   uint64_t data_size = 0;
   uint32_t mode = 0;           // Deleted: st_mode
   std::string what;            // Unsupported: the /proc link text, for the error message
+  SocketState sock;            // Socket
+  std::vector<EpollTarget> epoll;  // Epoll: its registrations, fd numbers as seen by `owner`
+  pid_t owner = 0;             // Epoll: the process (namespace pid) that re-registers them
+  uint64_t count = 0;          // EventFd: the counter
+  bool semaphore = false;      // EventFd: EFD_SEMAPHORE
 };
 
 struct FdEntry {

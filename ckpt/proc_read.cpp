@@ -206,6 +206,7 @@ Result<std::vector<FdInfo>> read_fds(pid_t pid) {
     if (!flags.empty()) f.flags = int(std::strtol(flags[0].c_str(), nullptr, 8));
     auto mnt = field(*info, "mnt_id");
     if (!mnt.empty()) f.mnt_id = std::atoi(mnt[0].c_str());
+    f.text = std::move(*info);
     out.push_back(std::move(f));
   }
   std::sort(out.begin(), out.end(), [](const FdInfo& a, const FdInfo& b) { return a.fd < b.fd; });

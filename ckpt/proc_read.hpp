@@ -32,6 +32,7 @@ struct FdInfo {
   int64_t pos = 0;
   int flags = 0;  // octal "flags" of fdinfo (includes O_CLOEXEC)
   int mnt_id = -1;
+  std::string text;  // the whole fdinfo (epoll targets, eventfd count, ...)
 };
 // Mount ids of this process's mount namespace (/proc/self/mountinfo): a file on one of
 // them has a path the host can open; others are below a container's own mounts.

@@ -2,6 +2,8 @@
 #include "ckpt/restore_plan.hpp"
 
 #include <fcntl.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -146,6 +148,15 @@ Result<void> open_files(Plan& p) {
         (void)::fcntl(fd, F_SETFL, f.flags & ~O_ACCMODE);
         break;
       }
+      case OpenFile::Kind::Socket: continue;  // made by the root stub, in the tree's network namespace
+      case OpenFile::Kind::Epoll:
+        fd = ::epoll_create1(EPOLL_CLOEXEC);  // filled by its owner (restore_sockets.hpp)
+        if (fd < 0) return Error::sys("restore: " + where + ": epoll_create1");
+        break;
+      case OpenFile::Kind::EventFd:
+        fd = ::eventfd(unsigned(f.count), EFD_CLOEXEC | (f.semaphore ? EFD_SEMAPHORE : 0));
+        if (fd < 0) return Error::sys("restore: " + where + ": eventfd");
+        break;
       case OpenFile::Kind::Deleted: {
         std::string path = f.host_path ? f.path : p.outside(f.path);
         std::string dir = path.substr(0, path.find_last_of('/'));
@@ -168,6 +179,7 @@ Result<void> open_files(Plan& p) {
         break;
       }
     }
+    if (f.kind == OpenFile::Kind::Epoll || f.kind == OpenFile::Kind::EventFd) (void)::fcntl(fd, F_SETFL, f.flags & ~O_ACCMODE);
     p.file_fds[f.id].reset(fd);
     if (f.kind == OpenFile::Kind::Regular || f.kind == OpenFile::Kind::Deleted || f.kind == OpenFile::Kind::Directory)
       if (::lseek(fd, f.pos, SEEK_SET) < 0 && f.pos != 0) return Error::sys("restore: " + where + ": lseek");

@@ -2,6 +2,8 @@
 // that the engine will take over with ptrace: no return, no exit handlers, no stdio.
 #include "ckpt/restore_stub.hpp"
 
+#include "ckpt/restore_sockets.hpp"
+
 #include <fcntl.h>
 #include <linux/sched.h>
 #include <signal.h>
@@ -75,6 +77,10 @@ Result<void> make_threads(const ProcessCore& p) {
   return ok();
 }
 
+// Files the root stub made itself (sockets: in the tree's network namespace); the
+// other stubs inherit them at fork.
+std::map<uint64_t, UniqueFd> g_stub_fds;
+
 // The fd table exactly as dumped. Engine fds (inherited) move above every number in
 // use, then onto their targets; everything else is closed except `keep`.
 Result<void> set_fds(const Plan& plan, const ProcessCore& p, const std::set<int>& keep) {
@@ -82,11 +88,13 @@ Result<void> set_fds(const Plan& plan, const ProcessCore& p, const std::set<int>
   for (const auto& e : p.fds) top = std::max(top, e.fd);
   for (int k : keep) top = std::max(top, k);
   for (const auto& [id, fd] : plan.file_fds) top = std::max(top, fd.get());
+  for (const auto& [id, fd] : g_stub_fds) top = std::max(top, fd.get());
   std::vector<std::pair<int, const FdEntry*>> moved;
   for (const auto& e : p.fds) {
     if (keep.count(e.fd)) return Error::make(ErrorKind::System, "fd " + std::to_string(e.fd) + " is needed by the restore itself");
     auto it = plan.file_fds.find(e.file);
-    if (it == plan.file_fds.end()) return Error::make(ErrorKind::Config, "fd " + std::to_string(e.fd) + ": unknown file");
+    if (it == plan.file_fds.end()) it = g_stub_fds.find(e.file);
+    if (it == g_stub_fds.end()) return Error::make(ErrorKind::Config, "fd " + std::to_string(e.fd) + ": unknown file");
     int m = ::fcntl(it->second.get(), F_DUPFD_CLOEXEC, top + 1);
     if (m < 0) return Error::sys("fd " + std::to_string(e.fd) + ": dup");
     moved.push_back({m, &e});
@@ -256,6 +264,7 @@ void stub_main(const Plan& plan, size_t idx, int ready_fd, const std::function<R
     if (!r) fail(ready_fd, p.pid, r.error().message, r.error().sys_errno);
   };
   if (in_root_stub) step(in_root_stub());
+  if (idx == 0) step(open_sockets(plan, g_stub_fds));
   ::prctl(PR_SET_NAME, p.comm.c_str(), 0, 0, 0);
   step(set_session(p));
   step(fork_children(plan, pp, ready_fd));
@@ -265,6 +274,7 @@ void stub_main(const Plan& plan, size_t idx, int ready_fd, const std::function<R
   ::umask(p.umask);
   set_rlimits(p);
   step(set_fds(plan, p, keep));
+  step(fill_epolls(plan, p));
   step(make_threads(p));
   step(set_signals(p));
   step(set_timers(p));

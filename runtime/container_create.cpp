@@ -98,7 +98,7 @@ struct NamespacePlan {
   unsigned long unshare_flags = 0;
   std::vector<std::pair<int, std::string>> paths;  // to join in the child (pid: in the parent)
   std::string pid_path;
-  bool new_user = false, mount = false, cgroup = false, pid = false;
+  bool new_user = false, mount = false, cgroup = false, pid = false, new_net = false;
 };
 
 NamespacePlan plan_namespaces(const oci::Spec& spec) {
@@ -117,6 +117,7 @@ NamespacePlan plan_namespaces(const oci::Spec& spec) {
       continue;
     }
     if (f == CLONE_NEWUSER) p.new_user = true;
+    if (f == CLONE_NEWNET) p.new_net = true;
     // The cgroup namespace is made after the init has joined its cgroup; with a joined
     // user namespace the others are made after joining it, so that it owns them.
     // A time namespace is made with unshare so that its offsets can be set before the
@@ -327,6 +328,7 @@ Result<Created> create_container(const StateStore& store, const CreateOptions& o
   if (opt.init_replacement) ictx.replacement = &opt.init_replacement;
   ictx.ns_paths = ns.paths;
   ictx.unshare_flags = ns.unshare_flags;
+  ictx.new_net = ns.new_net;
   ictx.fs.user_ns = ns.new_user;
   ictx.fs.mount_ns = ns.mount;
   ictx.fs.cgroup_ns = ns.cgroup;

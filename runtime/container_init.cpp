@@ -2,6 +2,8 @@
 #include <fcntl.h>
 #include <sched.h>
 #include <signal.h>
+#include <net/if.h>
+#include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -42,6 +44,19 @@ Result<void> set_time_offsets(const oci::Linux& lx) {
   return ok();
 }
 
+// A new network namespace has a loopback device that is down; like runc, bring it up
+// (127.0.0.1 and ::1 then exist inside).
+Result<void> loopback_up() {
+  UniqueFd s(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+  if (!s) return Error::sys("new network namespace: socket for lo");
+  struct ifreq ifr {};
+  std::strncpy(ifr.ifr_name, "lo", IFNAMSIZ - 1);
+  if (::ioctl(s.get(), SIOCGIFFLAGS, &ifr) < 0) return Error::sys("new network namespace: lo flags");
+  ifr.ifr_flags = short(ifr.ifr_flags | IFF_UP | IFF_RUNNING);
+  if (::ioctl(s.get(), SIOCSIFFLAGS, &ifr) < 0) return Error::sys("new network namespace: bring lo up");
+  return ok();
+}
+
 Result<void> join_namespaces(const InitContext& ctx) {
   // A joined user namespace comes first: later namespaces are owned by it.
   for (int pass = 0; pass < 2; ++pass) {
@@ -55,6 +70,7 @@ Result<void> join_namespaces(const InitContext& ctx) {
   }
   if (ctx.unshare_flags && ::unshare(int(ctx.unshare_flags)) != 0) return Error::sys("unshare namespaces");
   if (ctx.unshare_flags & CLONE_NEWTIME) ENVRUN_CHECK(set_time_offsets(*ctx.spec->linux));
+  if (ctx.new_net) ENVRUN_CHECK(loopback_up());
   return ok();
 }
 

@@ -28,6 +28,7 @@ struct InitContext {
   int console_fd = -1;                // connected console socket (terminal), or -1
   int preserve_fds = 0;               // fds 3..3+N-1 kept
   std::vector<std::pair<int, std::string>> ns_paths;  // (CLONE_NEW* flag, path) to setns into
+  bool new_net = false;               // a new network namespace: its loopback is brought up
   unsigned long unshare_flags = 0;    // namespaces created after clone (cgroup; others when a user ns is joined)
   // v1 cgroup directories the init joins itself, by writing "0" to their `tasks` file:
   // a single thread moving itself skips the kernel's global threadgroup lock, whose

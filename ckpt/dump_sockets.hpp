@@ -1,0 +1,25 @@
+// The fds /proc does not describe enough: sockets (read through a duplicate taken with
+// pidfd_getfd, plus sock_diag in the target's network namespace for unix peers),
+// epoll instances (their registrations from fdinfo, checked with kcmp) and eventfds.
+#pragma once
+#include <sys/types.h>
+
+#include <vector>
+
+#include "ckpt/model.hpp"
+#include "ckpt/proc_read.hpp"
+#include "kernel/result.hpp"
+
+namespace envrun::ckpt {
+
+// f.kind = Socket and f.sock filled; the bytes queued for this end of a unix stream
+// socket (not consumed) go to `queued`. Sockets that cannot be re-made (established
+// TCP, other families) are refused with a message that says what they are.
+Result<void> dump_socket(pid_t pid, const proc::FdInfo& fd, OpenFile& f, std::vector<uint8_t>& queued);
+// f.kind = Epoll: registrations as fd numbers of `ns_pid` (each checked to be the
+// file that fd holds now, with kcmp(KCMP_EPOLL_TFD)).
+Result<void> dump_epoll(pid_t pid, pid_t ns_pid, const proc::FdInfo& fd, OpenFile& f);
+// f.kind = EventFd: counter and semaphore mode from fdinfo.
+Result<void> dump_eventfd(const proc::FdInfo& fd, OpenFile& f);
+
+}  // namespace envrun::ckpt
