@@ -150,12 +150,13 @@ Result<DumpStats> dump(const DumpOptions& o) {
   if (!tree) return std::move(tree).error();  // threads seized so far are let go when envrun exits
   uint64_t t1 = now_us();
   st.freezing_us = t1 - t0;
+  FileTable files(o.tcp_established);
   auto finish = [&](bool kill_it) {
+    if (!kill_it) files.end_repair();  // else closed silently once the tree is dead
     release_tree(*tree, kill_it);
     st.frozen_us = now_us() - t1;
   };
   std::vector<CapturedProcess> procs;
-  FileTable files;
   for (const auto& s : *tree) {
     if (s.zombie) {
       CapturedProcess z;

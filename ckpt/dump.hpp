@@ -16,6 +16,7 @@ struct DumpOptions {
   pid_t root = 0;                 // host pid of the tree's root process
   std::string freezer_dir;        // the container's freezer cgroup ("" = ptrace only)
   bool leave_running = false;     // else every process is killed after the dump
+  bool tcp_established = false;   // established TCP connections are saved (TCP_REPAIR), else refused
   int out_fd = -1;                // the image stream
   std::string out_name;           // for messages
   WriterOptions writer;

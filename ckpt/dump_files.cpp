@@ -11,6 +11,7 @@
 
 #include "ckpt/dump_sockets.hpp"
 #include "ckpt/sockets.hpp"
+#include "ckpt/tcp_repair.hpp"
 #include "kernel/fd.hpp"
 
 namespace envrun::ckpt {
@@ -74,9 +75,11 @@ Result<void> FileTable::classify(pid_t pid, pid_t ns_pid, const proc::FdInfo& fd
   f.pos = fd.pos;
   unsigned long long ino = 0;
   if (fd.link.rfind("socket:[", 0) == 0) {
-    std::vector<uint8_t> queued;
-    ENVRUN_CHECK(dump_socket(pid, fd, f, queued));
-    if (!queued.empty()) f.sock.in_data_id = add_data(std::move(queued));
+    SocketDump d;
+    ENVRUN_CHECK(dump_socket(pid, fd, f, d, tcp_established_));
+    if (!d.queued.empty()) f.sock.in_data_id = add_data(std::move(d.queued));
+    if (!d.send_queue.empty()) f.sock.tcp.send_data_id = add_data(std::move(d.send_queue));
+    if (d.repair) repair_.push_back(std::move(d.repair));
   } else if (fd.link == "anon_inode:[eventpoll]") {
     ENVRUN_CHECK(dump_epoll(pid, ns_pid, fd, f));
   } else if (fd.link == "anon_inode:[eventfd]") {
@@ -137,6 +140,11 @@ Result<FdEntry> FileTable::add(pid_t pid, pid_t ns_pid, const proc::FdInfo& fd) 
   files_.push_back(std::move(f));
   owners_.push_back({pid, fd.fd});
   return e;
+}
+
+void FileTable::end_repair() {
+  for (auto& s : repair_) tcp::end_repair(s.get());
+  repair_.clear();
 }
 
 Result<void> FileTable::check_peers() const {

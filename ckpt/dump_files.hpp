@@ -9,12 +9,17 @@
 
 #include "ckpt/model.hpp"
 #include "ckpt/proc_read.hpp"
+#include "kernel/fd.hpp"
 #include "kernel/result.hpp"
 
 namespace envrun::ckpt {
 
 class FileTable {
  public:
+  explicit FileTable(bool tcp_established = false) : tcp_established_(tcp_established) {}
+  // Established TCP connections back to normal (the tree keeps running). Otherwise they
+  // stay in repair mode until the table is gone: closed silently after the tree is killed.
+  void end_repair();
   // pid: host pid; ns_pid: the same process in the dumped pid namespace.
   Result<FdEntry> add(pid_t pid, pid_t ns_pid, const proc::FdInfo& fd);
   // After every process: unix sockets whose peer is not in the tree are refused.
@@ -30,6 +35,8 @@ class FileTable {
   std::vector<std::pair<pid_t, int>> owners_;  // first (pid, fd) of each file, for kcmp
   std::map<uint64_t, uint64_t> pipe_data_;     // pipe inode -> data id
   std::map<uint64_t, std::vector<uint8_t>> data_;
+  bool tcp_established_ = false;
+  std::vector<UniqueFd> repair_;  // duplicates of the connections in repair mode
 };
 
 }  // namespace envrun::ckpt

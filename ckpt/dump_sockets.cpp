@@ -20,6 +20,7 @@
 #include <thread>
 
 #include "ckpt/sockets.hpp"
+#include "ckpt/tcp_repair.hpp"
 #include "kernel/fd.hpp"
 #include "kernel/process.hpp"
 
@@ -31,7 +32,7 @@ namespace envrun::ckpt {
 
 namespace {
 
-std::string at(pid_t pid, int fd) { return "pid " + std::to_string(pid) + " fd " + std::to_string(fd); }
+std::string at(pid_t, int fd) { return "fd " + std::to_string(fd); }  // (the caller names the pid)
 
 // The target's open file description, as an fd of ours.
 Result<UniqueFd> take_fd(pid_t pid, int fd) {
@@ -143,7 +144,7 @@ Result<std::vector<uint8_t>> peek_queue(int s, const std::string& where) {
 
 }  // namespace
 
-Result<void> dump_socket(pid_t pid, const proc::FdInfo& fd, OpenFile& f, std::vector<uint8_t>& queued) {
+Result<void> dump_socket(pid_t pid, const proc::FdInfo& fd, OpenFile& f, SocketDump& out, bool tcp_established) {
   auto s = ENVRUN_TRY(take_fd(pid, fd.fd));
   auto& k = f.sock;
   f.kind = OpenFile::Kind::Socket;
@@ -168,9 +169,14 @@ Result<void> dump_socket(pid_t pid, const proc::FdInfo& fd, OpenFile& f, std::ve
   struct stat st {};
   if (::fstat(s.get(), &st) == 0) k.ino = st.st_ino;
   if (k.family == AF_INET || k.family == AF_INET6) {
-    if (k.type == SOCK_STREAM && connected)
-      return Error::make(ErrorKind::System, what + " connected to " + k.peer_addr + ":" + std::to_string(k.peer_port) +
-                                                ": established TCP connections cannot be checkpointed yet (close them first)");
+    if (k.type == SOCK_STREAM && connected) {
+      what += " connected to " + k.peer_addr + ":" + std::to_string(k.peer_port);
+      if (!tcp_established)
+        return Error::make(ErrorKind::System, what + ": an established TCP connection (checkpoint with --tcp-established)");
+      ENVRUN_CHECK(tcp::dump(s.get(), k, out.send_queue, out.queued, what));
+      out.repair = std::move(s);
+      return ok();
+    }
     if (k.type != SOCK_STREAM && k.type != SOCK_DGRAM) return Error::make(ErrorKind::System, what + ": this socket type cannot be checkpointed yet");
     if (k.listening) k.backlog = listen_backlog(pid, k.family, k.ino);
     return ok();
@@ -178,7 +184,7 @@ Result<void> dump_socket(pid_t pid, const proc::FdInfo& fd, OpenFile& f, std::ve
   if (k.family == AF_UNIX) {
     if (k.listening) return ok();
     k.peer_ino = ENVRUN_TRY(unix_peer(pid, k.ino));
-    if (k.type == SOCK_STREAM) queued = ENVRUN_TRY(peek_queue(s.get(), what));
+    if (k.type == SOCK_STREAM) out.queued = ENVRUN_TRY(peek_queue(s.get(), what));
     return ok();
   }
   return Error::make(ErrorKind::System, what + ": sockets of this family cannot be checkpointed yet");

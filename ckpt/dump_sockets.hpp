@@ -8,14 +8,20 @@
 
 #include "ckpt/model.hpp"
 #include "ckpt/proc_read.hpp"
+#include "kernel/fd.hpp"
 #include "kernel/result.hpp"
 
 namespace envrun::ckpt {
 
-// f.kind = Socket and f.sock filled; the bytes queued for this end of a unix stream
-// socket (not consumed) go to `queued`. Sockets that cannot be re-made (established
-// TCP, other families) are refused with a message that says what they are.
-Result<void> dump_socket(pid_t pid, const proc::FdInfo& fd, OpenFile& f, std::vector<uint8_t>& queued);
+struct SocketDump {
+  std::vector<uint8_t> queued;      // bytes queued for this end (unix stream, TCP), not consumed
+  std::vector<uint8_t> send_queue;  // TCP: the send queue
+  UniqueFd repair;                  // TCP: our duplicate, left in repair mode (tcp_repair.hpp)
+};
+// f.kind = Socket and f.sock filled. Established TCP connections are read in repair mode
+// when `tcp_established` (else refused, like every socket that cannot be re-made, with a
+// message that says what it is).
+Result<void> dump_socket(pid_t pid, const proc::FdInfo& fd, OpenFile& f, SocketDump& out, bool tcp_established);
 // f.kind = Epoll: registrations as fd numbers of `ns_pid` (each checked to be the
 // file that fd holds now, with kcmp(KCMP_EPOLL_TFD)).
 Result<void> dump_epoll(pid_t pid, pid_t ns_pid, const proc::FdInfo& fd, OpenFile& f);

@@ -164,6 +164,11 @@ json to_json(const OpenFile& f) {
                  {"backlog", s.backlog}, {"addr", s.addr}, {"port", s.port}, {"peer_addr", s.peer_addr},
                  {"peer_port", s.peer_port}, {"opts", s.opts}, {"ino", s.ino}, {"peer_ino", s.peer_ino},
                  {"in_data_id", s.in_data_id}};
+    if (s.established) {
+      const auto& t = s.tcp;
+      j["sock"]["tcp"] = {t.snd_seq, t.rcv_seq, t.outq_len, t.unsent_len, t.inq_len, t.send_data_id, t.mss, t.snd_wscale,
+                          t.rcv_wscale, t.options, t.timestamp, t.snd_wl1, t.snd_wnd, t.max_window, t.rcv_wnd, t.rcv_wup};
+    }
   }
   if (f.kind == OpenFile::Kind::Epoll) {
     j["owner"] = f.owner;
@@ -195,6 +200,15 @@ OpenFile file_from_json(const json& j) {
     s.addr = k.at("addr"), s.port = k.at("port"), s.peer_addr = k.at("peer_addr"), s.peer_port = k.at("peer_port");
     s.opts = k.at("opts").get<std::map<std::string, int>>();
     s.ino = k.at("ino"), s.peer_ino = k.at("peer_ino"), s.in_data_id = k.at("in_data_id");
+    if (k.contains("tcp")) {
+      const auto& a = k.at("tcp");
+      auto& t = s.tcp;
+      s.established = true;
+      t.snd_seq = a.at(0), t.rcv_seq = a.at(1), t.outq_len = a.at(2), t.unsent_len = a.at(3), t.inq_len = a.at(4);
+      t.send_data_id = a.at(5), t.mss = a.at(6), t.snd_wscale = a.at(7), t.rcv_wscale = a.at(8), t.options = a.at(9);
+      t.timestamp = a.at(10), t.snd_wl1 = a.at(11), t.snd_wnd = a.at(12), t.max_window = a.at(13), t.rcv_wnd = a.at(14);
+      t.rcv_wup = a.at(15);
+    }
   }
   if (j.contains("epoll")) {
     f.owner = j.at("owner");

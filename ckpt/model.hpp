@@ -32,6 +32,16 @@ struct Vma {
   uint64_t size() const { return end - start; }
 };
 
+// An established TCP connection, read in repair mode (TCP_REPAIR; --tcp-established).
+struct TcpRepair {
+  uint32_t snd_seq = 0, rcv_seq = 0;  // TCP_QUEUE_SEQ: write_seq of the send queue, rcv_nxt of the receive queue
+  uint32_t outq_len = 0, unsent_len = 0, inq_len = 0;
+  uint64_t send_data_id = 0;          // FileData: the send queue (the receive queue: SocketState::in_data_id)
+  uint32_t mss = 0, snd_wscale = 0, rcv_wscale = 0, options = 0;  // options: tcpi_options (TCPI_OPT_*)
+  uint32_t timestamp = 0;
+  uint32_t snd_wl1 = 0, snd_wnd = 0, max_window = 0, rcv_wnd = 0, rcv_wup = 0;  // TCP_REPAIR_WINDOW
+};
+
 // A socket: what it takes to make it again (Kind::Socket).
 struct SocketState {
   int family = 0, type = 0, protocol = 0;  // SO_DOMAIN, SO_TYPE, SO_PROTOCOL
@@ -43,7 +53,9 @@ struct SocketState {
   int peer_port = 0;
   std::map<std::string, int> opts;         // socket options by name (sockets.cpp: the table)
   uint64_t ino = 0, peer_ino = 0;          // unix socket pairs: this end's inode, the other end's
-  uint64_t in_data_id = 0;                 // unix stream pairs: FileData of the bytes queued to this end
+  uint64_t in_data_id = 0;                 // unix stream pairs, TCP: FileData of the bytes queued to this end
+  bool established = false;                // TCP connection (then `tcp`)
+  TcpRepair tcp;
 };
 
 // One registration of an epoll instance (fdinfo "tfd: events: data:").

@@ -69,6 +69,13 @@ size_t Plan::index_of(pid_t pid) const {
   return std::string::npos;
 }
 
+int Plan::fd_floor() const {
+  int top = 2;
+  for (const auto& pp : procs)
+    for (const auto& e : pp.core.fds) top = std::max(top, e.fd);
+  return top + 1;
+}
+
 Result<Plan> read_plan(ImageReader& in, std::optional<SectionHeader>& first_memory) {
   Plan p;
   first_memory.reset();
@@ -190,8 +197,10 @@ Result<void> open_files(Plan& p) {
     for (const auto& v : pp.core.vmas)
       if (v.kind == Vma::Kind::SharedAnon) sizes[v.ino] = std::max(sizes[v.ino], v.offset + v.size());
   for (const auto& [ino, size] : sizes) {
-    int fd = ::memfd_create("envrun-shm", MFD_CLOEXEC);
-    if (fd < 0 || ::ftruncate(fd, off_t(size)) < 0) return Error::sys("restore: memfd for shared memory");
+    UniqueFd mem(::memfd_create("envrun-shm", MFD_CLOEXEC));
+    if (!mem || ::ftruncate(mem.get(), off_t(size)) < 0) return Error::sys("restore: memfd for shared memory");
+    int fd = ::fcntl(mem.get(), F_DUPFD_CLOEXEC, p.fd_floor());  // above every restored fd number
+    if (fd < 0) return Error::sys("restore: memfd for shared memory: move above fd " + std::to_string(p.fd_floor()));
     p.shm_fds[ino].reset(fd);
   }
   return ok();

@@ -39,6 +39,9 @@ struct Plan {
   // ... and where the engine finds it now on the host.
   std::string outside(const std::string& host_path) const;
   size_t index_of(pid_t pid) const;  // procs index of an image pid (npos if none)
+  // The lowest fd number no restored process uses: fds the stubs keep for themselves
+  // (ready pipe, shared memory) live at or above it.
+  int fd_floor() const;
 };
 
 // Reads the sections up to the first memory section (returned in `first_memory`, or

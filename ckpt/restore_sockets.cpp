@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "ckpt/sockets.hpp"
+#include "ckpt/tcp_repair.hpp"
 
 namespace envrun::ckpt {
 
@@ -15,7 +16,8 @@ namespace {
 
 std::string name_of(const OpenFile& f) {
   const auto& k = f.sock;
-  return "file " + std::to_string(f.id) + " (" + sock::describe(k.family, k.type, k.addr, k.port) + ")";
+  std::string peer = k.established ? " connected to " + k.peer_addr + ":" + std::to_string(k.peer_port) : "";
+  return "file " + std::to_string(f.id) + " (" + sock::describe(k.family, k.type, k.addr, k.port) + peer + ")";
 }
 
 Result<void> set_options(int s, const OpenFile& f) {
@@ -72,6 +74,12 @@ Result<void> refill(const Plan& p, const OpenFile& to, int writer) {
   return ok();
 }
 
+const std::vector<uint8_t>& bytes(const Plan& p, uint64_t id) {
+  static const std::vector<uint8_t> none;
+  auto it = p.file_data.find(id);
+  return id && it != p.file_data.end() ? it->second : none;
+}
+
 }  // namespace
 
 Result<void> open_sockets(const Plan& p, std::map<uint64_t, UniqueFd>& out) {
@@ -79,7 +87,7 @@ Result<void> open_sockets(const Plan& p, std::map<uint64_t, UniqueFd>& out) {
   for (const auto& f : p.files)
     if (f.kind == OpenFile::Kind::Socket) by_ino[f.sock.ino] = &f;
   for (const auto& f : p.files) {
-    if (f.kind != OpenFile::Kind::Socket || out.count(f.id)) continue;
+    if (f.kind != OpenFile::Kind::Socket || out.count(f.id) || f.sock.established) continue;
     const auto& k = f.sock;
     auto peer = k.peer_ino ? by_ino.find(k.peer_ino) : by_ino.end();
     if (k.family == AF_UNIX && peer != by_ino.end()) {
@@ -95,6 +103,15 @@ Result<void> open_sockets(const Plan& p, std::map<uint64_t, UniqueFd>& out) {
     }
     out[f.id] = ENVRUN_TRY(make_single(f));
   }
+  // Connections last: they share their port with a listener, which binds first.
+  for (const auto& f : p.files) {
+    if (f.kind != OpenFile::Kind::Socket || !f.sock.established) continue;
+    int fd = ENVRUN_TRY(tcp::restore(f.sock, bytes(p, f.sock.tcp.send_data_id), bytes(p, f.sock.in_data_id), "restore: " + name_of(f)));
+    out[f.id].reset(fd);
+  }
+  for (const auto& f : p.files)
+    if (f.kind == OpenFile::Kind::Socket && f.sock.established)
+      ENVRUN_CHECK(tcp::resume(out.at(f.id).get(), f.sock, bytes(p, f.sock.tcp.send_data_id), "restore: " + name_of(f)));
   for (const auto& f : p.files)
     if (f.kind == OpenFile::Kind::Socket) (void)::fcntl(out.at(f.id).get(), F_SETFL, f.flags & ~O_ACCMODE);
   return ok();

@@ -256,6 +256,10 @@ Result<pid_t> clone3_with_pid(pid_t pid, unsigned long flags) {
 void stub_main(const Plan& plan, size_t idx, int ready_fd, const std::function<Result<void>()>& in_root_stub) {
   const ProcPlan& pp = plan.procs[idx];
   const ProcessCore& p = pp.core;
+  if (ready_fd < plan.fd_floor()) {  // out of the way of the fd numbers being restored
+    int high = ::fcntl(ready_fd, F_DUPFD_CLOEXEC, plan.fd_floor());
+    if (high >= 0) ::close(ready_fd), ready_fd = high;
+  }
   sigset_t all;
   sigfillset(&all);
   ::sigprocmask(SIG_SETMASK, &all, nullptr);

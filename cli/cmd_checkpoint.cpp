@@ -30,6 +30,7 @@ struct CheckpointFlags {
   std::string image_path;
   int stream_fd = -1;
   bool leave_running = false;
+  bool tcp_established = false;
   std::string compress;
   bool stats = false;
 };
@@ -105,16 +106,19 @@ Result<int> run_checkpoint(Globals& g, const CheckpointFlags& f) {
     o.inventory = {{"source", "container"}, {"container_id", st->id}, {"bundle", st->bundle}, {"rootfs", st->rootfs}};
   }
   o.leave_running = f.leave_running;
+  o.tcp_established = f.tcp_established;
   if (f.compress == "zstd") o.writer.zstd = true;
   else if (!f.compress.empty() && f.compress != "none")
     return Error::make(ErrorKind::Usage, "--compress: \"" + f.compress + "\": use zstd or none");
   UniqueFd out;
   std::string tmp, final_path;
+  bool made_dir = false;
   if (f.stream_fd >= 0) {
     o.out_fd = f.stream_fd;
     o.out_name = "stream fd " + std::to_string(f.stream_fd);
   } else {
     if (f.image_path.empty()) return Error::make(ErrorKind::Usage, "give --image-path DIR or --stream FD");
+    made_dir = ::access(f.image_path.c_str(), F_OK) != 0;  // removed again if the checkpoint fails
     ENVRUN_CHECK(fs::mkdir_p(f.image_path, 0700));
     final_path = f.image_path + "/" + kImageFile;
     tmp = final_path + ".partial";
@@ -127,6 +131,7 @@ Result<int> run_checkpoint(Globals& g, const CheckpointFlags& f) {
   auto dumped = ckpt::dump(o);
   if (!dumped) {
     if (!tmp.empty()) ::unlink(tmp.c_str());
+    if (made_dir) ::rmdir(f.image_path.c_str());
     return std::move(dumped).error();
   }
   if (!tmp.empty()) {
@@ -205,6 +210,8 @@ void add_checkpoint(CLI::App& app, Globals& g) {
   c->add_option("--image-path", cf.image_path, "directory for the image (file envrun.img)");
   c->add_option("--stream", cf.stream_fd, "write the image as one stream to this open fd");
   c->add_flag("--leave-running", cf.leave_running, "let the tree run on after the checkpoint (default: kill it)");
+  c->add_flag("--tcp-established", cf.tcp_established,
+              "save established TCP connections (TCP_REPAIR; default: refuse them)");
   c->add_option("--compress", cf.compress, "zstd: compress every section");
   c->add_flag("--stats", cf.stats, "print freezing/frozen/memory times and page counts");
   on_run(c, g, "checkpoint", &cf.id, [&g]() -> Result<int> { return run_checkpoint(g, cf); });

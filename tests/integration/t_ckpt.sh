@@ -26,7 +26,7 @@ round_trip() {
   er run -d -b "$B" "$id" >"$out" 2>&1 </dev/null || { fail "$name: run" "$(cat "$out")"; return; }
   wait_for 20 grep -q READY "$out" || { fail "$name: READY" "$(cat "$out")"; return; }
   sleep 0.3
-  capture er checkpoint --image-path "$img" "$id"
+  capture er checkpoint ${CKPT_ARGS:-} --image-path "$img" "$id"
   assert_eq "$name: checkpoint exits 0" 0 "$RC" || { last_cmd_details; er delete -f "$id" >/dev/null 2>&1; return; }
   check "$name: the image is complete (no .partial left)" test -s "$img/envrun.img" -a ! -e "$img/envrun.img.partial"
   check "$name: the checkpointed container is gone" test -z "$(er list -q | grep -x "$id")"
@@ -40,7 +40,7 @@ round_trip() {
 }
 
 section "each program, checkpointed, killed, restored in a new container"
-for p in counter threads pipe fileoffset deletedfile signals altstack timer deadcwd forktree mprotect; do
+for p in counter threads pipe fileoffset deletedfile signals altstack timer deadcwd forktree mprotect sockets; do
   case $p in
     fileoffset) round_trip $p ck-$p /tmp/ckpt_fileoffset.dat ;;
     deletedfile|deadcwd) round_trip $p ck-$p /tmp ;;
@@ -48,6 +48,19 @@ for p in counter threads pipe fileoffset deletedfile signals altstack timer dead
   esac
 done
 round_trip bigmem ck-bigmem 256
+
+section "established TCP connections: refused by default, carried over with --tcp-established"
+ckpt_bundle tcp
+er run -d -b "$B" ck-tcp0 >"$T/ck-tcp0.out" 2>&1 </dev/null
+wait_for 20 grep -q READY "$T/ck-tcp0.out" || fail "tcp: READY" "$(cat "$T/ck-tcp0.out")"
+capture er checkpoint --image-path "$T/ck-tcp0.img" ck-tcp0
+ERRTXT=$(cat "$T/last.err")
+check "tcp: without --tcp-established the checkpoint fails" test "$RC" -ne 0
+assert_line_match "tcp: ... naming the connection and the option" "$ERRTXT" 'fd [0-9]+: inet stream 127\.0\.0\.1:[0-9]+ connected to 127\.0\.0\.1:[0-9]+: an established TCP connection \(checkpoint with --tcp-established\)'
+check "tcp: nothing is left behind (not even the image directory it made)" test ! -e "$T/ck-tcp0.img"
+assert_eq "tcp: the container still runs" running "$(er state ck-tcp0 | json_get "d['status']")"
+er delete -f ck-tcp0 >/dev/null 2>&1
+CKPT_ARGS=--tcp-established round_trip tcp ck-tcp
 
 
 section "--leave-running, two checkpoints in a row, zstd, --stats, two restores from one image"

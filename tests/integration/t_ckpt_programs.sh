@@ -9,7 +9,7 @@ source "$(dirname "$0")/lib.sh"
 
 BUILD=$(cd "$(dirname "$ENVRUN")/.." && pwd)
 PROGS=$BUILD/tests/ckpt
-NAMES=(counter threads forktree pipe fileoffset deletedfile signals altstack timer bigmem mprotect deadcwd)
+NAMES=(counter threads forktree pipe fileoffset deletedfile signals altstack timer bigmem mprotect deadcwd sockets tcp)
 for n in "${NAMES[@]}"; do
   [[ -x $PROGS/ckpt_$n && -x $PROGS/ckpt_${n}_static ]] ||
     { fail "ckpt_$n and ckpt_${n}_static are built in $PROGS"; exit 1; }
@@ -180,4 +180,11 @@ break_case mprotect 3 "not shared"
 break_case mprotect 4 "returned 43"
 break_case deadcwd 1 "could be created"
 break_case deadcwd 2 "getcwd() = "
+break_case sockets 1 "pair end 1 has 2999 bytes queued"
+break_case sockets 2 "eventfd read 0"
+break_case sockets 3 "epoll at SIGTERM: 1 events, set 0x2"
+break_case sockets 4 "listener on port"
+break_case tcp 1 "server side has 2999 bytes queued"
+break_case tcp 2 "client port"
+break_case tcp 3 "client has 7 unexpected bytes"
 run_break_cases
