@@ -53,6 +53,21 @@ Result<void> sigactions(infect::Remote& r, uint64_t scratch, pid_t pid, ProcessC
   return ok();
 }
 
+// The thread's seccomp filters (PTRACE_SECCOMP_GET_FILTER: index 0 is the newest).
+Result<void> thread_seccomp(pid_t tid, ThreadCore& t) {
+  constexpr int kGetFilter = 0x420c;  // PTRACE_SECCOMP_GET_FILTER
+  for (unsigned long i = 0;; ++i) {
+    long n = ::ptrace(static_cast<__ptrace_request>(kGetFilter), tid, i, nullptr);
+    if (n < 0 && errno == ENOENT) break;
+    if (n < 0) return Error::sys("tid " + std::to_string(tid) + ": seccomp filter " + std::to_string(i));
+    std::vector<uint64_t> prog(static_cast<size_t>(n));
+    if (::ptrace(static_cast<__ptrace_request>(kGetFilter), tid, i, prog.data()) != n)
+      return Error::sys("tid " + std::to_string(tid) + ": seccomp filter " + std::to_string(i));
+    t.seccomp.insert(t.seccomp.begin(), std::move(prog));
+  }
+  return ok();
+}
+
 // From ptrace and from outside: mask, pending signals, robust list, rseq, the tid.
 Result<void> thread_basics(pid_t pid, pid_t tid, ThreadCore& t) {
   t.host_tid = tid;
@@ -66,7 +81,7 @@ Result<void> thread_basics(pid_t pid, pid_t tid, ThreadCore& t) {
   if (::ptrace(static_cast<__ptrace_request>(kPtraceGetRseqConfiguration), tid, sizeof rs, &rs) == long(sizeof rs) &&
       rs.rseq_abi_pointer)
     t.rseq = rs.rseq_abi_pointer, t.rseq_len = rs.rseq_abi_size, t.rseq_sig = rs.signature;
-  return ok();
+  return thread_seccomp(tid, t);
 }
 
 // From inside the thread: its alternate signal stack and clear_child_tid address.
@@ -137,6 +152,8 @@ Result<CapturedProcess> capture_process(pid_t pid, const std::vector<pid_t>& tid
   CapturedProcess c;
   ProcessCore& p = c.core;
   ENVRUN_CHECK(proc::read_identity(pid, p));
+  if (p.seccomp_mode == 1)
+    return Error::make(ErrorKind::System, "pid " + std::to_string(pid) + ": in strict seccomp mode: cannot be checkpointed");
   p.auxv = ENVRUN_TRY(proc::read_auxv(pid));
   p.vmas = ENVRUN_TRY(proc::read_maps(pid));
   for (int r = 0; r < RLIM_NLIMITS; ++r) {

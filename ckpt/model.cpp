@@ -61,7 +61,8 @@ json thread_json(const ThreadCore& t) {
   return {{"tid", t.tid},         {"sigmask", t.sigmask},   {"altstack_sp", t.altstack_sp},
           {"altstack_size", t.altstack_size}, {"altstack_flags", t.altstack_flags},
           {"clear_tid", t.clear_tid}, {"robust_list", t.robust_list}, {"robust_len", t.robust_len},
-          {"rseq", t.rseq}, {"rseq_len", t.rseq_len}, {"rseq_sig", t.rseq_sig}, {"pending", sigs(t.pending)}};
+          {"rseq", t.rseq}, {"rseq_len", t.rseq_len}, {"rseq_sig", t.rseq_sig}, {"pending", sigs(t.pending)},
+          {"seccomp", t.seccomp}};
 }
 
 ThreadCore thread_from(const json& j) {
@@ -78,6 +79,7 @@ ThreadCore thread_from(const json& j) {
   t.rseq_len = j.at("rseq_len");
   t.rseq_sig = j.at("rseq_sig");
   t.pending = sigs_from(j.at("pending"));
+  if (j.contains("seccomp")) t.seccomp = j.at("seccomp").get<std::vector<std::vector<uint64_t>>>();
   return t;
 }
 
@@ -88,7 +90,8 @@ json to_json(const ProcessCore& p) {
             {"exit_code", p.exit_code}, {"comm", p.comm}, {"exe", p.exe}, {"cwd", p.cwd},
             {"cwd_deleted", p.cwd_deleted}, {"root", p.root}, {"umask", p.umask}, {"uids", p.uids},
             {"gids", p.gids}, {"groups", p.groups}, {"shared_pending", sigs(p.shared_pending)},
-            {"caps", {p.cap_inh, p.cap_prm, p.cap_eff, p.cap_bnd, p.cap_amb}}, {"no_new_privs", p.no_new_privs}};
+            {"caps", {p.cap_inh, p.cap_prm, p.cap_eff, p.cap_bnd, p.cap_amb}}, {"no_new_privs", p.no_new_privs},
+            {"seccomp_mode", p.seccomp_mode}};
   json rl = json::array();
   for (const auto& [r, v] : p.rlimits) rl.push_back({r, v.first, v.second});
   j["rlimits"] = rl;
@@ -138,6 +141,7 @@ ProcessCore process_from_json(const json& j) {
   const auto& caps = j.at("caps");
   p.cap_inh = caps.at(0), p.cap_prm = caps.at(1), p.cap_eff = caps.at(2), p.cap_bnd = caps.at(3), p.cap_amb = caps.at(4);
   p.no_new_privs = j.at("no_new_privs");
+  p.seccomp_mode = j.value("seccomp_mode", 0);
   for (const auto& r : j.at("rlimits")) p.rlimits[r.at(0)] = {r.at(1), r.at(2)};
   for (const auto& s : j.at("sigactions")) p.sigactions[s.at(0)] = SigAction{s.at(1), s.at(2), s.at(3), s.at(4)};
   const auto& mm = j.at("mm");

@@ -120,6 +120,9 @@ struct ThreadCore {
   uint64_t robust_list = 0, robust_len = 0;
   uint64_t rseq = 0, rseq_len = 0, rseq_sig = 0;
   std::vector<std::vector<uint8_t>> pending;  // private pending siginfos (128 bytes each)
+  // Its seccomp filters, oldest first; each a BPF program as sock_filter words
+  // (code | jt << 16 | jf << 24 | k << 32).
+  std::vector<std::vector<uint64_t>> seccomp;
 };
 
 struct ProcessCore {
@@ -137,6 +140,7 @@ struct ProcessCore {
   std::vector<uint32_t> groups;
   uint64_t cap_inh = 0, cap_prm = 0, cap_eff = 0, cap_bnd = ~0ull, cap_amb = 0;
   bool no_new_privs = false;
+  int seccomp_mode = 0;  // /proc/PID/status Seccomp: 0 none, 2 filters (1, strict, is refused)
   std::map<int, std::pair<uint64_t, uint64_t>> rlimits;  // resource -> (soft, hard)
   std::map<int, SigAction> sigactions;                    // only non-default ones
   std::vector<std::vector<uint8_t>> shared_pending;

@@ -102,6 +102,8 @@ Result<void> read_identity(pid_t pid, ProcessCore& p) {
   p.cap_bnd = hex("CapBnd"), p.cap_amb = hex("CapAmb");
   auto nnp = field(*status, "NoNewPrivs");
   p.no_new_privs = !nnp.empty() && nnp[0] == "1";
+  auto sec = field(*status, "Seccomp");
+  p.seccomp_mode = sec.empty() ? 0 : std::atoi(sec[0].c_str());
   auto um = field(*status, "Umask");
   if (!um.empty()) p.umask = uint32_t(std::strtoul(um[0].c_str(), nullptr, 8));
   auto comm = fs::read_file(base(pid) + "/comm");

@@ -8,6 +8,7 @@
 #include <sys/ptrace.h>
 #include <sys/syscall.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "ckpt/proc_read.hpp"
@@ -278,17 +279,52 @@ Result<void> ProcessRebuild::creds(infect::Remote& r) {
   return ok();
 }
 
+Result<void> ProcessRebuild::seccomp(infect::Remote& r, const ThreadCore& t, bool tsync) {
+  constexpr unsigned kSetModeFilter = 1, kFlagTsync = 1;  // SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_TSYNC
+  for (const auto& prog : t.seccomp) {
+    size_t bytes = prog.size() * 8 + 16;
+    long area = ENVRUN_TRY(r.syscall(SYS_mmap, 0, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, uint64_t(-1), 0));
+    if (area < 0) return Error::sys("restore: pid " + std::to_string(pp_.core.pid) + ": room for a seccomp filter", int(-area));
+    struct {
+      uint16_t len;
+      uint16_t pad[3];
+      uint64_t filter;
+    } fprog{uint16_t(prog.size()), {}, uint64_t(area) + 16};
+    ENVRUN_CHECK(infect::write_mem(pp_.host_pid, uint64_t(area), std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(&fprog), 16)));
+    ENVRUN_CHECK(infect::write_mem(pp_.host_pid, uint64_t(area) + 16,
+                                   std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(prog.data()), prog.size() * 8)));
+    long rc = ENVRUN_TRY(r.syscall(SYS_seccomp, kSetModeFilter, tsync ? kFlagTsync : 0, uint64_t(area)));
+    (void)ENVRUN_TRY(r.syscall(SYS_munmap, uint64_t(area), bytes));
+    if (rc != 0)
+      return Error::sys("restore: tid " + std::to_string(t.tid) + ": seccomp filter of " + std::to_string(prog.size()) + " instructions",
+                        rc < 0 ? int(-rc) : EBUSY);
+  }
+  return ok();
+}
+
 Result<void> ProcessRebuild::finish() {
   ENVRUN_CHECK(set_mm());
   const auto& threads = pp_.core.threads;
+  // Seccomp filters go in last, after the credentials, when the process has no_new_privs
+  // (then it may install them unprivileged). Without it they must go in while the thread
+  // is still root with every capability: before the credentials, whose syscalls the
+  // filters then judge. Threads that share one list get it once, from the main thread.
+  bool same = std::all_of(threads.begin(), threads.end(), [&](const ThreadCore& t) { return t.seccomp == threads[0].seccomp; });
+  bool late = pp_.core.no_new_privs;
+  auto one = [&](infect::Remote& r, size_t i) -> Result<void> {
+    ENVRUN_CHECK(thread_state(r, threads[i]));
+    bool mine = !same || i == 0;
+    if (mine && !late) ENVRUN_CHECK(seccomp(r, threads[i], same && threads.size() > 1));
+    ENVRUN_CHECK(creds(r));
+    if (mine && late) ENVRUN_CHECK(seccomp(r, threads[i], same && threads.size() > 1));
+    return ok();
+  };
   for (size_t i = 1; i < threads.size(); ++i) {
     auto r = ENVRUN_TRY(infect::Remote::open(pp_.host_tids[i], base_));
-    ENVRUN_CHECK(thread_state(r, threads[i]));
-    ENVRUN_CHECK(creds(r));
+    ENVRUN_CHECK(one(r, i));
     r.release();
   }
-  ENVRUN_CHECK(thread_state(*main_, threads[0]));
-  ENVRUN_CHECK(creds(*main_));
+  ENVRUN_CHECK(one(*main_, 0));
   // The last remote syscall removes the page it runs from: it stops at its exit, and
   // the registers below send the thread elsewhere before it executes anything more.
   (void)ENVRUN_TRY(call(SYS_munmap, base_, 2 * kPage));

@@ -24,6 +24,8 @@ class ProcessRebuild {
   Result<void> set_mm();
   Result<void> thread_state(infect::Remote& r, const ThreadCore& t);
   Result<void> creds(infect::Remote& r);
+  // The thread's seccomp filters, oldest first (tsync: for every thread of the process).
+  Result<void> seccomp(infect::Remote& r, const ThreadCore& t, bool tsync);
   Result<long> call(long nr, uint64_t a1 = 0, uint64_t a2 = 0, uint64_t a3 = 0, uint64_t a4 = 0, uint64_t a5 = 0,
                     uint64_t a6 = 0);
   Result<uint64_t> put(size_t off, const void* data, size_t size);

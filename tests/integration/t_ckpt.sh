@@ -10,11 +10,12 @@ PROGS=$BUILD/tests/ckpt
 [[ -x $PROGS/ckpt_counter_static ]] || { fail "build products missing: $PROGS/ckpt_*_static"; exit 1; }
 
 # ckpt_bundle NAME [ARGS...]: a bundle running /ckpt_NAME ARGS with stdout to $T/NAME.out
+# (CKPT_BUNDLE_EXTRA: one more bundle.py statement)
 ckpt_bundle() {
   local name=$1; shift
   local args="'/ckpt_$name'"
   for a in "$@"; do args+=", '$a'"; done
-  make_bundle "$name" "args($args)" 'c["process"]["capabilities"] = {k: ["CAP_SYS_ADMIN", "CAP_KILL", "CAP_SETUID", "CAP_SETGID"] for k in ("bounding", "effective", "permitted")}'
+  make_bundle "$name" "args($args)" 'c["process"]["capabilities"] = {k: ["CAP_SYS_ADMIN", "CAP_KILL", "CAP_SETUID", "CAP_SETGID"] for k in ("bounding", "effective", "permitted")}' "${CKPT_BUNDLE_EXTRA:-pass}"
   cp "$PROGS/ckpt_${name}_static" "$B/rootfs/ckpt_$name"
 }
 
@@ -61,6 +62,10 @@ check "tcp: nothing is left behind (not even the image directory it made)" test 
 assert_eq "tcp: the container still runs" running "$(er state ck-tcp0 | json_get "d['status']")"
 er delete -f ck-tcp0 >/dev/null 2>&1
 CKPT_ARGS=--tcp-established round_trip tcp ck-tcp
+
+section "seccomp filters (shared by two threads) come back, with and without no_new_privs"
+round_trip seccomp ck-seccomp
+CKPT_BUNDLE_EXTRA='c["process"]["noNewPrivileges"] = False' round_trip seccomp ck-seccomp-root root
 
 
 section "--leave-running, two checkpoints in a row, zstd, --stats, two restores from one image"

@@ -9,7 +9,7 @@ source "$(dirname "$0")/lib.sh"
 
 BUILD=$(cd "$(dirname "$ENVRUN")/.." && pwd)
 PROGS=$BUILD/tests/ckpt
-NAMES=(counter threads forktree pipe fileoffset deletedfile signals altstack timer bigmem mprotect deadcwd sockets tcp)
+NAMES=(counter threads forktree pipe fileoffset deletedfile signals altstack timer bigmem mprotect deadcwd sockets tcp seccomp)
 for n in "${NAMES[@]}"; do
   [[ -x $PROGS/ckpt_$n && -x $PROGS/ckpt_${n}_static ]] ||
     { fail "ckpt_$n and ckpt_${n}_static are built in $PROGS"; exit 1; }
@@ -187,4 +187,5 @@ break_case sockets 4 "listener on port"
 break_case tcp 1 "server side has 2999 bytes queued"
 break_case tcp 2 "client port"
 break_case tcp 3 "client has 7 unexpected bytes"
+break_case seccomp 1 "Seccomp_filters: 3"
 run_break_cases
