@@ -84,6 +84,10 @@ Result<void> FileTable::classify(pid_t pid, pid_t ns_pid, const proc::FdInfo& fd
     ENVRUN_CHECK(dump_epoll(pid, ns_pid, fd, f));
   } else if (fd.link == "anon_inode:[eventfd]") {
     ENVRUN_CHECK(dump_eventfd(fd, f));
+  } else if (fd.link == "anon_inode:[timerfd]") {
+    ENVRUN_CHECK(dump_timerfd(fd, f));
+  } else if (fd.link == "anon_inode:[signalfd]") {
+    ENVRUN_CHECK(dump_signalfd(fd, f));
   } else if (std::sscanf(fd.link.c_str(), "pipe:[%llu]", &ino) == 1) {
     f.kind = OpenFile::Kind::Pipe;
     f.pipe_ino = ino;

@@ -58,7 +58,7 @@ Result<void> thread_seccomp(pid_t tid, ThreadCore& t) {
   constexpr int kGetFilter = 0x420c;  // PTRACE_SECCOMP_GET_FILTER
   for (unsigned long i = 0;; ++i) {
     long n = ::ptrace(static_cast<__ptrace_request>(kGetFilter), tid, i, nullptr);
-    if (n < 0 && errno == ENOENT) break;
+    if (n < 0 && (errno == ENOENT || (errno == EINVAL && i == 0))) break;  // past the last; EINVAL: no filter mode
     if (n < 0) return Error::sys("tid " + std::to_string(tid) + ": seccomp filter " + std::to_string(i));
     std::vector<uint64_t> prog(static_cast<size_t>(n));
     if (::ptrace(static_cast<__ptrace_request>(kGetFilter), tid, i, prog.data()) != n)

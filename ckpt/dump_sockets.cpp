@@ -224,4 +224,38 @@ Result<void> dump_eventfd(const proc::FdInfo& fd, OpenFile& f) {
   return ok();
 }
 
+Result<void> dump_timerfd(const proc::FdInfo& fd, OpenFile& f) {
+  f.kind = OpenFile::Kind::TimerFd;
+  auto& t = f.timer;
+  std::istringstream in(fd.text);
+  std::string line;
+  int seen = 0;
+  while (std::getline(in, line)) {
+    long long a = 0, b = 0;
+    unsigned long long u = 0;
+    int i = 0;
+    if (std::sscanf(line.c_str(), "clockid: %d", &i) == 1) t.clockid = i, ++seen;
+    else if (std::sscanf(line.c_str(), "ticks: %llu", &u) == 1) t.ticks = u, ++seen;
+    else if (std::sscanf(line.c_str(), "settime flags: %o", &i) == 1) t.settime_flags = i, ++seen;
+    else if (std::sscanf(line.c_str(), "it_value: (%lld, %lld)", &a, &b) == 2) t.value_sec = a, t.value_nsec = b, ++seen;
+    else if (std::sscanf(line.c_str(), "it_interval: (%lld, %lld)", &a, &b) == 2) t.interval_sec = a, t.interval_nsec = b, ++seen;
+  }
+  if (seen != 5) return Error::make(ErrorKind::System, "fd " + std::to_string(fd.fd) + ": timerfd fdinfo without its 5 fields");
+  return ok();
+}
+
+Result<void> dump_signalfd(const proc::FdInfo& fd, OpenFile& f) {
+  f.kind = OpenFile::Kind::SignalFd;
+  std::istringstream in(fd.text);
+  std::string line;
+  while (std::getline(in, line)) {
+    unsigned long long m = 0;
+    if (std::sscanf(line.c_str(), "sigmask: %llx", &m) == 1) {
+      f.sigmask = m;
+      return ok();
+    }
+  }
+  return Error::make(ErrorKind::System, "fd " + std::to_string(fd.fd) + ": signalfd fdinfo without sigmask");
+}
+
 }  // namespace envrun::ckpt

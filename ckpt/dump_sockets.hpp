@@ -1,6 +1,7 @@
 // The fds /proc does not describe enough: sockets (read through a duplicate taken with
 // pidfd_getfd, plus sock_diag in the target's network namespace for unix peers),
-// epoll instances (their registrations from fdinfo, checked with kcmp) and eventfds.
+// epoll instances (their registrations from fdinfo, checked with kcmp), eventfds,
+// timerfds and signalfds (from fdinfo).
 #pragma once
 #include <sys/types.h>
 
@@ -27,5 +28,8 @@ Result<void> dump_socket(pid_t pid, const proc::FdInfo& fd, OpenFile& f, SocketD
 Result<void> dump_epoll(pid_t pid, pid_t ns_pid, const proc::FdInfo& fd, OpenFile& f);
 // f.kind = EventFd: counter and semaphore mode from fdinfo.
 Result<void> dump_eventfd(const proc::FdInfo& fd, OpenFile& f);
+// f.kind = TimerFd / SignalFd, from fdinfo.
+Result<void> dump_timerfd(const proc::FdInfo& fd, OpenFile& f);
+Result<void> dump_signalfd(const proc::FdInfo& fd, OpenFile& f);
 
 }  // namespace envrun::ckpt

@@ -180,6 +180,11 @@ json to_json(const OpenFile& f) {
     for (const auto& t : f.epoll) j["epoll"].push_back({t.fd, t.events, t.data});
   }
   if (f.kind == OpenFile::Kind::EventFd) j["eventfd"] = {{"count", f.count}, {"semaphore", f.semaphore}};
+  if (f.kind == OpenFile::Kind::TimerFd) {
+    const auto& t = f.timer;
+    j["timerfd"] = {t.clockid, t.settime_flags, t.ticks, t.value_sec, t.value_nsec, t.interval_sec, t.interval_nsec};
+  }
+  if (f.kind == OpenFile::Kind::SignalFd) j["sigmask"] = f.sigmask;
   return j;
 }
 
@@ -219,7 +224,14 @@ OpenFile file_from_json(const json& j) {
     for (const auto& t : j.at("epoll")) f.epoll.push_back(EpollTarget{t.at(0), t.at(1), t.at(2)});
   }
   if (j.contains("eventfd")) f.count = j.at("eventfd").at("count"), f.semaphore = j.at("eventfd").at("semaphore");
-  if (int(f.kind) < 0 || f.kind > OpenFile::Kind::EventFd) throw std::out_of_range("file " + std::to_string(f.id) + ": unknown kind");
+  if (j.contains("timerfd")) {
+    const auto& a = j.at("timerfd");
+    auto& t = f.timer;
+    t.clockid = a.at(0), t.settime_flags = a.at(1), t.ticks = a.at(2), t.value_sec = a.at(3), t.value_nsec = a.at(4);
+    t.interval_sec = a.at(5), t.interval_nsec = a.at(6);
+  }
+  f.sigmask = j.value("sigmask", uint64_t(0));
+  if (int(f.kind) < 0 || f.kind > OpenFile::Kind::SignalFd) throw std::out_of_range("file " + std::to_string(f.id) + ": unknown kind");
   return f;
 }
 

@@ -65,10 +65,17 @@ struct EpollTarget {
   uint64_t data = 0;
 };
 
+// A timerfd: clock, the remaining time (relative, as fdinfo shows it) and unread expirations.
+struct TimerFdState {
+  int clockid = 0, settime_flags = 0;
+  uint64_t ticks = 0;
+  int64_t value_sec = 0, value_nsec = 0, interval_sec = 0, interval_nsec = 0;
+};
+
 // One open file description; shared by fd entries (across processes) that point to it.
 struct OpenFile {
   // (Numbered in the image: new kinds go at the end.)
-  enum class Kind { Regular, Directory, Pipe, Fifo, CharDevice, Deleted, Unsupported, Socket, Epoll, EventFd };
+  enum class Kind { Regular, Directory, Pipe, Fifo, CharDevice, Deleted, Unsupported, Socket, Epoll, EventFd, TimerFd, SignalFd };
   uint64_t id = 0;             // image-wide id
   Kind kind = Kind::Regular;
   std::string path;            // Regular, Directory, Fifo, CharDevice, Deleted: see host_path
@@ -85,6 +92,8 @@ struct OpenFile {
   pid_t owner = 0;             // Epoll: the process (namespace pid) that re-registers them
   uint64_t count = 0;          // EventFd: the counter
   bool semaphore = false;      // EventFd: EFD_SEMAPHORE
+  TimerFdState timer;          // TimerFd
+  uint64_t sigmask = 0;        // SignalFd: bit (signo - 1)
 };
 
 struct FdEntry {

@@ -2,13 +2,21 @@
 #include "ckpt/restore_plan.hpp"
 
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/signalfd.h>
+#include <sys/timerfd.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstring>
+
+#ifndef TFD_IOC_SET_TICKS
+#define TFD_IOC_SET_TICKS _IOW('T', 0, uint64_t)  // linux/timerfd.h (CONFIG_CHECKPOINT_RESTORE)
+#endif
 
 namespace envrun::ckpt {
 
@@ -164,6 +172,30 @@ Result<void> open_files(Plan& p) {
         fd = ::eventfd(unsigned(f.count), EFD_CLOEXEC | (f.semaphore ? EFD_SEMAPHORE : 0));
         if (fd < 0) return Error::sys("restore: " + where + ": eventfd");
         break;
+      case OpenFile::Kind::TimerFd: {
+        const auto& t = f.timer;
+        fd = ::timerfd_create(t.clockid, TFD_CLOEXEC);
+        if (fd < 0) return Error::sys("restore: " + where + ": timerfd_create clock " + std::to_string(t.clockid));
+        // The remaining time, relative (as dumped); absolute timers come back relative.
+        itimerspec its{{t.interval_sec, t.interval_nsec}, {t.value_sec, t.value_nsec}};
+        // A periodic timer with unread expirations shows 0 left (it moves on when read):
+        // its next expiration is an interval away.
+        if (!its.it_value.tv_sec && !its.it_value.tv_nsec) its.it_value = its.it_interval;
+        if ((its.it_value.tv_sec || its.it_value.tv_nsec) && ::timerfd_settime(fd, 0, &its, nullptr) < 0)
+          return Error::sys("restore: " + where + ": timerfd_settime");
+        uint64_t ticks = t.ticks;
+        if (ticks && ::ioctl(fd, TFD_IOC_SET_TICKS, &ticks) < 0) return Error::sys("restore: " + where + ": TFD_IOC_SET_TICKS");
+        break;
+      }
+      case OpenFile::Kind::SignalFd: {
+        sigset_t set;
+        sigemptyset(&set);
+        for (int sig = 1; sig <= 64; ++sig)
+          if (f.sigmask & (1ull << (sig - 1))) sigaddset(&set, sig);
+        fd = ::signalfd(-1, &set, SFD_CLOEXEC);
+        if (fd < 0) return Error::sys("restore: " + where + ": signalfd");
+        break;
+      }
       case OpenFile::Kind::Deleted: {
         std::string path = f.host_path ? f.path : p.outside(f.path);
         std::string dir = path.substr(0, path.find_last_of('/'));
@@ -186,7 +218,9 @@ Result<void> open_files(Plan& p) {
         break;
       }
     }
-    if (f.kind == OpenFile::Kind::Epoll || f.kind == OpenFile::Kind::EventFd) (void)::fcntl(fd, F_SETFL, f.flags & ~O_ACCMODE);
+    if (f.kind == OpenFile::Kind::Epoll || f.kind == OpenFile::Kind::EventFd || f.kind == OpenFile::Kind::TimerFd ||
+        f.kind == OpenFile::Kind::SignalFd)
+      (void)::fcntl(fd, F_SETFL, f.flags & ~O_ACCMODE);
     p.file_fds[f.id].reset(fd);
     if (f.kind == OpenFile::Kind::Regular || f.kind == OpenFile::Kind::Deleted || f.kind == OpenFile::Kind::Directory)
       if (::lseek(fd, f.pos, SEEK_SET) < 0 && f.pos != 0) return Error::sys("restore: " + where + ": lseek");

@@ -41,7 +41,7 @@ round_trip() {
 }
 
 section "each program, checkpointed, killed, restored in a new container"
-for p in counter threads pipe fileoffset deletedfile signals altstack timer deadcwd forktree mprotect sockets; do
+for p in counter threads pipe fileoffset deletedfile signals altstack timer deadcwd forktree mprotect sockets anonfds; do
   case $p in
     fileoffset) round_trip $p ck-$p /tmp/ckpt_fileoffset.dat ;;
     deletedfile|deadcwd) round_trip $p ck-$p /tmp ;;

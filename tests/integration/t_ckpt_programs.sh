@@ -9,7 +9,7 @@ source "$(dirname "$0")/lib.sh"
 
 BUILD=$(cd "$(dirname "$ENVRUN")/.." && pwd)
 PROGS=$BUILD/tests/ckpt
-NAMES=(counter threads forktree pipe fileoffset deletedfile signals altstack timer bigmem mprotect deadcwd sockets tcp seccomp)
+NAMES=(counter threads forktree pipe fileoffset deletedfile signals altstack timer bigmem mprotect deadcwd sockets tcp seccomp anonfds)
 for n in "${NAMES[@]}"; do
   [[ -x $PROGS/ckpt_$n && -x $PROGS/ckpt_${n}_static ]] ||
     { fail "ckpt_$n and ckpt_${n}_static are built in $PROGS"; exit 1; }
@@ -188,4 +188,7 @@ break_case tcp 1 "server side has 2999 bytes queued"
 break_case tcp 2 "client port"
 break_case tcp 3 "client has 7 unexpected bytes"
 break_case seccomp 1 "Seccomp_filters: 3"
+break_case anonfds 1 "timer B has 0 s left"
+break_case anonfds 2 "signalfd gave nothing"
+break_case anonfds 3 "timer A interval 0.070000000"
 run_break_cases
