@@ -97,6 +97,24 @@ for img in ck2-b ck2-b ck2-a; do
 done
 assert_eq "three restores (twice from one image, once from the --leave-running one): three PASS lines" 3 "$(grep -c '^PASS counter$' "$OUT2")" || cat "$OUT2"
 
+section "restore into a fresh container directory (the bundle copied elsewhere, the original removed, another id)"
+ckpt_bundle fileoffset /tmp/ckpt_fileoffset.dat
+OUTF=$T/ck-fresh.out
+er run -d -b "$B" ck-fresh >"$OUTF" 2>&1 </dev/null
+wait_for 20 grep -q READY "$OUTF" || fail "fresh: READY" "$(cat "$OUTF")"
+capture er checkpoint --image-path "$T/ck-fresh.img" ck-fresh
+assert_eq "fresh: checkpoint exits 0" 0 "$RC" || last_cmd_details
+cp -a "$B" "$T/fresh-bundle" && rm -rf "$B"
+capture er restore -d --image-path "$T/ck-fresh.img" -b "$T/fresh-bundle" ck-fresh-2
+assert_eq "fresh: restore into the copy as ck-fresh-2 exits 0" 0 "$RC" || last_cmd_details
+FPID=$(er state ck-fresh-2 | json_get "d['pid']")
+assert_contains "fresh: the restored process has its data file open in the new rootfs" \
+  "$(ls -l "/proc/$FPID/fd" 2>&1)" "$T/fresh-bundle/rootfs/tmp/ckpt_fileoffset.dat"
+er kill ck-fresh-2 TERM
+wait_for 20 grep -qE '^(PASS|FAIL)' "$OUTF"
+assert_line_match "fresh: the program finds its state intact" "$(cat "$OUTF")" '^PASS fileoffset$' || cat "$OUTF"
+er delete -f ck-fresh-2 >/dev/null 2>&1
+
 section "a damaged image is refused before anything runs"
 mkdir -p "$T/trunc" "$T/flip"
 size=$(stat -c %s "$T/ck2-a/envrun.img")
