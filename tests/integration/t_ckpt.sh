@@ -115,6 +115,16 @@ wait_for 20 grep -qE '^(PASS|FAIL)' "$OUTF"
 assert_line_match "fresh: the program finds its state intact" "$(cat "$OUTF")" '^PASS fileoffset$' || cat "$OUTF"
 er delete -f ck-fresh-2 >/dev/null 2>&1
 
+section "a restore that fails half-way leaves nothing behind"
+rm -f "$T/fresh-bundle/rootfs/tmp/ckpt_fileoffset.dat"   # the image's open file is gone
+capture er restore -d --image-path "$T/ck-fresh.img" -b "$T/fresh-bundle" ck-fresh-3
+ERRTXT=$(cat "$T/last.err")
+check "restore without the file the image has open fails" test "$RC" -ne 0
+assert_contains "... naming the file" "$ERRTXT" "ckpt_fileoffset.dat"
+check "no container ck-fresh-3 is left" test -z "$(er list -q | grep -x ck-fresh-3)"
+assert_no_state ck-fresh-3
+check "no process is left in the bundle's cgroup" test -z "$(cat $(cgroup_dirs_of fileoffset | sed 's|$|/cgroup.procs|') 2>/dev/null)"
+
 section "a damaged image is refused before anything runs"
 mkdir -p "$T/trunc" "$T/flip"
 size=$(stat -c %s "$T/ck2-a/envrun.img")
