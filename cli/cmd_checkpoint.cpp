@@ -9,12 +9,14 @@
 #include <optional>
 
 #include "ckpt/dump.hpp"
+#include "ckpt/inproc.hpp"
 #include "ckpt/restore.hpp"
 #include "cli/cli.hpp"
 #include "bundle/spec_parser.hpp"
 #include "cli/metering.hpp"
 #include "runtime/cgroup.hpp"
 #include "runtime/container.hpp"
+#include "runtime/intercept_control.hpp"
 #include "kernel/fd.hpp"
 #include "kernel/fs.hpp"
 
@@ -128,7 +130,11 @@ Result<int> run_checkpoint(Globals& g, const CheckpointFlags& f) {
     o.out_name = final_path;
   }
   ::signal(SIGPIPE, SIG_IGN);
+  // Processes with the interception library flush and save first (ckpt/inproc.hpp).
+  std::string ctl = st ? g.store().dir(st->id) + "/" + runtime::kInterceptCtlName : "";
+  auto inproc = ENVRUN_TRY(ckpt::inproc_checkpoint(o.root, ctl, o.inventory));
   auto dumped = ckpt::dump(o);
+  if (inproc) inproc->release();
   if (!dumped) {
     if (!tmp.empty()) ::unlink(tmp.c_str());
     if (made_dir) ::rmdir(f.image_path.c_str());
@@ -175,6 +181,8 @@ Result<int> run_restore(Globals& g, const RestoreFlags& f) {
   co.id = f.id;
   co.bundle = f.bundle;
   std::optional<runtime::Created> created;
+  std::optional<ckpt::InprocRestore> inproc;  // the new page holds hooked calls until restore hooks ran
+  long inproc_answered = f.stream_fd < 0 ? ckpt::inproc_answered_in_image(o.in_fd, o.in_name) : -1;
   // Files of the container's own mounts were recorded below its root: find them in the
   // new container's rootfs (the bundle's).
   auto spec = ENVRUN_TRY(bundle::load_spec(f.bundle));
@@ -185,6 +193,7 @@ Result<int> run_restore(Globals& g, const RestoreFlags& f) {
     co.init_replacement = run_stub;
     ENVRUN_CHECK(metering::check_bundle_settings(co.bundle));
     created = ENVRUN_TRY(runtime::create_container(store, co, !f.detach));
+    inproc = ENVRUN_TRY(ckpt::inproc_restore(store.dir(co.id) + "/" + runtime::kInterceptCtlName, inproc_answered));
     ENVRUN_CHECK(runtime::start_container(store, co.id));
     return created->state.pid;
   };
@@ -193,6 +202,7 @@ Result<int> run_restore(Globals& g, const RestoreFlags& f) {
     if (created) (void)runtime::delete_container(store, f.id, true);
     return std::move(r).error();
   }
+  if (inproc) inproc->finish(r->root_pid, inproc_answered);
   if (f.stats) print_restore_stats(r->stats);
   if (f.detach) return 0;
   int status = ENVRUN_TRY(runtime::wait_container(r->root_pid, created->console_master));

@@ -19,7 +19,10 @@
 //     (FUTEX_WAIT, not private, on its low 32 bits, so it works across processes; the wait
 //     re-checks at least every 200 ms). Who sets it stores 1, and to release stores 0 and
 //     FUTEX_WAKEs all waiters on the same address. Calls already inside the real function
-//     when it is set finish normally. The other barrier words are reserved (ckpt/).
+//     when it is set finish normally.
+//   - the other barrier words are the in-process checkpoint handshake between the engine
+//     (ckpt/inproc.cpp) and each process's checkpoint thread (intercept/ckpt_thread.cpp);
+//     see kCkptEpoch below and intercept/README.md "Checkpoint".
 // Shared by intercept/ (libc only), runtime/, billing/ and ckpt/.
 #pragma once
 #include <atomic>
@@ -58,6 +61,26 @@ enum Counter : uint32_t {
 
 // Index of the "checkpoint in progress" word in ControlPage::barrier.
 inline constexpr uint32_t kBarrierFlag = 0;
+// The in-process checkpoint handshake (ControlPage::barrier words; futexes on the low 32
+// bits, not private). One engine at a time (it holds flock(LOCK_EX) on the page file).
+//   kCkptEpoch    request counter: the engine sets kBarrierFlag, stores kCkptAcks, then adds
+//                 1 here and FUTEX_WAKEs. Each process's checkpoint thread quiesces, flushes
+//                 and saves, then acks. A value below the one a thread remembers means the
+//                 page is a new one: the process was restored into another instance.
+//   kCkptAcks     (tag << 32) | count: the engine stores the tag of the phase (the low 32
+//                 bits of the epoch for a checkpoint, kCkptRestoreTag after a restore) with a
+//                 count of 0; a process adds 1 (CAS, only while the tag is the one it
+//                 answers) and FUTEX_WAKEs.
+//   kCkptRelease  the engine stores the epoch after the dump when the processes go on
+//                 (--leave-running, or a failed dump), then clears kBarrierFlag.
+//   kCkptLease    milliseconds a checkpoint thread waits for the release or a restore
+//                 before it clears kBarrierFlag itself (an engine that died); 0: 60000.
+inline constexpr uint32_t kCkptEpoch = 1;
+inline constexpr uint32_t kCkptAcks = 2;
+inline constexpr uint32_t kCkptRelease = 3;
+inline constexpr uint32_t kCkptLease = 4;
+inline constexpr uint32_t kCkptRestoreTag = 0xffffffffu;
+inline constexpr uint64_t kCkptDefaultLeaseMs = 60000;
 
 // A live option value: `envrun intercept ID set NAME KEY=VALUE` writes one slot, the library
 // reads it instead of the DB's value. Seqlock: the writer makes `seq` odd, writes, makes it
@@ -86,7 +109,7 @@ struct ControlPage {
   uint32_t size;                        // sizeof(ControlPage) of the writer
   std::atomic<uint64_t> enabled;        // live chain mask, bit i = DB interceptor i
   std::atomic<uint64_t> generation;     // incremented after every change of `enabled`
-  std::atomic<uint64_t> barrier[6];     // [kBarrierFlag]: checkpoint in progress; rest reserved
+  std::atomic<uint64_t> barrier[6];     // [kBarrierFlag]: checkpoint in progress; [kCkpt*]: handshake; [5] reserved
   std::atomic<uint64_t> counters[kMaxCounters];
   OptionOverride options[kMaxOptionOverrides];  // live option values (envrun intercept ID set)
   std::atomic<uint64_t> peers[kPeerSlots];      // distinct peer address hashes (0: free)
