@@ -49,14 +49,17 @@ void build_plans() {
 }
 
 void barrier_wait() {
+  if (ckpt::t_ckpt_thread) return;  // it holds the barrier: its own hooked calls go through
   auto& word = g_state.ctl->barrier[ictl::kBarrierFlag];
+  ckpt::gate_parked(true);
   for (;;) {
     uint64_t v = word.load(std::memory_order_acquire);
-    if (v == 0) return;
+    if (v == 0) break;
     struct timespec ts = {0, 200 * 1000 * 1000};
     // the low 32 bits of the word (little-endian); a raw call: errno stays the caller's
     sys::raw(SYS_futex, sys::L(&word), FUTEX_WAIT, long(uint32_t(v)), sys::L(&ts));
   }
+  ckpt::gate_parked(false);
 }
 
 void meter_enter(Call& c) {

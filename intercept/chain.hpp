@@ -15,6 +15,7 @@
 
 #include <cstdint>
 
+#include "intercept/ckpt_gate.hpp"
 #include "intercept/lib_state.hpp"
 #include "intercept/resolve.hpp"
 
@@ -74,7 +75,20 @@ extern Plan g_plans[kCallClasses][kPlanMasks];
 // Fill g_plans from g_state.chain (after load_chain).
 void build_plans();
 
-inline const Plan& plan_for(CallClass c, uint64_t mask) { return g_plans[int(c)][mask & (kPlanMasks - 1)]; }
+// The plan of a hooked call, held for the rest of the hook (`const Plan& p = plan_for(...)`
+// extends the temporary's life to p's scope; passed as an argument, to the end of the
+// statement): while it lives the thread is inside the checkpoint gate (ckpt_gate.hpp), so
+// a checkpoint waits for the call to finish, park at the barrier or block in the kernel.
+// wait_barrier: park here while a checkpoint is in progress (the I/O family).
+struct PlanScope : Plan {
+  ckpt::GateSlot* gate;
+  PlanScope(CallClass c, uint64_t mask, bool wait_barrier = false);
+  ~PlanScope() { ckpt::gate_leave(gate); }
+  PlanScope(const PlanScope&) = delete;
+  PlanScope& operator=(const PlanScope&) = delete;
+};
+
+inline PlanScope plan_for(CallClass c, uint64_t mask) { return PlanScope(c, mask); }
 
 // The call being run through a chain on this thread (resolve() marks it denied /
 // redirected instead of counting itself); null outside a chain.
@@ -93,8 +107,15 @@ inline void note_redirected() {
 
 // The checkpoint barrier: true when no checkpoint is in progress (one relaxed load).
 inline bool barrier_clear() { return g_state.ctl->barrier[ictl::kBarrierFlag].load(std::memory_order_relaxed) == 0; }
-// Wait (futex on the shared word) while a checkpoint is in progress.
+// Wait (futex on the shared word) while a checkpoint is in progress; the checkpoint
+// thread itself never waits.
 void barrier_wait();
+
+inline PlanScope::PlanScope(CallClass c, uint64_t mask, bool wait_barrier)
+    : Plan(g_plans[int(c)][mask & (kPlanMasks - 1)]), gate(ckpt::gate_slot()) {
+  ckpt::gate_enter(gate);
+  if (wait_barrier && barrier && !barrier_clear()) barrier_wait();
+}
 
 // The meter's steps (counters per Call::meter).
 void meter_enter(Call& c);

@@ -10,12 +10,11 @@
 
 namespace envrun::icpt {
 
-// The plan of an I/O call: the path class's (meter and barrier), after the barrier.
-inline const Plan& io_plan() {
+// The plan of an I/O call: the path class's (meter and barrier), after the barrier; held
+// for the hook's scope (`const Plan& p = io_plan();`, see PlanScope).
+inline PlanScope io_plan() {
   ensure_init();
-  const Plan& p = plan_for(CallClass::Path, live_mask());
-  if (!barrier_ok(p)) barrier_wait();
-  return p;
+  return PlanScope(CallClass::Path, live_mask(), /*wait_barrier=*/true);
 }
 
 // A read of `fd` that returned r (write: metered_out), under plan p.

@@ -77,6 +77,21 @@ void layer_root_reset(const idb::FileRule& r, Layer layer) {
   }
 }
 
+void layer_roots_revalidate() {
+  for (int l = 0; l < 2; ++l)
+    for (uint32_t i = 0; i < g_state.db.file_count(); ++i) {
+      int v = g_roots[l][i].load(std::memory_order_acquire);
+      if (v <= 0) continue;
+      const idb::FileRule& r = g_state.db.files()[i];
+      struct stat held, now;
+      if (sys::fstat(v - 1, &held) == 0 &&
+          sys::fstatat(AT_FDCWD, g_state.db.str(l == 1 ? r.upper : r.outside), &now, 0) == 0 &&
+          held.st_dev == now.st_dev && held.st_ino == now.st_ino)
+        continue;
+      layer_root_reset(r, l == 1 ? Layer::Upper : Layer::Outside);
+    }
+}
+
 bool fd_protected(int fd) {
   if (fd < g_prot_low.load(std::memory_order_relaxed) || fd >= kMaxProtected) return false;
   return (g_prot_bits[fd >> 6].load(std::memory_order_acquire) >> (fd & 63)) & 1u;

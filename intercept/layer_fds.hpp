@@ -18,6 +18,10 @@ int layer_root_fd(const idb::FileRule& r, Layer layer);
 // Forget the cached fd of a layer whose directory we just created (upper made on demand).
 void layer_root_reset(const idb::FileRule& r, Layer layer);
 
+// After a restore: drop every cached root whose path names another directory now (the
+// instance's directories were made anew); the next use opens the path again.
+void layer_roots_revalidate();
+
 // True when fd is one of the library's own (cheap when fd < 900: one compare).
 bool fd_protected(int fd);
 // The lowest protected fd >= fd, or -1.

@@ -8,6 +8,8 @@
 #include <sys/mman.h>
 
 #include "intercept/chain.hpp"
+#include "intercept/ckpt_gate.hpp"
+#include "intercept/ckpt_thread.hpp"
 #include "intercept/cwd.hpp"
 #include "intercept/lib_state.hpp"
 #include "intercept/meter.hpp"
@@ -104,6 +106,7 @@ void load_ctl() {
       else if (page->version != ictl::kVersion) why = "unsupported control page version";
       if (why == nullptr) {
         g_state.ctl = page;
+        g_state.ctl_shared = true;
         return;
       }
       munmap(p, size);
@@ -161,9 +164,15 @@ void do_init() {
   cwd_init();
   meter::batch_init();
   meter::process_loaded();
+  ckpt::gate_init();
 }
 
-__attribute__((constructor(101))) void lib_constructor() { ensure_init(); }
+// The checkpoint thread starts here, not in do_init: init may run from a hook called by
+// another library's constructor.
+__attribute__((constructor(101))) void lib_constructor() {
+  ensure_init();
+  ckpt::start_thread();
+}
 
 }  // namespace
 

@@ -22,6 +22,7 @@ struct LibState {
   idb::DbView db;
   bool db_ok = false;                    // a valid DB is mapped
   ictl::ControlPage* ctl = &g_boot_page; // shared page, or a private one; never null
+  bool ctl_shared = false;               // ctl is the instance's page file (an engine reaches it)
   uint32_t chain_len = 0;                // interceptors in the DB, in chain order
   Kind chain[idb::kMaxInterceptors] = {};
   int idx_meter = -1, idx_redirect = -1, idx_net = -1, idx_barrier = -1;

@@ -131,6 +131,9 @@ void note_peer_of(int fd);
 void process_loaded();
 // A fork child (pthread_atfork): count it.
 void process_forked();
+// A process restored into a new instance (the checkpoint thread's restore hook): count it
+// there, once.
+void process_restored();
 // Before an exec or spawn (meter enter step): flush, and mark this process as counted.
 // exec_end: the exec failed, or the spawn returned.
 void exec_begin();

@@ -96,6 +96,10 @@ void process_forked() {
   if (meter_on()) count_self(sys::getpid());
 }
 
+void process_restored() {
+  if (meter_on()) count_self(sys::getpid());
+}
+
 void exec_begin() {
   flush_process();
   t_exec_slot = -1;

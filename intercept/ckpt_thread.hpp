@@ -1,0 +1,12 @@
+// The checkpoint thread of a process (intercept/README.md "Checkpoint"): started by the
+// library's constructor and in fork children when the control page is the instance's file;
+// it sleeps in a futex on the page's request word, blocks every signal, has a 64 KiB stack
+// and is named "envrun-ckpt" (the engine finds it so). ENVRUN_INTERCEPT_CKPT=off: none.
+// Internal to libenvrun-intercept.so.
+#pragma once
+
+namespace envrun::icpt::ckpt {
+
+void start_thread();
+
+}  // namespace envrun::icpt::ckpt
