@@ -8,8 +8,11 @@
 #include <signal.h>
 #include <sys/ptrace.h>
 #include <sys/utsname.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <set>
 
@@ -78,17 +81,55 @@ Result<std::vector<Seized>> seize_tree(pid_t root, Freezer& fz) {
   return out;
 }
 
-// Killed processes are waited for (bounded: their parent must reap them) so that a
-// restore right after finds their pids free.
+// The pid namespace of a process ("" when it is gone).
+std::string pid_ns_of(const std::string& pid) {
+  char buf[64];
+  ssize_t n = ::readlink(("/proc/" + pid + "/ns/pid").c_str(), buf, sizeof buf);
+  return n > 0 ? std::string(buf, size_t(n)) : std::string();
+}
+
+// Lets the tree go on (detach), or kills it and waits until every seized thread is dead.
+//
+// A killed tracee stays a zombie until its tracer (we) waits for it: a non-leader
+// thread always, a leader until we have seen its exit (then its parent reaps it).
+// Blocking waits in a fixed order can hang: the last thread of a pid namespace's init
+// to exit, whichever of its threads that is, stays in the kernel (zap_pid_ns_processes)
+// until every other task of the namespace is released, init's own exited threads
+// included, and a leader is reported only after its other threads are reaped. So every
+// seized thread is polled (WNOHANG) until each has been seen to exit, in any order.
+// A tree in our own pid namespace is then waited for (bounded) until its parents have
+// reaped it, so that a restore right after finds its pids free; a tree in a pid
+// namespace of its own is restored into a new one and need not wait for its parent.
 void release_tree(const std::vector<Seized>& tree, bool kill_it) {
+  if (!kill_it) {
+    for (const auto& s : tree)
+      for (pid_t tid : s.tids) (void)infect::detach(tid);
+    return;
+  }
+  bool same_ns = !tree.empty() && pid_ns_of(std::to_string(tree[0].pid)) == pid_ns_of("self");
+  std::vector<pid_t> left;
+  for (const auto& s : tree) {
+    if (s.zombie) continue;
+    ::kill(s.pid, SIGKILL);
+    left.insert(left.end(), s.tids.begin(), s.tids.end());
+  }
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  useconds_t nap = 10;
+  while (!left.empty() && std::chrono::steady_clock::now() < deadline) {
+    size_t before = left.size();
+    std::erase_if(left, [](pid_t tid) {
+      int status = 0;
+      pid_t r = ::waitpid(tid, &status, __WALL | WNOHANG);
+      if (r < 0) return errno != EINTR;  // ECHILD: no longer ours (released already)
+      return r == tid && (WIFEXITED(status) || WIFSIGNALED(status));
+    });
+    nap = left.size() < before ? 10 : std::min<useconds_t>(nap * 2, 1000);
+    if (!left.empty()) ::usleep(nap);
+  }
+  if (!same_ns) return;
+  deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
   for (const auto& s : tree)
-    if (kill_it && !s.zombie) ::kill(s.pid, SIGKILL);
-  for (const auto& s : tree)
-    for (pid_t tid : s.tids) (void)infect::detach(tid);
-  if (!kill_it) return;
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
-  for (const auto& s : tree)
-    while (::kill(s.pid, 0) == 0 && std::chrono::steady_clock::now() < deadline) ::usleep(1000);
+    while (::kill(s.pid, 0) == 0 && std::chrono::steady_clock::now() < deadline) ::usleep(200);
 }
 
 std::span<const uint8_t> bytes_of(const std::string& s) {
