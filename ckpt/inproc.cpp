@@ -85,6 +85,7 @@ Result<InprocCheckpoint> InprocCheckpoint::begin(const std::string& ctl_path, co
               "stdio not flushed, interceptor state not saved");
   c.epoch_ = page.word(ictl::kCkptEpoch).load() + 1;
   page.word(ictl::kCkptLease).store(o.lease_ms);
+  page.word(ictl::kCkptRelease).store(c.epoch_ - 1);  // a page reused after a restore may hold more
   page.word(ictl::kCkptAcks).store(uint64_t(uint32_t(c.epoch_)) << 32);
   page.word(ictl::kBarrierFlag).store(1);
   page.word(ictl::kCkptEpoch).store(c.epoch_);

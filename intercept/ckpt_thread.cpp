@@ -1,7 +1,7 @@
 // The checkpoint thread (ckpt_thread.hpp) and its side of the handshake (control.h
 // kCkptEpoch...; the engine's side is ckpt/inproc.cpp):
 //   idle      FUTEX_WAIT on kCkptEpoch until it exceeds the value last seen;
-//   request   set the barrier, wait until the other threads are at safe points
+//   request   (the engine set the barrier) wait until the other threads are at safe points
 //             (gate_drain, when the barrier interceptor is on), run the save hooks
 //             (stdio, meter), name the thread "envrun-ckpt:ack", ack with the epoch's tag;
 //   wait      for kCkptRelease >= epoch (resume hooks; the engine lifts the barrier), or for
@@ -75,9 +75,11 @@ End await_release(uint64_t epoch) {
   }
 }
 
-// One request; returns the epoch value to wait beyond next.
+// One request (the engine has set the barrier); returns the epoch value to wait beyond
+// next. A request seen after the engine released it (this thread was slow, or stopped)
+// is over: nothing to do.
 uint64_t serve(uint64_t epoch, int self) {
-  word(ictl::kBarrierFlag).store(1, std::memory_order_release);
+  if (word(ictl::kCkptRelease).load(std::memory_order_acquire) >= epoch) return epoch;
   if (on(live_mask(), g_state.idx_barrier)) (void)gate_drain(self, kDrainMs);
   run_save_hooks();
   set_name("envrun-ckpt:ack");
@@ -100,11 +102,12 @@ uint64_t serve(uint64_t epoch, int self) {
   return epoch;
 }
 
-void* thread_main(void*) {
+// `arg`: the request epoch when the thread was made (a request after that is served even
+// if it came before the thread first waits).
+void* thread_main(void* arg) {
   t_ckpt_thread = true;
   int self = sys::gettid();
-  set_name("envrun-ckpt");
-  uint64_t seen = word(ictl::kCkptEpoch).load(std::memory_order_acquire);
+  uint64_t seen = uint64_t(reinterpret_cast<uintptr_t>(arg));
   for (;;) {
     wait_word(word(ictl::kCkptEpoch), seen, -1);
     uint64_t e = word(ictl::kCkptEpoch).load(std::memory_order_acquire);
@@ -146,7 +149,11 @@ void start_thread() {
   (void)pthread_attr_setstacksize(&attr, kStack);  // below the minimum: the default stays
   pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
   pthread_t t;
-  if (pthread_create(&t, &attr, thread_main, nullptr) != 0) g_running.store(false, std::memory_order_relaxed);
+  void* seen = reinterpret_cast<void*>(uintptr_t(word(ictl::kCkptEpoch).load(std::memory_order_acquire)));
+  if (pthread_create(&t, &attr, thread_main, seen) == 0)
+    pthread_setname_np(t, "envrun-ckpt");  // named before anyone can look for it
+  else
+    g_running.store(false, std::memory_order_relaxed);
   pthread_attr_destroy(&attr);
   pthread_sigmask(SIG_SETMASK, &old, nullptr);
 }
