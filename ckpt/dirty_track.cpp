@@ -127,6 +127,8 @@ Result<void> DirtyTracker::protect(const PageRange& range) {
 }
 
 Result<void> DirtyTracker::renumber(infect::Remote& r) {
+  SeccompSuspend sc;
+  ENVRUN_CHECK(sc.begin(pid_, r.tid()));
   auto [base, span] = fd_window(pid_);
   int from = target_fd_ + 1 >= base && target_fd_ + 1 < base + span ? target_fd_ + 1 : base;
   long nfd = ENVRUN_TRY(r.syscall(SYS_fcntl, uint64_t(target_fd_), F_DUPFD_CLOEXEC, uint64_t(from)));
@@ -143,9 +145,18 @@ Result<void> DirtyTracker::renumber(infect::Remote& r) {
 
 Result<void> DirtyTracker::close_in_target(infect::Remote& r) {
   if (target_fd_ < 0) return ok();
+  SeccompSuspend sc;
+  ENVRUN_CHECK(sc.begin(pid_, r.tid()));
   (void)ENVRUN_TRY(checked(r, pid_, "close of the tracker", SYS_close, uint64_t(target_fd_)));
   target_fd_ = -1;
   fd_.reset();
+  return ok();
+}
+
+Result<void> close_tracker_copy(infect::Remote& r, pid_t pid, int fd) {
+  SeccompSuspend sc;
+  ENVRUN_CHECK(sc.begin(pid, r.tid()));
+  (void)ENVRUN_TRY(checked(r, pid, "close of an inherited tracker fd", SYS_close, uint64_t(fd)));
   return ok();
 }
 

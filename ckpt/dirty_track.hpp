@@ -53,6 +53,9 @@ class DirtyTracker {
   UniqueFd fd_;  // the engine's copy
 };
 
+// Closes fd `fd` of `pid` through `r` (an inherited copy of another process's tracker).
+Result<void> close_tracker_copy(infect::Remote& r, pid_t pid, int fd);
+
 // One round's result over a range of a tracked mapping.
 struct DirtyScan {
   PageRanges written;  // written (or dropped) since the last protection; protected again

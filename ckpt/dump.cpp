@@ -20,6 +20,7 @@
 #include "ckpt/dump_mem.hpp"
 #include "ckpt/dump_process.hpp"
 #include "ckpt/freeze.hpp"
+#include "ckpt/incremental.hpp"
 #include "ckpt/proc_read.hpp"
 
 namespace envrun::ckpt {
@@ -153,9 +154,11 @@ nlohmann::json inventory(const DumpOptions& o, const std::vector<CapturedProcess
 }
 
 Result<void> write_image(const DumpOptions& o, const std::vector<CapturedProcess>& procs, const FileTable& files,
-                         const std::vector<Seized>& tree, DumpStats& st) {
+                         const std::vector<Seized>& tree, DumpStats& st, const MemoryTracking* trk) {
   auto w = ENVRUN_TRY(ImageWriter::to_fd(o.out_fd, o.out_name, o.writer));
-  ENVRUN_CHECK(w.add(SectionType::Inventory, 0, bytes_of(inventory(o, procs).dump())));
+  auto inv = inventory(o, procs);
+  if (trk) trk->annotate(inv);
+  ENVRUN_CHECK(w.add(SectionType::Inventory, 0, bytes_of(inv.dump())));
   nlohmann::json fj = nlohmann::json::array();
   for (const auto& f : files.files()) fj.push_back(to_json(f));
   ENVRUN_CHECK(w.add(SectionType::Files, 0, bytes_of(fj.dump())));
@@ -173,8 +176,10 @@ Result<void> write_image(const DumpOptions& o, const std::vector<CapturedProcess
   MemDumper mem{w, st};
   for (size_t i = 0; i < procs.size(); ++i) {
     if (procs[i].core.zombie) continue;
-    ENVRUN_CHECK(mem.dump_process(tree[i].pid, uint64_t(procs[i].core.pid), procs[i].core.vmas));
+    const auto* vmas = trk ? trk->dump_vmas(i) : nullptr;  // incremental: only what changed
+    ENVRUN_CHECK(mem.dump_process(tree[i].pid, uint64_t(procs[i].core.pid), vmas ? *vmas : procs[i].core.vmas));
   }
+  if (trk) ENVRUN_CHECK(trk->write_sections(w));
   ENVRUN_CHECK(w.finish());
   st.image_bytes = w.bytes_written();
   return ok();
@@ -220,8 +225,17 @@ Result<DumpStats> dump(const DumpOptions& o) {
         c.core.ppid = procs[k].core.pid;
         break;
       }
-  auto written = write_image(o, procs, files, *tree, st);
+  std::unique_ptr<MemoryTracking> trk;
+  if (!o.parent_image.empty() || o.track_mem) {
+    std::vector<LiveProcess> live;
+    for (size_t k = 0; k < procs.size(); ++k) live.push_back({(*tree)[k].pid, (*tree)[k].tids, &procs[k].core});
+    auto t = MemoryTracking::begin(o, live);
+    if (!t) return finish(false), std::move(t).error();
+    trk = std::move(*t);
+  }
+  auto written = write_image(o, procs, files, *tree, st, trk.get());
   if (!written) return finish(false), std::move(written).error();
+  if (trk) trk->arm(), trk->add_stats(st);
   finish(!o.leave_running);
   return st;
 }

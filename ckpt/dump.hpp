@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -21,6 +22,12 @@ struct DumpOptions {
   std::string out_name;           // for messages
   WriterOptions writer;
   nlohmann::json inventory;       // merged into the inventory section (container id, bundle, ...)
+  // Incremental dumps (incremental.hpp): the parent's envrun.img (a dump of only the pages
+  // written since it), the reference recorded to find it again ("" = parent_image), and
+  // whether to leave memory trackers in a tree left running (a --parent-path dump does too).
+  std::string parent_image;
+  std::string parent_ref;
+  bool track_mem = false;
 };
 
 struct DumpStats {
@@ -34,6 +41,9 @@ struct DumpStats {
   uint64_t pages_written = 0;
   uint64_t image_bytes = 0;
   uint64_t processes = 0, threads = 0;
+  uint64_t pages_in_parent = 0;       // incremental: unchanged pages the parent images hold
+  uint64_t track_us = 0;              // dirty-page scans and memory trackers set up
+  std::vector<std::string> warnings;  // e.g. a process dumped whole in an incremental dump
 };
 
 Result<DumpStats> dump(const DumpOptions& o);

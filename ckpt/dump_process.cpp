@@ -13,6 +13,7 @@
 
 #include "kernel/fs.hpp"
 
+#include "ckpt/dirty_track.hpp"
 #include "ckpt/proc_read.hpp"
 
 namespace envrun::ckpt {
@@ -161,6 +162,7 @@ Result<CapturedProcess> capture_process(pid_t pid, const std::vector<pid_t>& tid
     if (::prlimit(pid, static_cast<__rlimit_resource>(r), nullptr, &lim) == 0) p.rlimits[r] = {lim.rlim_cur, lim.rlim_max};
   }
   for (const auto& fd : ENVRUN_TRY(proc::read_fds(pid))) {
+    if (is_tracker_fd(fd)) continue;  // envrun's own memory tracker (dirty_track.hpp)
     auto e = files.add(pid, p.pid, fd);
     if (!e) return at(pid, std::move(e).error());
     p.fds.push_back(*e);

@@ -37,6 +37,7 @@ enum class SectionType : uint32_t {
   Files = 8,
   FileData = 9,
   SharedMem = 10,
+  ParentPages = 11,  // incremental images: page ranges the parent image holds (payload: u64 address, u64 pages)*
   End = 0x454e4400,  // "\0DNE" read as little-endian: "END" in a hex dump
 };
 
@@ -105,6 +106,11 @@ class ImageWriter {
   // header in writev(2) calls, without a copy.
   Result<void> add_gather(SectionType type, uint64_t id, std::span<const iovec> pieces,
                           uint32_t extra_flags = 0);
+  // add_gather() with the payload's crc32c computed by the caller, who read the bytes
+  // last and has them in cache (the memory dump). A wrong crc makes an image that every
+  // reader refuses at this section.
+  Result<void> add_gather_crc(SectionType type, uint64_t id, std::span<const iovec> pieces, uint32_t crc,
+                              uint32_t extra_flags = 0);
   // Writes the End section; nothing may be added after. A writer never finished leaves
   // an image that every reader refuses as truncated.
   Result<void> finish();
@@ -172,8 +178,8 @@ struct ImageSummary {
   uint64_t total_bytes = 0;  // the whole stream, End section included
   uint64_t skipped_optional = 0;
   bool end_present = false;  // always true in a summary returned without error
-  // Indexed by SectionType value 1..10; [0] collects unknown optional types.
-  std::array<SectionTotals, 11> by_type{};
+  // Indexed by SectionType value 1..11; [0] collects unknown optional types.
+  std::array<SectionTotals, 12> by_type{};
   SectionTotals& of(SectionType t);
   const SectionTotals& of(SectionType t) const;
 };

@@ -20,6 +20,7 @@ const char* section_name(SectionType type) {
     case SectionType::Files: return "files";
     case SectionType::FileData: return "file-data";
     case SectionType::SharedMem: return "shared-mem";
+    case SectionType::ParentPages: return "parent-pages";
     case SectionType::End: return "end";
   }
   return "unknown";

@@ -12,6 +12,7 @@
 #include <memory>
 
 #include "ckpt/image.hpp"
+#include "ckpt/incremental_restore.hpp"
 #include "ckpt/proc_read.hpp"
 #include "ckpt/restore_mm.hpp"
 #include "ckpt/restore_plan.hpp"
@@ -86,11 +87,15 @@ Result<uint64_t> shm_offset(const Plan& plan, uint64_t ino, uint64_t addr) {
   return Error::make(ErrorKind::Config, "image: shared memory " + std::to_string(ino) + " at an address no mapping has");
 }
 
-Result<uint64_t> write_memory(ImageReader& in, std::optional<SectionHeader> h, const Plan& plan) {
+Result<uint64_t> write_memory(ImageReader& in, std::optional<SectionHeader> h, const Plan& plan, ParentChain& chain) {
   std::vector<uint8_t> buf;
   uint64_t pages = 0;
   for (; h; h = ENVRUN_TRY(in.next())) {
     auto type = h->section_type();
+    if (type == SectionType::ParentPages) {  // incremental: pages the parent images hold
+      ENVRUN_CHECK(chain.add_needed(*h, in));
+      continue;
+    }
     if (type != SectionType::Pages && type != SectionType::SharedMem) continue;  // read by next(): skipped
     if (h->raw_size < 8 || (h->raw_size - 8) % 4096)
       return Error::make(ErrorKind::Config, "image: section " + std::to_string(h->index) + ": not whole pages");
@@ -125,6 +130,7 @@ Result<RestoreResult> restore(const RestoreOptions& o) {
   auto in = ENVRUN_TRY(ImageReader::from_fd(o.in_fd, o.in_name));
   std::optional<SectionHeader> first_memory;
   auto plan = ENVRUN_TRY(read_plan(in, first_memory));
+  auto chain = ENVRUN_TRY(ParentChain::open(plan.inventory, o.image_dir));  // each parent verified
   if (!o.old_root.empty()) plan.old_root = o.old_root;
   plan.new_root = o.new_root;
   ENVRUN_CHECK(open_files(plan));
@@ -173,7 +179,8 @@ Result<RestoreResult> restore(const RestoreOptions& o) {
     ++res.stats.processes;
     res.stats.threads += pp.core.threads.size();
   }
-  res.stats.pages_restored = ENVRUN_TRY(write_memory(in, first_memory, plan));
+  res.stats.pages_restored = ENVRUN_TRY(write_memory(in, first_memory, plan, chain));
+  res.stats.pages_restored += ENVRUN_TRY(chain.write_pages(plan));
   for (auto& rb : rebuilds) ENVRUN_CHECK(rb->finish());
   plan.shm_fds.clear();
   res.stats.memory_us = now_us() - t2;

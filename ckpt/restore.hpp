@@ -24,6 +24,7 @@ struct RestoreOptions {
   bool verify_first = true;   // verify the whole image before touching anything (needs a seekable fd)
   std::string old_root;       // the dumped tree's root directory on the host ("" = from the image)
   std::string new_root;       // where that root is now ("" = the same place)
+  std::string image_dir;      // incremental images: where relative parent paths start ("" = ".")
   // Creates the root stub process and returns its host pid; the new process must call
   // `run_stub` (which never returns). A container restore creates the container here
   // (namespaces, rootfs, cgroup) with `run_stub` in place of its process. Empty: a plain

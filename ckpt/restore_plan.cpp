@@ -91,7 +91,7 @@ Result<Plan> read_plan(ImageReader& in, std::optional<SectionHeader>& first_memo
     auto h = ENVRUN_TRY(in.next());
     if (!h) break;
     auto type = h->section_type();
-    if (type == SectionType::Pages || type == SectionType::SharedMem) {
+    if (type == SectionType::Pages || type == SectionType::SharedMem || type == SectionType::ParentPages) {
       first_memory = *h;
       break;
     }

@@ -35,6 +35,8 @@ struct CheckpointFlags {
   bool tcp_established = false;
   std::string compress;
   bool stats = false;
+  std::string parent_path;
+  bool track_mem = false;
 };
 
 struct RestoreFlags {
@@ -58,6 +60,28 @@ void print_dump_stats(const ckpt::DumpStats& s) {
   std::printf("  pages skipped (file): %10llu\n", (unsigned long long)s.pages_skipped_file);
   std::printf("  pages written:        %10llu\n", (unsigned long long)s.pages_written);
   std::printf("  image bytes:          %10llu\n", (unsigned long long)s.image_bytes);
+  std::printf("  pages in parent:      %10llu\n", (unsigned long long)s.pages_in_parent);
+  std::printf("  memory tracking time: %10llu us\n", (unsigned long long)s.track_us);
+}
+
+// --parent-path DIR (incremental) and --track-mem. DIR is relative to --image-path, as
+// with runc, and recorded as given so that the images can move together; with --stream
+// it is taken from the working directory and recorded absolute.
+Result<void> set_parent(const CheckpointFlags& f, ckpt::DumpOptions& o) {
+  o.track_mem = f.track_mem;
+  if (f.track_mem && !f.leave_running)
+    return Error::make(ErrorKind::Usage, "--track-mem needs --leave-running (a killed tree has nothing to track)");
+  if (f.parent_path.empty()) return ok();
+  std::string dir = f.parent_path;
+  if (dir[0] != '/' && f.stream_fd >= 0) {
+    char here[4096];
+    dir = fs::join(::getcwd(here, sizeof here) ? here : ".", dir);
+  } else if (dir[0] != '/') {
+    dir = fs::join(f.image_path, dir);
+  }
+  o.parent_image = fs::join(dir, kImageFile);
+  o.parent_ref = f.stream_fd >= 0 ? dir : f.parent_path;
+  return ok();
 }
 
 void print_restore_stats(const ckpt::RestoreStats& s) {
@@ -109,6 +133,7 @@ Result<int> run_checkpoint(Globals& g, const CheckpointFlags& f) {
   }
   o.leave_running = f.leave_running;
   o.tcp_established = f.tcp_established;
+  ENVRUN_CHECK(set_parent(f, o));
   if (f.compress == "zstd") o.writer.zstd = true;
   else if (!f.compress.empty() && f.compress != "none")
     return Error::make(ErrorKind::Usage, "--compress: \"" + f.compress + "\": use zstd or none");
@@ -148,6 +173,7 @@ Result<int> run_checkpoint(Globals& g, const CheckpointFlags& f) {
   }
   // Like runc: a checkpointed (and so stopped) container is deleted; restore re-creates it.
   if (st && !f.leave_running) ENVRUN_CHECK(metering::delete_metered(g.store(), st->id, true));
+  for (const auto& w : dumped->warnings) std::fprintf(stderr, "envrun: checkpoint: warning: %s\n", w.c_str());
   if (f.stats) print_dump_stats(*dumped);
   return 0;
 }
@@ -166,6 +192,7 @@ Result<int> run_restore(Globals& g, const RestoreFlags& f) {
     if (!in) return Error::sys(path);
     o.in_fd = in.get();
     o.in_name = path;
+    o.image_dir = f.image_path;
   }
   if (f.id.empty()) {
     auto r = ckpt::restore(o);
@@ -223,6 +250,10 @@ void add_checkpoint(CLI::App& app, Globals& g) {
   c->add_flag("--tcp-established", cf.tcp_established,
               "save established TCP connections (TCP_REPAIR; default: refuse them)");
   c->add_option("--compress", cf.compress, "zstd: compress every section");
+  c->add_option("--parent-path", cf.parent_path,
+                "incremental: only the pages changed since the image in this directory (relative to --image-path)");
+  c->add_flag("--track-mem", cf.track_mem, "track memory changes from now on, for a later --parent-path checkpoint "
+                                           "(needs --leave-running)");
   c->add_flag("--stats", cf.stats, "print freezing/frozen/memory times and page counts");
   on_run(c, g, "checkpoint", &cf.id, [&g]() -> Result<int> { return run_checkpoint(g, cf); });
 

@@ -1,0 +1,142 @@
+// ParentChain (incremental_restore.hpp).
+#include "ckpt/incremental_restore.hpp"
+
+#include <fcntl.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <set>
+
+#include "ckpt/image_format.hpp"
+#include "ckpt/incremental.hpp"
+#include "ckpt/infect/infect.hpp"
+#include "kernel/fs.hpp"
+
+namespace envrun::ckpt {
+
+namespace {
+
+constexpr size_t kMaxDepth = 64;
+
+Error refuse(const std::string& msg) { return Error::make(ErrorKind::Config, "parent image: " + msg); }
+
+std::string dir_of(const std::string& file) {
+  auto slash = file.rfind('/');
+  return slash == std::string::npos ? "." : slash == 0 ? "/" : file.substr(0, slash);
+}
+
+// inventory["parent"] = {"path": DIR, "track_id": ID}; {"", ""} for a full image.
+Result<std::pair<std::string, std::string>> parent_of(const nlohmann::json& inv, const std::string& name) {
+  if (!inv.is_object() || !inv.contains("parent")) return std::make_pair(std::string(), std::string());
+  try {
+    return std::make_pair(inv["parent"].at("path").get<std::string>(), inv["parent"].at("track_id").get<std::string>());
+  } catch (const std::exception& e) {
+    return Error::make(ErrorKind::Config, name + ": inventory: parent: " + e.what());
+  }
+}
+
+}  // namespace
+
+ParentChain::ParentChain() = default;
+ParentChain::ParentChain(ParentChain&&) noexcept = default;
+ParentChain& ParentChain::operator=(ParentChain&&) noexcept = default;
+ParentChain::~ParentChain() = default;
+
+Result<ParentChain> ParentChain::open(const nlohmann::json& inventory, const std::string& image_dir) {
+  ParentChain chain;
+  std::set<std::string> seen;
+  std::string child = "the image", dir = image_dir.empty() ? "." : image_dir;
+  auto [ref, want_id] = ENVRUN_TRY(parent_of(inventory, child));
+  while (!ref.empty()) {
+    if (chain.images_.size() >= kMaxDepth)
+      return refuse(child + ": a chain of more than " + std::to_string(kMaxDepth) + " images");
+    std::string file = fs::join(ref[0] == '/' ? ref : fs::join(dir, ref), kImageFileName);
+    char real[PATH_MAX];
+    if (!::realpath(file.c_str(), real)) return Error::sys("parent image: " + child + " names " + file);
+    if (!seen.insert(real).second) return refuse(file + ": the chain loops back to it");
+    Image img{UniqueFd(::open(real, O_RDONLY | O_CLOEXEC)), file};
+    if (!img.fd) return Error::sys("parent image: " + file);
+    auto summary = verify_image(img.fd.get(), file);
+    if (!summary) return std::move(summary).error().with_context("parent image of " + child);
+    if (::lseek(img.fd.get(), 0, SEEK_SET) < 0) return Error::sys("parent image: " + file + ": seek");
+    auto inv = ENVRUN_TRY(read_inventory(img.fd.get(), file));
+    std::string id = inv.contains("track") && inv["track"].is_object() ? inv["track"].value("id", "") : "";
+    if (id != want_id)
+      return refuse(file + ": not the image " + child + " was dumped against (track id " + (id.empty() ? "none" : id) +
+                    ", want " + want_id + "): was it taken again since?");
+    auto next = ENVRUN_TRY(parent_of(inv, file));
+    chain.images_.push_back(std::move(img));
+    child = file, dir = dir_of(real), ref = next.first, want_id = next.second;
+  }
+  return chain;
+}
+
+Result<void> ParentChain::add_needed(const SectionHeader& h, ImageReader& in) {
+  auto bytes = ENVRUN_TRY(in.read_payload());
+  auto ranges = ENVRUN_TRY(decode_ranges(bytes, "image: " + format::label(h)));
+  if (images_.empty()) return refuse("the image lists pages of a parent but names none");
+  auto& into = needed_[h.id];
+  into.insert(into.end(), ranges.begin(), ranges.end());
+  into = normalized(std::move(into));
+  return ok();
+}
+
+// One parent: writes what it holds of `needed`; returns what is still needed from its
+// own parent (the part of `needed` its parent-pages sections list).
+Result<std::map<uint64_t, PageRanges>> ParentChain::apply(Image& img, std::map<uint64_t, PageRanges>& needed,
+                                                          const Plan& plan, uint64_t& pages) {
+  std::map<uint64_t, PageRanges> further;
+  if (::lseek(img.fd.get(), 0, SEEK_SET) < 0) return Error::sys("parent image: " + img.name + ": seek");
+  auto in = ENVRUN_TRY(ImageReader::from_fd(img.fd.get(), img.name));
+  std::vector<uint8_t> buf;
+  for (auto h = ENVRUN_TRY(in.next()); h; h = ENVRUN_TRY(in.next())) {
+    auto type = h->section_type();
+    auto want = needed.find(h->id);
+    if (want == needed.end() || want->second.empty()) continue;
+    if (type == SectionType::ParentPages) {
+      auto bytes = ENVRUN_TRY(in.read_payload());
+      auto theirs = ENVRUN_TRY(decode_ranges(bytes, img.name + ": " + format::label(*h)));
+      auto& f = further[h->id];
+      auto more = intersect(want->second, theirs);
+      f.insert(f.end(), more.begin(), more.end());
+      continue;
+    }
+    if (type != SectionType::Pages) continue;
+    if (h->raw_size < 8 || (h->raw_size - 8) % kPageBytes)
+      return refuse(img.name + ": " + format::label(*h) + ": not whole pages");
+    buf.resize(h->raw_size);
+    ENVRUN_CHECK(in.read_payload(buf));
+    uint64_t addr;
+    std::memcpy(&addr, buf.data(), 8);
+    PageRange held{addr, addr + (buf.size() - 8)};
+    auto hit = intersect({held}, want->second);
+    if (hit.empty()) continue;
+    size_t i = plan.index_of(pid_t(h->id));
+    if (i == std::string::npos || !plan.procs[i].host_pid)
+      return refuse(img.name + ": pages of pid " + std::to_string(h->id) + ", a process the image does not restore");
+    for (const auto& r : hit) {
+      std::span<const uint8_t> data(buf.data() + 8 + (r.start - addr), r.bytes());
+      ENVRUN_CHECK(infect::write_mem(plan.procs[i].host_pid, r.start, data));
+      pages += r.bytes() / kPageBytes;
+    }
+    want->second = subtract(want->second, hit);
+  }
+  for (auto& [pid, r] : further) r = intersect(r, needed[pid]);  // found here: not needed further up
+  return further;
+}
+
+Result<uint64_t> ParentChain::write_pages(const Plan& plan) {
+  uint64_t pages = 0;
+  auto needed = std::move(needed_);
+  for (auto& img : images_) {
+    bool any = false;
+    for (const auto& [pid, r] : needed) any = any || !r.empty();
+    if (!any) break;
+    needed = ENVRUN_TRY(apply(img, needed, plan, pages));
+  }
+  return pages;
+}
+
+}  // namespace envrun::ckpt

@@ -1,0 +1,62 @@
+// Incremental checkpoints, restore side (envrun-image(5) INCREMENTAL IMAGES).
+//
+// An incremental image holds the pages written since its parent and, in parent-pages
+// sections, the ranges whose contents are those of the parent image. Restore maps the
+// image's layout, writes its own pages, then takes each listed page from the nearest
+// image up the chain that holds it (a parent's own parent-pages sections say which
+// ranges to look for further up). A range no image holds was a zero page (or an
+// unmodified file page) when the chain's full image was taken: the fresh mapping
+// already reads so.
+//
+// Every parent is opened and verified whole (checksums, End section) and checked to be
+// the very image its child was dumped against (the "track" id) before anything is
+// restored: a missing, corrupt or re-taken parent refuses the restore.
+#pragma once
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "ckpt/image.hpp"
+#include "ckpt/page_ranges.hpp"
+#include "ckpt/restore_plan.hpp"
+#include "kernel/fd.hpp"
+
+namespace envrun::ckpt {
+
+// The file an image directory holds (--image-path DIR, --parent-path DIR).
+inline constexpr const char* kImageFileName = "envrun.img";
+
+class ParentChain {
+ public:
+  // Follows inventory["parent"]["path"] (relative to `image_dir`, the directory of the
+  // image being restored; each parent's own parent relative to that parent's
+  // directory) up to a full image. An empty chain for a full image.
+  static Result<ParentChain> open(const nlohmann::json& inventory, const std::string& image_dir);
+  ParentChain();
+  ParentChain(ParentChain&&) noexcept;
+  ParentChain& operator=(ParentChain&&) noexcept;
+  ~ParentChain();
+
+  bool empty() const { return images_.empty(); }
+  size_t depth() const { return images_.size(); }
+  // A parent-pages section of the image being restored, met in its page pass.
+  Result<void> add_needed(const SectionHeader& h, ImageReader& in);
+  // Writes every listed page from the nearest parent holding it into the restored
+  // processes (plan.procs[].host_pid). Returns the number of pages written.
+  Result<uint64_t> write_pages(const Plan& plan);
+
+ private:
+  struct Image {
+    UniqueFd fd;
+    std::string name;
+  };
+  Result<std::map<uint64_t, PageRanges>> apply(Image& img, std::map<uint64_t, PageRanges>& needed, const Plan& plan,
+                                               uint64_t& pages);
+  std::vector<Image> images_;  // nearest first
+  std::map<uint64_t, PageRanges> needed_;  // image pid -> ranges the parents must supply
+};
+
+}  // namespace envrun::ckpt
