@@ -137,7 +137,7 @@ void restart_in_child() {
 }  // namespace
 
 void start_thread() {
-  if (!g_state.ctl_shared || disabled()) return;
+  if (!g_state.ctl_shared || g_state.idx_barrier < 0 || disabled()) return;
   bool expected = false;
   if (!g_running.compare_exchange_strong(expected, true)) return;
   if (!g_atfork.exchange(true)) pthread_atfork(nullptr, nullptr, restart_in_child);

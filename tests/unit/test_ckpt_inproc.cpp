@@ -40,13 +40,15 @@ std::string read_text(const std::string& path) {
 struct Instance {
   std::string dir, db, ctl;
   ictl::ControlPage* page = nullptr;
-  Instance() {
+  explicit Instance(bool barrier = true) {
     char tmpl[] = "/tmp/envrun-unit-inproc.XXXXXX";
     REQUIRE(::mkdtemp(tmpl) != nullptr);
     dir = tmpl;
     db = dir + "/intercept.db";
     ctl = dir + "/intercept.ctl";
-    auto bytes = bundle::write_intercept_db(bundle::default_intercept_db(), db);
+    auto model = bundle::default_intercept_db();
+    if (!barrier) std::erase_if(model.interceptors, [](const auto& i) { return i.name == "barrier"; });
+    auto bytes = bundle::write_intercept_db(model, db);
     REQUIRE(bytes);
     idb::DbView view;
     REQUIRE(view.open(bytes->data(), bytes->size()) == nullptr);
@@ -243,6 +245,15 @@ TEST_CASE("ENVRUN_INTERCEPT_CKPT=off: no checkpoint thread, nothing asked") {
   REQUIRE(c);
   CHECK(c->asked() == 0);
   CHECK(read_text(prog.file).empty());
+}
+
+TEST_CASE("a chain without the barrier interceptor: no checkpoint thread") {
+  Instance in(/*barrier=*/false);
+  Program prog(in);
+  auto procs = ckpt::find_intercepted(prog.pid);
+  REQUIRE(procs.size() == 1);
+  CHECK(procs[0].ckpt_tid == 0);
+  CHECK(prog.verdict().rfind("FAIL stdio: ", 0) == 0);  // nobody flushed
 }
 
 TEST_CASE("a second engine waits until the first lets the page go") {
