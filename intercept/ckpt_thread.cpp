@@ -37,6 +37,9 @@ constexpr size_t kStack = 64 * 1024;
 constexpr long kDrainMs = 2000;  // then the save hooks run anyway (threads still busy)
 constinit std::atomic<bool> g_running{false};
 constinit std::atomic<bool> g_atfork{false};
+constinit std::atomic<bool> g_stop{false};    // stop_thread() asks the idle thread to end
+constinit std::atomic<bool> g_ended{false};   // it did
+constinit pthread_t g_thread{};
 
 std::atomic<uint64_t>& word(uint32_t i) { return g_state.ctl->barrier[i]; }
 
@@ -109,7 +112,9 @@ void* thread_main(void* arg) {
   int self = sys::gettid();
   uint64_t seen = uint64_t(reinterpret_cast<uintptr_t>(arg));
   for (;;) {
+    if (g_stop.load(std::memory_order_acquire)) break;
     wait_word(word(ictl::kCkptEpoch), seen, -1);
+    if (g_stop.load(std::memory_order_acquire)) break;
     uint64_t e = word(ictl::kCkptEpoch).load(std::memory_order_acquire);
     if (e == seen) continue;  // woken for nothing, or a signal (glibc's setxid)
     if (e < seen) {           // a new page: restored while idle
@@ -119,6 +124,7 @@ void* thread_main(void* arg) {
     }
     seen = serve(e, self);
   }
+  g_ended.store(true, std::memory_order_release);
   return nullptr;
 }
 
@@ -147,15 +153,33 @@ void start_thread() {
   pthread_attr_t attr;
   pthread_attr_init(&attr);
   (void)pthread_attr_setstacksize(&attr, kStack);  // below the minimum: the default stays
-  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-  pthread_t t;
+  g_stop.store(false, std::memory_order_relaxed);
+  g_ended.store(false, std::memory_order_relaxed);
   void* seen = reinterpret_cast<void*>(uintptr_t(word(ictl::kCkptEpoch).load(std::memory_order_acquire)));
-  if (pthread_create(&t, &attr, thread_main, seen) == 0)
-    pthread_setname_np(t, "envrun-ckpt");  // named before anyone can look for it
+  if (pthread_create(&g_thread, &attr, thread_main, seen) == 0)
+    pthread_setname_np(g_thread, "envrun-ckpt");  // named before anyone can look for it
   else
     g_running.store(false, std::memory_order_relaxed);
   pthread_attr_destroy(&attr);
   pthread_sigmask(SIG_SETMASK, &old, nullptr);
+}
+
+bool stop_thread() {
+  if (!g_running.load(std::memory_order_acquire)) return false;
+  g_stop.store(true, std::memory_order_release);
+  // The thread checks g_stop before and after each wait: wake until it ended (a wake that
+  // falls between its check and its wait is lost; the next one is not). A request it is
+  // serving ends first (bounded by the lease).
+  long until = now_ms() + long(ictl::kCkptDefaultLeaseMs);
+  while (!g_ended.load(std::memory_order_acquire) && now_ms() < until) {
+    wake_word(word(ictl::kCkptEpoch));
+    struct timespec ts = {0, 1000000};
+    sys::raw(SYS_nanosleep, sys::L(&ts), 0);
+  }
+  if (!g_ended.load(std::memory_order_acquire)) return false;
+  pthread_join(g_thread, nullptr);
+  g_running.store(false, std::memory_order_release);
+  return true;
 }
 
 }  // namespace envrun::icpt::ckpt

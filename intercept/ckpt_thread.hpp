@@ -9,5 +9,8 @@
 namespace envrun::icpt::ckpt {
 
 void start_thread();
+// Ends the thread (after a request it is serving) and waits for it; false when there was
+// none (or it did not end). For calls the kernel allows only to single-threaded processes.
+bool stop_thread();
 
 }  // namespace envrun::icpt::ckpt

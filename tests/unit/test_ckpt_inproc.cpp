@@ -256,6 +256,25 @@ TEST_CASE("a chain without the barrier interceptor: no checkpoint thread") {
   CHECK(prog.verdict().rfind("FAIL stdio: ", 0) == 0);  // nobody flushed
 }
 
+TEST_CASE("unshare(CLONE_NEWUSER) works in a process with the checkpoint thread") {
+  Instance in;
+  pid_t pid = ::fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    std::string e1 = std::string("LD_PRELOAD=") + ENVRUN_TEST_INTERCEPT_LIB, e2 = "ENVRUN_INTERCEPT_DB=" + in.db,
+                e3 = "ENVRUN_INTERCEPT_CTL=" + in.ctl;
+    char* env[] = {e1.data(), e2.data(), e3.data(), nullptr};
+    // unshare(1) is single-threaded; with the library it has the checkpoint thread too.
+    char* argv[] = {const_cast<char*>("/usr/bin/unshare"), const_cast<char*>("-U"), const_cast<char*>("/bin/true"), nullptr};
+    ::execve(argv[0], argv, env);
+    ::_exit(127);
+  }
+  int status = 0;
+  REQUIRE(::waitpid(pid, &status, 0) == pid);
+  CHECK(WIFEXITED(status));
+  CHECK(WEXITSTATUS(status) == 0);
+}
+
 TEST_CASE("a second engine waits until the first lets the page go") {
   Instance in;
   Program prog(in);
