@@ -141,6 +141,7 @@ Result<std::optional<InprocCheckpoint>> inproc_checkpoint(pid_t root, const std:
   auto c = ENVRUN_TRY(InprocCheckpoint::begin(page, procs, o));
   if (!inventory.is_object()) inventory = nlohmann::json::object();
   inventory["inproc"] = {{"asked", c.asked()}, {"answered", c.answered()}, {"epoch", c.epoch()}};
+  if (page == ctl_path) inventory["inproc"]["control_page"] = page;  // what a restore elsewhere maps anew
   return std::optional<InprocCheckpoint>(std::move(c));
 }
 

@@ -100,7 +100,8 @@ class InprocRestore {
 
 // For the CLI, around dump(): the in-process part for the tree rooted at `root` when a
 // process of it has the library; ctl_path "" or missing: the page the processes map.
-// Records {"inproc": {"asked": N, "answered": N, "epoch": E}} in `inventory`.
+// Records {"inproc": {"asked": N, "answered": N, "epoch": E, "control_page": PATH}} in
+// `inventory` (control_page: the ctl_path used, when it was one).
 Result<std::optional<InprocCheckpoint>> inproc_checkpoint(pid_t root, const std::string& ctl_path,
                                                           nlohmann::json& inventory, const InprocOptions& o = {});
 // For the CLI, once the new instance exists (before the tree runs): nullopt when it has no

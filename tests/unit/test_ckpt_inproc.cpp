@@ -275,6 +275,24 @@ TEST_CASE("unshare(CLONE_NEWUSER) works in a process with the checkpoint thread"
   CHECK(WEXITSTATUS(status) == 0);
 }
 
+TEST_CASE("--pid trees: the control page found through the process's mappings") {
+  Instance in;
+  Program prog(in);
+  std::string page = ckpt::control_page_of(prog.pid);
+  REQUIRE(page.rfind("/proc/" + std::to_string(prog.pid) + "/map_files/", 0) == 0);
+  nlohmann::json inv = nlohmann::json::object();
+  auto c = ckpt::inproc_checkpoint(prog.pid, "", inv);
+  REQUIRE(c);
+  REQUIRE(c->has_value());
+  CHECK((*c)->answered() == 1);
+  CHECK(inv["inproc"]["answered"] == 1);
+  CHECK(!inv["inproc"].contains("control_page"));
+  CHECK(read_text(prog.file).size() == 4783);
+  c->reset();  // released
+  CHECK(in.page->barrier[ictl::kBarrierFlag].load() == 0);
+  CHECK(in.page->barrier[ictl::kCkptRelease].load() == 1);
+}
+
 TEST_CASE("a second engine waits until the first lets the page go") {
   Instance in;
   Program prog(in);
