@@ -4,6 +4,7 @@
 
 #include <cstdio>
 
+#include "ckpt/crc32c.hpp"
 #include "ckpt/inproc_page.hpp"
 #include "ckpt/proc_read.hpp"
 #include "kernel/fs.hpp"
@@ -141,14 +142,14 @@ Result<std::optional<InprocCheckpoint>> inproc_checkpoint(pid_t root, const std:
   auto c = ENVRUN_TRY(InprocCheckpoint::begin(page, procs, o));
   if (!inventory.is_object()) inventory = nlohmann::json::object();
   inventory["inproc"] = {{"asked", c.asked()}, {"answered", c.answered()}, {"epoch", c.epoch()}};
-  if (page == ctl_path) inventory["inproc"]["control_page"] = page;  // what a restore elsewhere maps anew
+  if (page == ctl_path) {
+    inventory["inproc"]["control_page"] = page;  // what a restore elsewhere maps anew
+    if (auto db = fs::read_file(inproc_detail::db_next_to(page))) {
+      inventory["inproc"]["db_size"] = db->size();
+      inventory["inproc"]["db_crc32c"] = crc32c(db->data(), db->size());
+    }
+  }
   return std::optional<InprocCheckpoint>(std::move(c));
-}
-
-Result<std::optional<InprocRestore>> inproc_restore(const std::string& ctl_path, long answered_in_image,
-                                                    const InprocOptions& o) {
-  if (answered_in_image == 0 || !fs::exists(ctl_path)) return std::optional<InprocRestore>();
-  return std::optional<InprocRestore>(ENVRUN_TRY(InprocRestore::prepare(ctl_path, o)));
 }
 
 }  // namespace envrun::ckpt

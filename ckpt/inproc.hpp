@@ -21,6 +21,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -100,18 +101,29 @@ class InprocRestore {
 
 // For the CLI, around dump(): the in-process part for the tree rooted at `root` when a
 // process of it has the library; ctl_path "" or missing: the page the processes map.
-// Records {"inproc": {"asked": N, "answered": N, "epoch": E, "control_page": PATH}} in
-// `inventory` (control_page: the ctl_path used, when it was one).
+// Records {"inproc": {"asked": N, "answered": N, "epoch": E, "control_page": PATH,
+// "db_size": N, "db_crc32c": N}} in `inventory` (control_page and the DB's size and
+// checksum: when ctl_path was used; the DB is the intercept.db next to it).
 Result<std::optional<InprocCheckpoint>> inproc_checkpoint(pid_t root, const std::string& ctl_path,
                                                           nlohmann::json& inventory, const InprocOptions& o = {});
+
+// The "inproc" object of a seekable image's inventory (read, then the fd is put back at
+// its offset); null for a stream or an image without one.
+nlohmann::json inproc_of_image(int fd, const std::string& name);
+
 // For the CLI, once the new instance exists (before the tree runs): nullopt when it has no
-// control page or the image says no process answered at the checkpoint.
-Result<std::optional<InprocRestore>> inproc_restore(const std::string& ctl_path, long answered_in_image,
+// control page or the image says no process answered at the checkpoint. Refuses (Config)
+// when the new instance's intercept.db differs from the checkpointed one: the restored
+// processes map it at the old address and read it as the old one (rules that use ${ID}
+// or ${STATE} differ under another id).
+Result<std::optional<InprocRestore>> inproc_restore(const std::string& ctl_path, const nlohmann::json& image_inproc,
                                                     const InprocOptions& o = {});
 
-// What the image says about its in-process part: the "inproc" object the CLI puts in the
-// inventory ({"answered": N, ...}). Reads the inventory section of a seekable image and
-// seeks back to 0; -1 when unknown (a stream, or an image without it).
-long inproc_answered_in_image(int fd, const std::string& name);
+// The state directory the checkpointed processes mapped their control page and DB from,
+// and the new instance's, when they differ (a restore under another id in intercept mode,
+// where the processes see host paths): the prefix rewrite restore must apply to File
+// mappings. nullopt when nothing is to be rewritten.
+std::optional<std::pair<std::string, std::string>> inproc_state_rewrite(const nlohmann::json& image_inproc,
+                                                                        const std::string& new_ctl_path);
 
 }  // namespace envrun::ckpt

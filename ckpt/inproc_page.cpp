@@ -33,6 +33,11 @@ Result<void> lock(int fd, const std::string& path) {
 
 }  // namespace
 
+std::string db_next_to(const std::string& ctl_path) {
+  size_t slash = ctl_path.find_last_of('/');
+  return (slash == std::string::npos ? std::string() : ctl_path.substr(0, slash + 1)) + "intercept.db";
+}
+
 Result<ControlPageMap> ControlPageMap::open(const std::string& path) {
   UniqueFd fd(::open(path.c_str(), O_RDWR | O_CLOEXEC));
   if (!fd) return Error::sys("open " + path);

@@ -11,6 +11,9 @@
 
 namespace envrun::ckpt::inproc_detail {
 
+// The instance's intercept.db: next to its control page (runtime/intercept_control.hpp).
+std::string db_next_to(const std::string& ctl_path);
+
 class ControlPageMap {
  public:
   // Opens and maps path, checks magic and version, waits (bounded) for the lock.

@@ -209,7 +209,7 @@ Result<int> run_restore(Globals& g, const RestoreFlags& f) {
   co.bundle = f.bundle;
   std::optional<runtime::Created> created;
   std::optional<ckpt::InprocRestore> inproc;  // the new page holds hooked calls until restore hooks ran
-  long inproc_answered = f.stream_fd < 0 ? ckpt::inproc_answered_in_image(o.in_fd, o.in_name) : -1;
+  auto image_inproc = f.stream_fd < 0 ? ckpt::inproc_of_image(o.in_fd, o.in_name) : nlohmann::json();
   // Files of the container's own mounts were recorded below its root: find them in the
   // new container's rootfs (the bundle's).
   auto spec = ENVRUN_TRY(bundle::load_spec(f.bundle));
@@ -220,7 +220,7 @@ Result<int> run_restore(Globals& g, const RestoreFlags& f) {
     co.init_replacement = run_stub;
     ENVRUN_CHECK(metering::check_bundle_settings(co.bundle));
     created = ENVRUN_TRY(runtime::create_container(store, co, !f.detach));
-    inproc = ENVRUN_TRY(ckpt::inproc_restore(store.dir(co.id) + "/" + runtime::kInterceptCtlName, inproc_answered));
+    inproc = ENVRUN_TRY(ckpt::inproc_restore(store.dir(co.id) + "/" + runtime::kInterceptCtlName, image_inproc));
     ENVRUN_CHECK(runtime::start_container(store, co.id));
     return created->state.pid;
   };
@@ -229,7 +229,7 @@ Result<int> run_restore(Globals& g, const RestoreFlags& f) {
     if (created) (void)runtime::delete_container(store, f.id, true);
     return std::move(r).error();
   }
-  if (inproc) inproc->finish(r->root_pid, inproc_answered);
+  if (inproc) inproc->finish(r->root_pid, image_inproc.is_object() ? image_inproc.value("answered", -1L) : -1);
   if (f.stats) print_restore_stats(r->stats);
   if (f.detach) return 0;
   int status = ENVRUN_TRY(runtime::wait_container(r->root_pid, created->console_master));

@@ -95,6 +95,33 @@ wait_for 20 grep -qE '^(PASS|FAIL)' "$OUTLOG"
 assert_line_match "PASS again" "$(cat "$OUTLOG")" '^PASS stdio$' || cat "$OUTLOG"
 er delete -f ckio >/dev/null 2>&1
 
+section "restore under another id: the same DB works; a DB that differs (\${ID} in a rule) is refused"
+truncate -s "$LINES_BYTES" "$FILE"
+: >"$OUTLOG"
+capture er restore -d --image-path "$T/img-a" -b "$B" ckio-other
+assert_eq "restore as ckio-other exits 0" 0 "$RC" || last_cmd_details
+assert_eq "restore hooks ran there" 1 "$(counter ckio-other processes_started)"
+er kill ckio-other TERM
+wait_for 20 grep -qE '^(PASS|FAIL)' "$OUTLOG"
+assert_line_match "PASS under another id" "$(cat "$OUTLOG")" '^PASS stdio$' || cat "$OUTLOG"
+er delete -f ckio-other >/dev/null 2>&1
+printf 'version: 1\nenv:\n  - set: INSTANCE\n    value: "${ID}"\n' >"$B/intercept.yaml"
+truncate -s 0 "$FILE"
+: >"$OUTLOG"
+er run -d -b "$B" ckid >>"$OUTLOG" 2>&1 </dev/null
+wait_for 20 grep -q READY "$OUTLOG" || fail "ckid: READY" "$(cat "$OUTLOG")"
+capture er checkpoint --image-path "$T/img-id" ckid
+assert_eq "checkpoint ckid exits 0" 0 "$RC" || last_cmd_details
+expect_fail 3 "differs from the checkpointed instance's intercept.db" er restore -d --image-path "$T/img-id" -b "$B" ckid-other
+check "no container left by the refused restore" test -z "$(er list -q | grep -x ckid-other)"
+capture er restore -d --image-path "$T/img-id" -b "$B" ckid
+assert_eq "under its own id it restores" 0 "$RC" || last_cmd_details
+er kill ckid TERM
+wait_for 20 grep -qE '^(PASS|FAIL)' "$OUTLOG"
+assert_line_match "and PASSes" "$(cat "$OUTLOG")" '^PASS stdio$' || cat "$OUTLOG"
+er delete -f ckid >/dev/null 2>&1
+rm -f "$B/intercept.yaml"
+
 section "without the checkpoint thread (ENVRUN_INTERCEPT_CKPT=off): named, and the dump goes on"
 FIXTURE_ROOTFS=$DYNROOT make_bundle stdio2 "args('/ckpt_stdio', '/tmp/out.txt')" \
   'c["envrun"] = {"isolation": "both"}' 'c["process"]["env"] = ["PATH=/usr/bin:/bin", "ENVRUN_INTERCEPT_CKPT=off"]'
