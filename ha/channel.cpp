@@ -62,6 +62,17 @@ Error Channel::protocol_error(const std::string& what) const {
   return Error::make(ErrorKind::Generic, io_.peer + ": " + what);
 }
 
+// A peer that gives up says why in an Error frame before it closes: when a send fails,
+// that frame (if it arrived) is the better message.
+Error Channel::peer_reason(Error send_error) {
+  if (!ha::input_pending(sock_.get())) return send_error;
+  int saved = io_.timeout_ms;
+  io_.timeout_ms = std::min(saved, 1000);
+  auto m = recv_next(64 * 1024);
+  io_.timeout_ms = saved;
+  return m ? std::move(send_error) : std::move(m).error();
+}
+
 Result<void> Channel::send(FrameType t, Bytes payload, uint8_t flags) {
   FrameHeader h{t, flags, 0, uint32_t(payload.size()), send_seq_};
   uint8_t head[kFrameHeaderSize];
@@ -71,7 +82,7 @@ Result<void> Channel::send(FrameType t, Bytes payload, uint8_t flags) {
   send_mac_.update(payload);
   Digest tag = send_mac_.final();
   iovec iov[3] = {{head, sizeof head}, {const_cast<uint8_t*>(payload.data()), payload.size()}, {tag.data(), tag.size()}};
-  ENVRUN_CHECK(write_all(io_, iov));
+  if (auto r = write_all(io_, iov); !r) return peer_reason(std::move(r).error());
   ++send_seq_;
   sent_bytes_ += sizeof head + payload.size() + tag.size();
   return ok();

@@ -75,6 +75,7 @@ class Channel {
  private:
   Channel(UniqueFd sock, const ChannelOptions& o, const SessionKeys& k);
   Error protocol_error(const std::string& what) const;
+  Error peer_reason(Error send_error);
   UniqueFd sock_;
   IoContext io_;
   uint32_t max_payload_;

@@ -11,6 +11,7 @@
 
 #include <cerrno>
 #include <chrono>
+#include <utility>
 
 extern char** environ;
 
@@ -55,6 +56,17 @@ Result<Child> Child::spawn(const SpawnSpec& s) {
   ::fcntl(err_r.get(), F_SETFL, O_NONBLOCK);
   c.err_fd_ = std::move(err_r);
   return c;
+}
+
+Child& Child::operator=(Child&& o) noexcept {
+  if (this != &o) {
+    pid_ = std::exchange(o.pid_, -1);
+    pidfd_ = std::move(o.pidfd_);
+    err_fd_ = std::move(o.err_fd_);
+    err_ = std::move(o.err_);
+    reaped_ = o.reaped_;
+  }
+  return *this;
 }
 
 Child::~Child() {

@@ -24,8 +24,8 @@ struct SpawnSpec {
 class Child {
  public:
   static Result<Child> spawn(const SpawnSpec& s);
-  Child(Child&&) = default;
-  Child& operator=(Child&&) = default;
+  Child(Child&& o) noexcept { *this = std::move(o); }
+  Child& operator=(Child&& o) noexcept;
   ~Child();  // kills and reaps a child still running
   pid_t pid() const { return pid_; }
   // Waits until the child exits, calling tick() every tick_ms (keep-alives). Returns its
