@@ -56,5 +56,6 @@ void add_pull(CLI::App& app, Globals& g);
 void add_push(CLI::App& app, Globals& g);
 void add_login(CLI::App& app, Globals& g);  // and logout
 void add_checkpoint(CLI::App& app, Globals& g);  // and restore
+void add_serve(CLI::App& app, Globals& g);
 
 }  // namespace envrun::cli

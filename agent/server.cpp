@@ -1,0 +1,83 @@
+// serve(): signalfd + listening socket in one poll loop.
+#include "agent/server.hpp"
+
+#include <poll.h>
+#include <signal.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+
+namespace envrun::agent {
+
+namespace {
+
+// SIGTERM/SIGINT blocked and read from a signalfd for as long as it lives.
+class StopSignals {
+ public:
+  StopSignals() {
+    sigset_t s;
+    sigemptyset(&s);
+    sigaddset(&s, SIGTERM);
+    sigaddset(&s, SIGINT);
+    ::sigprocmask(SIG_BLOCK, &s, &old_);
+    fd_.reset(::signalfd(-1, &s, SFD_CLOEXEC | SFD_NONBLOCK));
+  }
+  ~StopSignals() { ::sigprocmask(SIG_SETMASK, &old_, nullptr); }
+  int fd() const { return fd_.get(); }
+  // The pending signal's name ("" if none); stays pending for the other waits.
+  std::string pending() const {
+    pollfd p{fd_.get(), POLLIN, 0};
+    if (::poll(&p, 1, 0) <= 0) return "";
+    signalfd_siginfo si{};
+    if (::read(fd_.get(), &si, sizeof si) != sizeof si) return "";
+    return si.ssi_signo == SIGTERM ? "SIGTERM" : "SIGINT";
+  }
+
+ private:
+  sigset_t old_;
+  UniqueFd fd_;
+};
+
+}  // namespace
+
+Result<void> serve(const ServeOptions& o) {
+  const auto& cfg = o.cfg;
+  auto log = [&](const std::string& s) { if (cfg.log) cfg.log(s); };
+  StopSignals stop;
+  if (stop.fd() < 0) return Error::sys("signalfd");
+  int swept = ENVRUN_TRY(cfg.root.prepare());
+  if (swept) log("removed " + std::to_string(swept) + " leftovers of interrupted migrations");
+  auto lsock = ENVRUN_TRY(ha::listen_on(o.listen));
+  log("listening on " + o.listen.text + " (root " + cfg.root.dir + ")");
+  ::signal(SIGPIPE, SIG_IGN);
+  for (;;) {
+    pollfd p[2] = {{lsock.get(), POLLIN, 0}, {stop.fd(), POLLIN, 0}};
+    if (::poll(p, 2, -1) < 0 && errno != EINTR) return Error::sys("poll");
+    if (p[1].revents) break;
+    if (!(p[0].revents & POLLIN)) continue;
+    sockaddr_storage peer{};
+    socklen_t len = sizeof peer;
+    UniqueFd conn(::accept4(lsock.get(), reinterpret_cast<sockaddr*>(&peer), &len, SOCK_CLOEXEC));
+    if (!conn) continue;
+    std::string who = ha::endpoint_text(reinterpret_cast<sockaddr*>(&peer));
+    log("connection from " + who);
+    ha::ChannelOptions co;
+    co.max_payload = cfg.limits.max_frame;
+    co.timeout_ms = cfg.timeout_ms;
+    co.cancel_fd = stop.fd();
+    co.peer = who;
+    auto ch = ha::Channel::server(std::move(conn), cfg.psk, co);
+    if (!ch) {
+      log(ch.error().message);
+      continue;
+    }
+    auto r = serve_session(*ch, cfg);
+    log(r ? *r : "failed: " + r.error().message);
+  }
+  log("stopping (" + stop.pending() + ")");
+  return ok();
+}
+
+}  // namespace envrun::agent

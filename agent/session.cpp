@@ -1,0 +1,195 @@
+// serve_session: the steps of an incoming migration and the cleanup of a failed one.
+#include "agent/session.hpp"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <array>
+#include <chrono>
+
+#include "ha/bundle_sync.hpp"
+#include "ha/content_store.hpp"
+#include "ha/image_transfer.hpp"
+#include "ha/materialize.hpp"
+#include "ha/subprocess.hpp"
+#include "kernel/fs.hpp"
+#include "runtime/state.hpp"
+
+namespace envrun::agent {
+
+namespace {
+
+using ha::FrameType;
+
+uint64_t now_ms() {
+  return uint64_t(std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch()).count());
+}
+
+Result<void> rename_into(const std::string& from, const std::string& to) {
+  if (::rename(from.c_str(), to.c_str()) < 0) return Error::sys(to);
+  return ok();
+}
+
+class Incoming {
+ public:
+  Incoming(ha::Channel& ch, const AgentConfig& cfg) : ch_(ch), cfg_(cfg), store_(cfg.root.blobs()) {}
+  ~Incoming() { cleanup(); }
+
+  Result<std::string> run() {
+    ENVRUN_CHECK(begin());
+    for (;;) {
+      auto msg = ENVRUN_TRY(ch_.recv_next(cfg_.limits.max_manifest_bytes + 4096));
+      if (msg.type == FrameType::Manifest) {
+        ENVRUN_CHECK(bundle_round(ENVRUN_TRY(msg.json())));
+      } else if (msg.type == FrameType::ImageBegin) {
+        ENVRUN_CHECK(image());
+      } else if (msg.type == FrameType::Restore) {
+        ENVRUN_CHECK(restore());
+        break;
+      } else {
+        return Error::make(ErrorKind::Generic, std::string("unexpected ") + ha::frame_type_name(msg.type) + " message");
+      }
+    }
+    ENVRUN_CHECK(await_commit());
+    return id_ + ": running as pid " + std::to_string(pid_);
+  }
+
+  const std::string& id() const { return id_; }
+
+ private:
+  void log(const std::string& s) const {
+    if (cfg_.log) cfg_.log((id_.empty() ? ch_.peer() : id_) + ": " + s);
+  }
+
+  Result<void> begin() {
+    ENVRUN_CHECK(ch_.send_json(FrameType::Welcome, {{"agent", std::string("envrun ") + ENVRUN_VERSION},
+                                                    {"limits", {{"max_frame", cfg_.limits.max_frame},
+                                                                {"max_bundle_bytes", cfg_.limits.max_bundle_bytes},
+                                                                {"max_image_bytes", cfg_.limits.max_image_bytes}}}}));
+    auto j = ENVRUN_TRY(ch_.recv_json(FrameType::Begin, 4096));
+    std::string id = j.value("id", std::string());
+    ENVRUN_CHECK(runtime::StateStore::validate_id(id));
+    if (j.value("op", std::string()) != "migrate") return Error::make(ErrorKind::Generic, "begin: unknown op");
+    if (fs::exists(runtime::StateStore(cfg_.root.state()).dir(id)))
+      return Error::make(ErrorKind::State, "container " + id + " already exists on this host");
+    id_ = id;
+    std::array<uint8_t, 6> rnd{};
+    ENVRUN_CHECK(ha::random_bytes(rnd));
+    staging_ = cfg_.root.incoming() + "/" + id_ + "." + ha::to_hex(ha::Bytes(rnd.data(), rnd.size()));
+    ENVRUN_CHECK(fs::mkdir_p(staging_ + "/tmp", 0700));
+    log("migration from " + ch_.peer() + " begins");
+    return ch_.send_json(FrameType::Ok, nlohmann::json::object());
+  }
+
+  Result<void> bundle_round(const nlohmann::json& msg) {
+    auto r = ENVRUN_TRY(ha::receive_bundle_round(ch_, msg, store_, cfg_.limits, staging_ + "/tmp", received_));
+    if (r.final) {
+      std::string dest = staging_ + "/bundle";
+      ENVRUN_CHECK(fs::remove_tree(dest));
+      ENVRUN_CHECK(ha::materialize(r.manifest, store_, dest));
+      have_bundle_ = true;
+    }
+    log(std::string("bundle ") + (r.final ? "synced" : "prefetched") + ": " + std::to_string(r.manifest.file_count()) +
+        " files, " + std::to_string(r.blobs) + " received (" + std::to_string(r.bytes) + " bytes)" +
+        (r.stale ? ", " + std::to_string(r.stale) + " stale" : ""));
+    return ch_.send_json(FrameType::Synced, {{"files", r.manifest.file_count()}, {"blobs", r.blobs}, {"bytes", r.bytes}, {"stale", r.stale}});
+  }
+
+  Result<void> image() {
+    if (have_image_) return Error::make(ErrorKind::Generic, "a second image (pre-copy rounds are not supported yet)");
+    std::string dir = staging_ + "/image", partial = staging_ + "/envrun.img.partial";
+    UniqueFd out(::open(partial.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
+    if (!out) return Error::sys(partial);
+    uint64_t n = ENVRUN_TRY(ha::receive_image(ch_, out.get(), partial, cfg_.limits.max_image_bytes));
+    if (::fsync(out.get()) < 0) return Error::sys(partial);
+    ENVRUN_CHECK(fs::mkdir_p(dir, 0700));
+    ENVRUN_CHECK(rename_into(partial, dir + "/envrun.img"));
+    have_image_ = true;
+    log("image received: " + std::to_string(n) + " bytes");
+    return ch_.send_json(FrameType::Ok, {{"bytes", n}});
+  }
+
+  std::vector<std::string> envrun(std::initializer_list<std::string> args) const {
+    std::vector<std::string> argv{ha::self_exe(), "--root", cfg_.root.state()};
+    argv.insert(argv.end(), cfg_.envrun_globals.begin(), cfg_.envrun_globals.end());
+    argv.insert(argv.end(), args);
+    return argv;
+  }
+
+  Result<void> restore() {
+    if (!have_bundle_ || !have_image_) return Error::make(ErrorKind::Generic, "restore before the bundle and the image arrived");
+    std::string bundle = cfg_.root.bundle(id_), image = cfg_.root.image(id_);
+    ENVRUN_CHECK(fs::remove_tree(bundle));  // a stale one of a container that is gone (begin checked)
+    ENVRUN_CHECK(fs::remove_tree(image));
+    bundle_placed_ = true;
+    ENVRUN_CHECK(rename_into(staging_ + "/bundle", bundle));
+    image_placed_ = true;
+    ENVRUN_CHECK(rename_into(staging_ + "/image", image));
+    uint64_t t0 = now_ms();
+    restored_ = true;
+    auto child = ENVRUN_TRY(ha::Child::spawn({envrun({"restore", id_, "-b", bundle, "--image-path", image, "-d"}), {}}));
+    bool peer_gone = false;
+    auto tick = [&] {
+      if (!peer_gone) peer_gone = !ch_.send(FrameType::Busy, {});
+      if (now_ms() - t0 > uint64_t(cfg_.restore_timeout_ms)) ::kill(child.pid(), SIGKILL);
+    };
+    int status = ENVRUN_TRY(child.wait(2000, tick));
+    if (status != 0) return Error::make(ErrorKind::Generic, "restore: " + child.failure_text(status));
+    runtime::StateStore st(cfg_.root.state());
+    auto s = ENVRUN_TRY(st.load(id_));
+    if (st.status(s) != runtime::Status::Running)
+      return Error::make(ErrorKind::State, std::string("restored, but it is ") + runtime::status_name(st.status(s)));
+    pid_ = s.pid;
+    log("restored as pid " + std::to_string(pid_) + " in " + std::to_string(now_ms() - t0) + " ms");
+    return ch_.send_json(FrameType::Running, {{"pid", pid_}, {"restore_ms", now_ms() - t0}});
+  }
+
+  Result<void> await_commit() {
+    auto m = ENVRUN_TRY(ch_.recv_next(4096));
+    if (m.type != FrameType::Commit)
+      return Error::make(ErrorKind::Generic, std::string("expected a commit, got ") + ha::frame_type_name(m.type));
+    committed_ = true;
+    log("committed: the container runs here");
+    (void)ch_.send_json(FrameType::Committed, nlohmann::json::object());
+    return ok();
+  }
+
+  // Everything of an uncommitted migration goes; a committed one keeps its bundle.
+  void cleanup() {
+    if (!committed_ && restored_ && fs::exists(runtime::StateStore(cfg_.root.state()).dir(id_))) {
+      auto c = ha::Child::spawn({envrun({"delete", "-f", id_}), {}});
+      int status = c ? c->wait().value_or(1) : 1;
+      if (status != 0) log("could not delete the restored container: " + (c ? c->failure_text(status) : c.error().message));
+    }
+    if (!committed_ && bundle_placed_) (void)fs::remove_tree(cfg_.root.bundle(id_));
+    if (image_placed_) (void)fs::remove_tree(cfg_.root.image(id_));
+    if (!staging_.empty()) (void)fs::remove_tree(staging_);
+  }
+
+  ha::Channel& ch_;
+  const AgentConfig& cfg_;
+  ha::ContentStore store_;
+  std::string id_, staging_;
+  uint64_t received_ = 0;
+  bool have_bundle_ = false, have_image_ = false;
+  bool bundle_placed_ = false, image_placed_ = false, restored_ = false, committed_ = false;
+  int64_t pid_ = 0;
+};
+
+}  // namespace
+
+Result<std::string> serve_session(ha::Channel& ch, const AgentConfig& cfg) {
+  ENVRUN_CHECK(ha::ContentStore(cfg.root.blobs()).init());
+  Incoming in(ch, cfg);
+  auto r = in.run();
+  if (!r) {
+    ch.send_error(r.error().message);
+    ch.linger(2000);
+    std::string who = in.id().empty() ? ch.peer() : in.id();
+    return Error::make(r.error().kind, who + ": " + r.error().message + " (nothing kept)");
+  }
+  return r;
+}
+
+}  // namespace envrun::agent
