@@ -57,5 +57,6 @@ void add_push(CLI::App& app, Globals& g);
 void add_login(CLI::App& app, Globals& g);  // and logout
 void add_checkpoint(CLI::App& app, Globals& g);  // and restore
 void add_serve(CLI::App& app, Globals& g);
+void add_migrate(CLI::App& app, Globals& g);
 
 }  // namespace envrun::cli

@@ -1,0 +1,187 @@
+#!/usr/bin/env bash
+# envrun migrate / envrun serve between two "hosts": two network namespaces joined by a
+# veth pair (10.231.7.1 <-> 10.231.7.2), each with its own state root; the agent runs in
+# the second. The tests/ckpt counter program is migrated and must PASS on the target (no
+# step lost: its counter and heap are checked by the program itself); a second migration
+# of the same bundle sends only the changed files; and each failure leaves the app
+# running on the source and nothing on the target: the agent killed mid-transfer, a
+# wrong key, a corrupted frame (a proxy flips one byte), a full disk on the target.
+source "$(dirname "$0")/lib.sh"
+BUILD=$(cd "$(dirname "$ENVRUN")/.." && pwd)
+PROGS=$BUILD/tests/ckpt
+[[ -x $PROGS/ckpt_counter_static ]] || { fail "build products missing: $PROGS/ckpt_counter_static"; exit 1; }
+command -v nsenter >/dev/null || { fail "nsenter is not installed (util-linux)"; exit 1; }
+
+NS_A=envrun-mig-a-$$ NS_B=envrun-mig-b-$$
+IP_A=10.231.7.1 IP_B=10.231.7.2 PORT=7070
+AROOT=$T/hostB          # the agent's --root; its containers: $AROOT/state
+ip netns add "$NS_A" && NETNS_TO_DELETE+=("$NS_A")
+ip netns add "$NS_B" && NETNS_TO_DELETE+=("$NS_B")
+ip link add "mig-a-$$" netns "$NS_A" type veth peer name "mig-b-$$" netns "$NS_B" ||
+  { fail "veth pair between the two namespaces"; exit 1; }
+ip -n "$NS_A" addr add "$IP_A/24" dev "mig-a-$$" && ip -n "$NS_A" link set "mig-a-$$" up && ip -n "$NS_A" link set lo up
+ip -n "$NS_B" addr add "$IP_B/24" dev "mig-b-$$" && ip -n "$NS_B" link set "mig-b-$$" up && ip -n "$NS_B" link set lo up
+
+in_a() { nsenter --net="/run/netns/$NS_A" "$@"; }
+in_b() { nsenter --net="/run/netns/$NS_B" "$@"; }
+# The target's own envrun (its state root), and migrate from host A.
+eb() { timeout -k 5 "$ER_TIMEOUT" "$ENVRUN" --root "$AROOT/state" "$@"; }
+migrate() { in_a timeout -k 5 120 "$ENVRUN" --root "$STATE" migrate "$@"; }
+
+# The agents' containers go too when the test ends (lib.sh's cleanup knows only $STATE).
+cleanup_targets() {
+  local r d
+  for r in "$AROOT" "$T/small"; do
+    for d in "$r"/state/*/; do
+      [[ -d $d ]] && timeout -k 2 20 "$ENVRUN" --root "$r/state" delete -f "$(basename "$d")" >/dev/null 2>&1
+    done
+  done
+  return 0
+}
+trap 'rc=$?; cleanup_targets; (exit $rc); on_exit' EXIT
+
+head -c 32 /dev/urandom >"$T/psk" && chmod 600 "$T/psk"
+head -c 32 /dev/urandom >"$T/other.psk" && chmod 600 "$T/other.psk"
+
+# start_agent ROOT PORT LOG [ARGS]: an agent in host B; sets AGENT_PID.
+start_agent() {
+  local root=$1 port=$2 log=$3; shift 3
+  nsenter --net="/run/netns/$NS_B" "$ENVRUN" --root "$root" serve --listen "$IP_B:$port" --psk-file "$T/psk" "$@" >"$log" 2>&1 </dev/null &
+  AGENT_PID=$!
+  PIDS_TO_KILL+=("$AGENT_PID")
+  wait_for 10 grep -q "listening on $IP_B:$port" "$log" || fail "agent on port $port listens" "$(cat "$log")"
+}
+
+# counter_run ID: the counter program as container ID (bundle $T/counter), READY.
+ckpt_bundle() {
+  make_bundle counter "args('/ckpt_counter')" \
+    'c["process"]["capabilities"] = {k: ["CAP_SYS_ADMIN", "CAP_KILL"] for k in ("bounding", "effective", "permitted")}'
+  cp "$PROGS/ckpt_counter_static" "$B/rootfs/ckpt_counter"
+}
+counter_run() {
+  er run -d -b "$T/counter" "$1" >"$T/$1.out" 2>&1 </dev/null || { fail "$1: run" "$(cat "$T/$1.out")"; return 1; }
+  wait_for 20 grep -q READY "$T/$1.out" || { fail "$1: READY" "$(cat "$T/$1.out")"; return 1; }
+}
+# passes ID ENVRUN_FN: SIGTERM through that state root, then the program's verdict.
+passes() {
+  local id=$1 fn=$2
+  $fn kill "$id" TERM >/dev/null 2>&1
+  wait_for 20 grep -qE '^(PASS|FAIL)' "$T/$id.out"
+  assert_line_match "$id: the program finds its state intact (PASS)" "$(cat "$T/$id.out")" '^PASS counter$' || cat "$T/$id.out"
+  $fn delete -f "$id" >/dev/null 2>&1
+}
+# nothing_left ID ROOT: no container, bundle, image or staged file of ID on the target.
+nothing_left() {
+  local id=$1 root=$2
+  check "$id: no container on the target" test ! -e "$root/state/$id"
+  check "$id: no bundle on the target" test ! -e "$root/bundles/$id"
+  assert_eq "$id: no image and nothing staged on the target" "" "$(find "$root/images" "$root/incoming" -mindepth 1 2>&1)"
+}
+source_runs() { assert_eq "$1: still running on the source" running "$(status "$1")"; }
+
+section "usage: the key file, the address, the container"
+start_agent "$AROOT" "$PORT" "$T/agent.log"
+head -c 16 /dev/urandom >"$T/short.psk" && chmod 600 "$T/short.psk"
+cp "$T/psk" "$T/open.psk" && chmod 644 "$T/open.psk"
+expect_fail 2 "16 bytes: a key needs at least 32 random bytes" er migrate x --to "$IP_B:$PORT" --psk-file "$T/short.psk"
+expect_fail 2 "mode 0644 lets group or others access the key (chmod 600 it)" er serve --listen 127.0.0.1:7999 --psk-file "$T/open.psk"
+expect_fail 2 "is not a numeric IPv4 or IPv6 address" er migrate x --to "host.example:1" --psk-file "$T/psk"
+expect_fail 4 "" er migrate nosuch --to "$IP_B:$PORT" --psk-file "$T/psk"
+
+section "stop-and-copy: the counter moves to host B and passes there"
+ckpt_bundle
+counter_run m1
+capture migrate m1 --to "$IP_B:$PORT" --psk-file "$T/psk" --json
+assert_eq "m1: migrate exits 0" 0 "$RC" || last_cmd_details
+REPORT=$OUT
+echo "       report: $REPORT"
+FILES=$(json_get "d['bundle']['files']" <<<"$REPORT" 2>/dev/null)
+SENT=$(json_get "d['bundle']['files_sent']" <<<"$REPORT" 2>/dev/null)
+check "m1: the report counts the bundle's files ($FILES) and sends each content once ($SENT)" test "${SENT:-0}" -gt 0 -a "${SENT:-0}" -le "${FILES:-0}"
+check "m1: the image (16 MiB heap and more) was sent" test "$(json_get "d['image_bytes']" <<<"$REPORT")" -gt $((16 << 20))
+check "m1: downtime is reported and not above the total time" python3 -c "import json,sys; d=json.loads(sys.argv[1]); sys.exit(not (0 < d['downtime_ms'] <= d['total_ms']))" "$REPORT"
+check "m1: gone from the source" test -z "$(er list -q | grep -x m1)"
+assert_eq "m1: running on the target" running "$(eb state m1 2>/dev/null | json_get "d['status']")"
+check "m1: the target's bundle is in the agent's root" test -x "$AROOT/bundles/m1/rootfs/ckpt_counter"
+assert_contains "m1: the agent logged the commit" "$(cat "$T/agent.log")" "m1: committed: the container runs here"
+assert_eq "m1: no image or staged file left on the target" "" "$(find "$AROOT/images" "$AROOT/incoming" -mindepth 1 2>&1)"
+passes m1 eb
+
+section "a second migration of the same bundle sends only what changed"
+echo "changed $$" >"$T/counter/rootfs/etc/hostname-mig"
+echo "motd $$" >>"$T/counter/rootfs/etc/motd"
+counter_run m2
+capture migrate m2 --to "$IP_B:$PORT" --psk-file "$T/psk" --json
+assert_eq "m2: migrate exits 0" 0 "$RC" || last_cmd_details
+assert_eq "m2: two files sent (the new and the changed one)" 2 "$(json_get "d['bundle']['files_sent']" <<<"$OUT")"
+assert_eq "m2: the changed file arrived" "motd $$" "$(tail -n 1 "$AROOT/bundles/m2/rootfs/etc/motd")"
+passes m2 eb
+
+section "wrong key: refused before anything moves; the app never stops"
+counter_run m3
+PID3=$(state_pid m3)
+capture migrate m3 --to "$IP_B:$PORT" --psk-file "$T/other.psk"
+MERR=$ERR
+check "m3: migrate fails" test "$RC" -ne 0
+assert_contains "m3: ... with authentication failed" "$MERR" "authentication failed"
+assert_eq "m3: the same process still runs on the source" "$PID3" "$(state_pid m3)"
+wait_for 5 grep -q "authentication failed" "$T/agent.log"
+assert_contains "m3: the agent logged the refusal" "$(cat "$T/agent.log")" "authentication failed"
+nothing_left m3 "$AROOT"
+passes m3 er
+
+section "corrupted frame: one byte flipped in the image stream; rolled back on the source"
+nsenter --net="/run/netns/$NS_B" python3 "$LIB_DIR/migrate_proxy.py" "$IP_B" 7071 "$IP_B" "$PORT" --flip-at $((10 << 20)) >"$T/proxy1.log" 2>&1 &
+PIDS_TO_KILL+=($!)
+wait_for 10 grep -q listening "$T/proxy1.log" || fail "proxy listens" "$(cat "$T/proxy1.log")"
+counter_run m4
+capture migrate m4 --to "$IP_B:7071" --psk-file "$T/psk"
+MERR=$ERR
+check "m4: migrate fails" test "$RC" -ne 0
+assert_contains "m4: ... naming the corrupted frame" "$MERR" "corrupted frame"
+assert_contains "m4: ... and the rollback" "$MERR" "rolled back: m4 runs on this host again"
+source_runs m4
+nothing_left m4 "$AROOT"
+passes m4 er
+
+section "the target agent killed mid-transfer: rolled back; a restarted agent sweeps its leftovers"
+nsenter --net="/run/netns/$NS_B" python3 "$LIB_DIR/migrate_proxy.py" "$IP_B" 7072 "$IP_B" "$PORT" --rate $((8 << 20)) >"$T/proxy2.log" 2>&1 &
+PIDS_TO_KILL+=($!)
+wait_for 10 grep -q listening "$T/proxy2.log" || fail "proxy listens" "$(cat "$T/proxy2.log")"
+counter_run m5
+migrate m5 --to "$IP_B:7072" --psk-file "$T/psk" >"$T/m5.migrate" 2>&1 &
+MIG=$!
+partial_grows() { test "$(stat -c %s "$AROOT"/incoming/m5.*/envrun.img.partial 2>/dev/null || echo 0)" -gt $((1 << 20)); }
+wait_for 30 partial_grows || fail "m5: the image transfer began" "$(cat "$T/m5.migrate")"
+kill -9 "$AGENT_PID"
+wait "$MIG"
+RC=$?
+check "m5: migrate fails" test "$RC" -ne 0
+assert_contains "m5: ... the peer closed mid-transfer" "$(cat "$T/m5.migrate")" "peer closed mid-transfer"
+assert_contains "m5: ... rolled back" "$(cat "$T/m5.migrate")" "rolled back: m5 runs on this host again"
+source_runs m5
+check "m5: no container or bundle on the target" test ! -e "$AROOT/state/m5" -a ! -e "$AROOT/bundles/m5"
+start_agent "$AROOT" "$PORT" "$T/agent2.log"
+assert_contains "m5: the restarted agent removed the killed one's staged files" "$(cat "$T/agent2.log")" "removed 1 leftovers"
+nothing_left m5 "$AROOT"
+passes m5 er
+
+section "disk full on the target (an 8 MiB tmpfs root): rolled back, nothing left"
+mkdir -p "$T/small" && mount -t tmpfs -o size=8m tmpfs "$T/small"
+start_agent "$T/small" 7073 "$T/agent-small.log"
+SMALL_PID=$AGENT_PID
+counter_run m6
+capture migrate m6 --to "$IP_B:7073" --psk-file "$T/psk"
+MERR=$ERR
+check "m6: migrate fails" test "$RC" -ne 0
+assert_contains "m6: ... no space left on the target" "$MERR" "No space left on device"
+assert_contains "m6: ... rolled back" "$MERR" "rolled back: m6 runs on this host again"
+source_runs m6
+nothing_left m6 "$T/small"
+passes m6 er
+
+section "SIGTERM stops the agent cleanly"
+kill -TERM "$SMALL_PID"
+wait "$SMALL_PID"
+assert_eq "the agent exits 0 on SIGTERM" 0 "$?"
+assert_contains "it says why it stops" "$(cat "$T/agent-small.log")" "stopping (SIGTERM)"
