@@ -180,6 +180,33 @@ source_runs m6
 nothing_left m6 "$T/small"
 passes m6 er
 
+section "redis-server with 100k keys moves to host B and answers there"
+if REDIS=$(command -v redis-server) && command -v redis-cli >/dev/null; then
+  # busybox rootfs + the host's /usr read-only (a bind mount: its source must exist on the target too)
+  make_bundle redis "args('$REDIS', '--port', '6379', '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--daemonize', 'no', '--protected-mode', 'no', '--dir', '/tmp')" \
+    'mount("/usr", "bind", "/usr", ["rbind", "ro"])' \
+    'c["process"]["capabilities"] = {k: ["CAP_SYS_ADMIN", "CAP_KILL", "CAP_SETUID", "CAP_SETGID"] for k in ("bounding", "effective", "permitted")}'
+  for d in lib lib64; do rm -rf "${B:?}/rootfs/$d"; ln -s "usr/$d" "$B/rootfs/$d"; done
+  mkdir -p "$B/rootfs/tmp" "$B/rootfs/usr"
+  awk 'BEGIN { for (i = 0; i < 100000; i++) printf "SET key:%d val:%d\r\n", i, i * 7 }' >"$B/rootfs/tmp/keys.txt"
+  er run -d -b "$B" redis >"$T/redis.out" 2>&1 </dev/null || fail "redis: run" "$(cat "$T/redis.out")"
+  wait_for 20 sh -c "'$ENVRUN' --root '$STATE' exec redis redis-cli ping 2>/dev/null | grep -q PONG" || fail "redis: answers PING" "$(cat "$T/redis.out")"
+  capture er exec redis sh -c 'redis-cli --pipe < /tmp/keys.txt'
+  assert_contains "redis: 100000 SETs" "$OUT" "errors: 0, replies: 100000"
+  RUN_ID=$(er exec redis redis-cli info server </dev/null | tr -d '\r' | sed -n 's/^run_id://p')
+  capture migrate redis --to "$IP_B:$PORT" --psk-file "$T/psk"
+  assert_eq "redis: migrate exits 0" 0 "$RC" || last_cmd_details
+  echo "$OUT" | sed 's/^/       /'
+  assert_eq "redis: DBSIZE on the target" 100000 "$(eb exec redis redis-cli dbsize </dev/null)"
+  assert_eq "redis: key:12345 read back on the target" "val:86415" "$(eb exec redis redis-cli get key:12345 </dev/null)"
+  assert_eq "redis: the same server instance (run_id)" "$RUN_ID" "$(eb exec redis redis-cli info server </dev/null | tr -d '\r' | sed -n 's/^run_id://p')"
+  assert_eq "redis: writes on the target" OK "$(eb exec redis redis-cli set after migrate </dev/null)"
+  check "redis: gone from the source" test -z "$(er list -q | grep -x redis)"
+  eb delete -f redis >/dev/null 2>&1
+else
+  echo "redis-server or redis-cli not installed: skipped"
+fi
+
 section "SIGTERM stops the agent cleanly"
 kill -TERM "$SMALL_PID"
 wait "$SMALL_PID"
