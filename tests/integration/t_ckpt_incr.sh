@@ -68,6 +68,28 @@ capture er restore -d --image-path "$T/i2" -b "$B" "$ID"
 assert_eq "restore of the 2nd image (one parent) exits 0" 0 "$RC" || last_cmd_details
 finish_run "after the middle image's restore, every page holds what 1 round made of it"
 
+section "other programs through a chain of two (threads, a fork tree, mprotect'ed and shared memory, timers, signals)"
+for name in threads forktree mprotect timer signals; do
+  make_bundle "$name" "args('/ckpt_$name')" 'c["process"]["capabilities"] = {k: ["CAP_KILL"] for k in ("bounding", "effective", "permitted")}'
+  cp "$PROGS/ckpt_${name}_static" "$B/rootfs/ckpt_$name"
+  out=$T/$name.out
+  er run -d -b "$B" "ck-$name" >"$out" 2>&1 </dev/null
+  wait_for 20 grep -q READY "$out" || { fail "$name: READY" "$(cat "$out")"; continue; }
+  capture er checkpoint --leave-running --track-mem --image-path "$T/$name-1" "ck-$name"
+  assert_eq "$name: checkpoint --track-mem exits 0" 0 "$RC" || last_cmd_details
+  sleep 0.3
+  capture er checkpoint --parent-path ../$name-1 --image-path "$T/$name-2" "ck-$name"
+  assert_eq "$name: incremental checkpoint exits 0, no warning" "0 " "$RC $ERR" || last_cmd_details
+  capture er restore -d --image-path "$T/$name-2" -b "$B" "ck-$name"
+  assert_eq "$name: restore of the chain exits 0" 0 "$RC" || last_cmd_details
+  sleep 0.3
+  er kill "ck-$name" TERM
+  wait_for 20 grep -qE '^(PASS|FAIL)' "$out"
+  assert_line_match "$name: the program finds its state intact" "$(cat "$out")" "^PASS $name\$" || cat "$out"
+  er delete -f "ck-$name" >/dev/null 2>&1
+done
+B=$T/dirty
+
 section "the parent chain is checked before anything is restored"
 for bad in missing corrupt retaken; do
   mkdir -p "$T/$bad"
@@ -83,7 +105,7 @@ cp "$T/i1/envrun.img" "$T/retaken/i2/envrun.img"   # i2's place holds another im
 expect_fail 3 "not the image" er restore -d --image-path "$T/retaken/i3" -b "$B" "$ID"
 check "no container is left by the refused restores" test -z "$(er list -q | grep -x "$ID")"
 assert_no_state "$ID"
-check "no process of the refused restores runs" test -z "$(pgrep -f /ckpt_dirty)"
+check "no process of the refused restores runs" test -z "$(pgrep -f '^/ckpt_dirty ')"
 
 section "checkpoint refusals"
 make_bundle dirty2 "args('/ckpt_dirty', '8')"
