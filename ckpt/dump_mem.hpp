@@ -1,9 +1,18 @@
 // Memory contents of a stopped process into Pages / SharedMem sections: pages chosen
 // with /proc/PID/pagemap (present or swapped; of private file mappings only the
 // modified ones), read with process_vm_readv, zero pages dropped.
+//
+// Two threads per process: this one reads the target's pages into 1 MiB slots, drops
+// the zero pages and computes each run's crc32c while the bytes are in cache; a
+// pipeline thread (slot_pipeline.hpp) writes the slots filled before into the image.
+// Stats: memdump_us is the reading thread's busy time (process_vm_readv, zero check,
+// crc), memwrite_us the rest of the memory phase's wall time (waiting for the writer),
+// so the two add up to the phase's duration.
 #pragma once
 #include <sys/types.h>
 
+#include <cstdint>
+#include <memory>
 #include <set>
 #include <vector>
 
@@ -12,16 +21,35 @@
 
 namespace envrun::ckpt {
 
+// One slot of the dump pipeline: pages read from the target, and the runs of non-zero
+// pages in it that become sections.
+struct PageSlot {
+  struct Run {
+    SectionType type;
+    uint64_t id;
+    uint64_t addr;  // the payload's first 8 bytes (little-endian, as x86 stores it)
+    size_t off, len;
+    uint32_t crc;   // of addr (8 bytes) followed by the pages
+  };
+  struct BufFree {
+    void operator()(uint8_t* p) const;
+  };
+  std::unique_ptr<uint8_t[], BufFree> buf;  // page-aligned
+  size_t used = 0;
+  std::vector<Run> runs;
+};
+
 struct MemDumper {
   ImageWriter& out;
   DumpStats& stats;
   std::set<uint64_t> shared_done;  // shared anonymous memory is dumped once (by inode)
-  std::vector<uint8_t> buf = std::vector<uint8_t>(16u << 20);
 
   Result<void> dump_process(pid_t host_pid, uint64_t image_pid, const std::vector<Vma>& vmas);
 
  private:
-  Result<void> dump_run(pid_t host_pid, SectionType type, uint64_t id, uint64_t start, uint64_t pages);
+  struct Pass;  // one process's dump: the pipeline, the slot being filled, the reader's time
+  Result<void> dump_vmas(Pass& pass, const std::vector<Vma>& vmas);
+  Result<void> dump_run(Pass& pass, SectionType type, uint64_t id, uint64_t start, uint64_t pages);
 };
 
 }  // namespace envrun::ckpt

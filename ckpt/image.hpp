@@ -147,6 +147,14 @@ class ImageReader {
   // Consumes the payload, decompressing it into a bounded scratch buffer and verifying
   // every checksum (what verify_image does).
   Result<void> check_payload();
+  // Reads the next out.size() bytes of the current payload, which must be plain (not
+  // zstd: read those whole); the payload's checksum is checked when its last byte is
+  // read. Restore feeds big payloads through bounded buffers so.
+  Result<void> read_payload_part(std::span<uint8_t> out);
+  // Consumes the payload without reading its bytes: on a regular file they are sought
+  // over (of a zstd payload, its chunk headers are read and checked), so only their
+  // presence is checked, not their checksums; other streams read them as check_payload().
+  Result<void> seek_payload();
 
   uint16_t format_major() const;
   uint16_t format_minor() const;
@@ -188,5 +196,11 @@ struct ImageSummary {
 // End section and its totals. On a regular file, bytes after the End section are an
 // error. Restore calls this before it touches anything.
 Result<ImageSummary> verify_image(int fd, std::string name);
+// verify_image() without reading the payloads (seek_payload()): every section header,
+// zstd chunk header, the End section and its totals, nothing after it. Refuses a
+// truncated image, a damaged header, a section lost, repeated or reordered at the cost
+// of a few small reads; a damaged payload is found by the reader that consumes it (the
+// restore checks each payload before the restored processes may run).
+Result<ImageSummary> scan_image(int fd, std::string name);
 
 }  // namespace envrun::ckpt

@@ -93,6 +93,23 @@ int64_t ImageInput::read(uint8_t* dst, size_t n) {
   return static_cast<int64_t>(got);
 }
 
+int64_t ImageInput::skip(uint64_t n) {
+  if (!regular_) return -ESPIPE;
+  uint64_t got = std::min<uint64_t>(len_ - pos_, n);
+  pos_ += got;
+  if (got < n) {
+    struct stat st {};
+    off_t at = ::lseek(fd_, 0, SEEK_CUR);
+    if (at < 0 || ::fstat(fd_, &st) != 0) return -errno;
+    uint64_t left = st.st_size > at ? uint64_t(st.st_size - at) : 0;
+    uint64_t step = std::min(n - got, left);
+    if (step && ::lseek(fd_, off_t(step), SEEK_CUR) < 0) return -errno;
+    got += step;
+  }
+  offset_ += got;
+  return static_cast<int64_t>(got);
+}
+
 void ImageInput::give_back() {
   if (regular_ && pos_ < len_) {
     ::lseek(fd_, -static_cast<off_t>(len_ - pos_), SEEK_CUR);

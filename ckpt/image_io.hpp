@@ -20,6 +20,10 @@ class ImageInput {
   // Reads up to n bytes into dst, stopping early only at end of stream. Returns the
   // count, or -errno.
   int64_t read(uint8_t* dst, size_t n);
+  // Skips up to n bytes of a regular file without reading them (read-ahead first, then
+  // lseek), stopping at the end of the file. Returns the count, or -errno; -ESPIPE for a
+  // stream that is not a regular file (the caller reads instead).
+  int64_t skip(uint64_t n);
   // Bytes consumed by the reader (not by read-ahead).
   uint64_t offset() const { return offset_; }
   // Gives back read-ahead bytes to a regular file (lseek); a no-op otherwise.

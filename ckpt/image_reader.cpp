@@ -18,7 +18,7 @@ namespace {
 struct DctxFree {
   void operator()(ZSTD_DCtx* d) const { ZSTD_freeDCtx(d); }
 };
-enum class Mode { Read, Check, Skip };
+enum class Mode { Read, Check, Skip, Seek };
 constexpr size_t kSlice = 1u << 20;  // plain payloads are read and checked in slices
 }  // namespace
 
@@ -31,6 +31,8 @@ struct ImageReader::State {
   bool have_cur = false;  // cur is a section seen (for truncation messages)
   bool pending = false;   // cur's payload is not consumed yet
   bool done = false;      // a valid End section was read
+  uint64_t part_pos = 0;  // bytes of cur's plain payload read by read_payload_part
+  uint32_t part_crc = 0;  // their crc32c
   std::optional<Error> failed;
   uint64_t skipped = 0, stored_last = 0, raw_total = 0, stored_total = 0;
   std::unique_ptr<ZSTD_DCtx, DctxFree> dctx;
@@ -68,7 +70,8 @@ struct ImageReader::State {
     return have_cur ? format::label(cur) : std::string("the file header");
   }
   Result<void> consume(uint8_t* out, Mode mode);
-  Result<void> consume_plain(uint8_t* out);
+  Result<void> consume_plain(uint8_t* out, Mode mode);
+  Result<void> skip_exact(uint64_t n, const std::string& what);
   Result<void> consume_chunks(uint8_t* out, Mode mode, uint32_t* crc);
   Result<bool> read_header();  // false: a valid End was read
   Result<void> check_end();
@@ -162,6 +165,8 @@ Result<bool> ImageReader::State::read_header() {
                                         " does not match raw size " + std::to_string(h.raw_size));
   cur = h;
   have_cur = true;
+  part_pos = 0;
+  part_crc = 0;
   ++next_index;
   if (h.section_type() != SectionType::End) return true;
   ENVRUN_CHECK(check_end());
@@ -174,7 +179,7 @@ Result<void> ImageReader::State::check_end() {
     return fail(ErrorKind::Generic, format::describe(cur) + ": end section has flags " + format::hex32(cur.flags) +
                                         " and size " + std::to_string(cur.raw_size) + " (expected 0 and 24)");
   uint8_t p[kEndPayloadSize];
-  ENVRUN_CHECK(consume_plain(p));
+  ENVRUN_CHECK(consume_plain(p, Mode::Read));
   format::EndRecord e = format::decode_end(p);
   auto mismatch = [&](const char* what, uint64_t said, uint64_t seen) {
     return fail(ErrorKind::Generic, format::describe(cur) + ": end section says " + std::to_string(said) + " " +
@@ -194,11 +199,11 @@ Result<void> ImageReader::State::consume(uint8_t* out, Mode mode) {
     return Error::make(ErrorKind::Generic, name + ": no section payload to read (call next() first)");
   pending = false;
   if (!cur.compressed()) {
-    ENVRUN_CHECK(consume_plain(out));
+    ENVRUN_CHECK(consume_plain(out, mode));
   } else {
     uint32_t crc = 0;
     ENVRUN_CHECK(consume_chunks(out, mode, &crc));
-    if (mode != Mode::Skip && crc != cur.crc)
+    if (mode != Mode::Skip && mode != Mode::Seek && crc != cur.crc)
       return fail(ErrorKind::Generic, format::describe(cur) + ": payload checksum mismatch after decompression (stored " +
                                           format::hex32(cur.crc) + ", computed " + format::hex32(crc) + ")");
   }
@@ -207,10 +212,16 @@ Result<void> ImageReader::State::consume(uint8_t* out, Mode mode) {
   return ok();
 }
 
-// Plain payload: read in slices (into out, or into scratch) and checksummed while hot.
-Result<void> ImageReader::State::consume_plain(uint8_t* out) {
-  uint32_t crc = 0;
-  for (uint64_t pos = 0; pos < cur.raw_size;) {
+// Plain payload: read in slices (into out, or into scratch) and checksummed while hot,
+// from where read_payload_part stopped; Seek skips the bytes unread (a regular file).
+Result<void> ImageReader::State::consume_plain(uint8_t* out, Mode mode) {
+  if (mode == Mode::Seek && in.regular()) {
+    ENVRUN_CHECK(skip_exact(cur.raw_size - part_pos, "payload of " + std::to_string(cur.raw_size) + " bytes"));
+    stored_last = cur.raw_size;
+    return ok();
+  }
+  uint32_t crc = part_crc;
+  for (uint64_t pos = part_pos; pos < cur.raw_size;) {
     size_t n = static_cast<size_t>(std::min<uint64_t>(cur.raw_size - pos, kSlice));
     uint8_t* dst = out ? out + pos : ensure(scratch, scratch_cap, n);
     ENVRUN_CHECK(read_exact(dst, n, "payload of " + std::to_string(cur.raw_size) + " bytes"));
@@ -222,6 +233,16 @@ Result<void> ImageReader::State::consume_plain(uint8_t* out) {
                                         format::hex32(cur.crc) + ", computed " + format::hex32(crc) + ")");
   stored_last = cur.raw_size;
   return ok();
+}
+
+// Skips exactly n bytes of a regular file or fails as read_exact does.
+Result<void> ImageReader::State::skip_exact(uint64_t n, const std::string& what) {
+  uint64_t at = in.offset();
+  int64_t got = in.skip(n);
+  if (got < 0) return fail_sys("seek at offset " + std::to_string(at), static_cast<int>(-got));
+  if (static_cast<uint64_t>(got) == n) return ok();
+  return fail(ErrorKind::Generic, "truncated in " + format::label(cur) + " at offset " +
+                                      std::to_string(in.offset()) + ": " + what + " cut short");
 }
 
 // zstd payload: chunks until raw_size bytes are produced. Skip checks the chunks' own
@@ -244,6 +265,12 @@ Result<void> ImageReader::State::consume_chunks(uint8_t* out, Mode mode, uint32_
     if (bad_raw || bad_stored)
       return fail(ErrorKind::Generic, chunk_at + ": payload chunk sizes raw " + std::to_string(c.raw_len) +
                                           ", stored " + std::to_string(c.stored_len) + " are not valid");
+    if (mode == Mode::Seek && in.regular()) {
+      ENVRUN_CHECK(skip_exact(c.stored_len, "payload chunk of " + std::to_string(c.stored_len) + " bytes"));
+      produced += c.raw_len;
+      stored += kChunkHeaderSize + c.stored_len;
+      continue;
+    }
     uint8_t* dst = mode == Mode::Read ? out + produced : ensure(scratch, scratch_cap, c.raw_len);
     uint8_t* src = c.stored_raw ? dst : ensure(zbuf, zbuf_cap, c.stored_len);
     ENVRUN_CHECK(read_exact(src, c.stored_len, "payload chunk of " + std::to_string(c.stored_len) + " bytes"));
@@ -251,7 +278,7 @@ Result<void> ImageReader::State::consume_chunks(uint8_t* out, Mode mode, uint32_
     if (computed != c.crc)
       return fail(ErrorKind::Generic, chunk_at + ": payload chunk checksum mismatch (stored " +
                                           format::hex32(c.crc) + ", computed " + format::hex32(computed) + ")");
-    if (mode != Mode::Skip) {
+    if (mode == Mode::Read || mode == Mode::Check) {
       if (!c.stored_raw) {
         size_t r = ZSTD_decompressDCtx(dctx.get(), dst, c.raw_len, src, c.stored_len);
         if (ZSTD_isError(r) || r != c.raw_len)
@@ -270,6 +297,9 @@ Result<void> ImageReader::State::consume_chunks(uint8_t* out, Mode mode, uint32_
 
 Result<void> ImageReader::read_payload(std::span<uint8_t> out) {
   if (s_->failed) return *s_->failed;
+  if (s_->pending && s_->part_pos)
+    return Error::make(ErrorKind::Generic, s_->name + ": " + format::describe(s_->cur) +
+                                               ": payload partly read already (read_payload_part)");
   if (s_->pending && out.size() != s_->cur.raw_size)
     return Error::make(ErrorKind::Generic, s_->name + ": " + format::describe(s_->cur) + ": buffer of " +
                                                std::to_string(out.size()) + " bytes for a payload of " +
@@ -295,6 +325,25 @@ Result<std::vector<uint8_t>> ImageReader::read_payload() {
 
 Result<void> ImageReader::skip_payload() { return s_->consume(nullptr, Mode::Skip); }
 Result<void> ImageReader::check_payload() { return s_->consume(nullptr, Mode::Check); }
+Result<void> ImageReader::seek_payload() {
+  return s_->consume(nullptr, s_->in.regular() ? Mode::Seek : Mode::Check);
+}
+
+Result<void> ImageReader::read_payload_part(std::span<uint8_t> out) {
+  State& st = *s_;
+  if (st.failed) return *st.failed;
+  auto misuse = [&](const std::string& why) { return Error::make(ErrorKind::Generic, st.name + ": " + why); };
+  if (!st.pending) return misuse("no section payload to read (call next() first)");
+  if (st.cur.compressed()) return misuse(format::describe(st.cur) + ": a zstd payload is read whole");
+  if (out.size() > st.cur.raw_size - st.part_pos)
+    return misuse(format::describe(st.cur) + ": part of " + std::to_string(out.size()) + " bytes at " +
+                  std::to_string(st.part_pos) + " runs past the payload of " + std::to_string(st.cur.raw_size));
+  ENVRUN_CHECK(st.read_exact(out.data(), out.size(), "payload of " + std::to_string(st.cur.raw_size) + " bytes"));
+  st.part_crc = crc32c_extend(st.part_crc, out.data(), out.size());
+  st.part_pos += out.size();
+  if (st.part_pos < st.cur.raw_size) return ok();
+  return st.consume(nullptr, Mode::Read);  // nothing left to read: checks the crc, counts the payload
+}
 
 uint16_t ImageReader::format_major() const { return s_->major; }
 uint16_t ImageReader::format_minor() const { return s_->minor; }

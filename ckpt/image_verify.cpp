@@ -1,5 +1,6 @@
 // verify_image: read a whole image (every checksum, every zstd chunk decompressed, the
-// End totals) without keeping anything; restore runs it before it touches anything.
+// End totals) without keeping anything. scan_image: the same walk seeking over the
+// payloads; restore runs it before it touches anything.
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -39,7 +40,8 @@ bool is_regular(int fd) {
 }
 }  // namespace
 
-Result<ImageSummary> verify_image(int fd, std::string name) {
+namespace {
+Result<ImageSummary> walk(int fd, std::string name, bool payloads) {
   ImageReader reader = ENVRUN_TRY(ImageReader::from_fd(fd, name));
   ImageSummary sum;
   sum.format_major = reader.format_major();
@@ -47,7 +49,7 @@ Result<ImageSummary> verify_image(int fd, std::string name) {
   for (;;) {
     auto h = ENVRUN_TRY(reader.next());
     if (!h) break;
-    ENVRUN_CHECK(reader.check_payload());
+    ENVRUN_CHECK(payloads ? reader.check_payload() : reader.seek_payload());
     SectionTotals& t = sum.of(h->section_type());
     ++t.count;
     t.raw_bytes += h->raw_size;
@@ -69,5 +71,9 @@ Result<ImageSummary> verify_image(int fd, std::string name) {
   if (is_regular(fd)) ENVRUN_CHECK(check_nothing_after(fd, name, sum.total_bytes));
   return sum;
 }
+}  // namespace
+
+Result<ImageSummary> verify_image(int fd, std::string name) { return walk(fd, std::move(name), true); }
+Result<ImageSummary> scan_image(int fd, std::string name) { return walk(fd, std::move(name), false); }
 
 }  // namespace envrun::ckpt

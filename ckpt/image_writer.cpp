@@ -89,6 +89,13 @@ Result<void> ImageWriter::add(SectionType type, uint64_t id, std::span<const uin
 
 Result<void> ImageWriter::add_gather(SectionType type, uint64_t id, std::span<const iovec> pieces,
                                      uint32_t extra_flags) {
+  uint32_t crc = 0;
+  for (const iovec& p : pieces) crc = crc32c_extend(crc, p.iov_base, p.iov_len);
+  return add_gather_crc(type, id, pieces, crc, extra_flags);
+}
+
+Result<void> ImageWriter::add_gather_crc(SectionType type, uint64_t id, std::span<const iovec> pieces, uint32_t crc,
+                                         uint32_t extra_flags) {
   ENVRUN_CHECK(s_->usable());
   if (type == SectionType::End)
     return Error::make(ErrorKind::Generic, s_->name + ": the end section is written by finish()");
@@ -99,10 +106,8 @@ Result<void> ImageWriter::add_gather(SectionType type, uint64_t id, std::span<co
   h.type = static_cast<uint32_t>(type);
   h.flags = extra_flags | (s_->options.zstd ? kSectionZstd : 0);
   h.id = id;
-  for (const iovec& p : pieces) {
-    h.raw_size += p.iov_len;
-    h.crc = crc32c_extend(h.crc, p.iov_base, p.iov_len);
-  }
+  for (const iovec& p : pieces) h.raw_size += p.iov_len;
+  h.crc = crc;
   h.stored_size = s_->options.zstd ? 0 : h.raw_size;
   h.index = static_cast<uint32_t>(s_->sections);
   h.offset = s_->written;

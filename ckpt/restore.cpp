@@ -15,6 +15,7 @@
 #include "ckpt/incremental_restore.hpp"
 #include "ckpt/proc_read.hpp"
 #include "ckpt/restore_mm.hpp"
+#include "ckpt/restore_pages.hpp"
 #include "ckpt/restore_plan.hpp"
 #include "ckpt/restore_stub.hpp"
 
@@ -78,53 +79,13 @@ Result<void> find_host_ids(Plan& plan, pid_t root) {
   return ok();
 }
 
-// Where a shared-mem section's address lands in its memfd.
-Result<uint64_t> shm_offset(const Plan& plan, uint64_t ino, uint64_t addr) {
-  for (const auto& pp : plan.procs)
-    for (const auto& v : pp.core.vmas)
-      if (v.kind == Vma::Kind::SharedAnon && v.ino == ino && addr >= v.start && addr < v.end)
-        return v.offset + (addr - v.start);
-  return Error::make(ErrorKind::Config, "image: shared memory " + std::to_string(ino) + " at an address no mapping has");
-}
-
-Result<uint64_t> write_memory(ImageReader& in, std::optional<SectionHeader> h, const Plan& plan, ParentChain& chain) {
-  std::vector<uint8_t> buf;
-  uint64_t pages = 0;
-  for (; h; h = ENVRUN_TRY(in.next())) {
-    auto type = h->section_type();
-    if (type == SectionType::ParentPages) {  // incremental: pages the parent images hold
-      ENVRUN_CHECK(chain.add_needed(*h, in));
-      continue;
-    }
-    if (type != SectionType::Pages && type != SectionType::SharedMem) continue;  // read by next(): skipped
-    if (h->raw_size < 8 || (h->raw_size - 8) % 4096)
-      return Error::make(ErrorKind::Config, "image: section " + std::to_string(h->index) + ": not whole pages");
-    buf.resize(h->raw_size);
-    ENVRUN_CHECK(in.read_payload(buf));
-    uint64_t addr;
-    std::memcpy(&addr, buf.data(), 8);
-    std::span<const uint8_t> data(buf.data() + 8, buf.size() - 8);
-    if (type == SectionType::SharedMem) {
-      uint64_t off = ENVRUN_TRY(shm_offset(plan, h->id, addr));
-      int fd = plan.shm_fds.at(h->id).get();
-      if (::pwrite(fd, data.data(), data.size(), off_t(off)) != ssize_t(data.size())) return Error::sys("restore: shared memory");
-    } else {
-      size_t i = plan.index_of(pid_t(h->id));
-      if (i == std::string::npos) return Error::make(ErrorKind::Config, "image: pages of unknown pid " + std::to_string(h->id));
-      ENVRUN_CHECK(infect::write_mem(plan.procs[i].host_pid, addr, data));
-    }
-    pages += data.size() / 4096;
-  }
-  return pages;
-}
-
 }  // namespace
 
 Result<RestoreResult> restore(const RestoreOptions& o) {
   RestoreResult res;
   uint64_t t0 = now_us();
   if (o.verify_first) {
-    ENVRUN_CHECK(verify_image(o.in_fd, o.in_name));
+    ENVRUN_CHECK(scan_image(o.in_fd, o.in_name));  // each payload is checked as it is read
     if (::lseek(o.in_fd, 0, SEEK_SET) < 0) return Error::sys("restore: " + o.in_name + ": seek");
   }
   auto in = ENVRUN_TRY(ImageReader::from_fd(o.in_fd, o.in_name));
@@ -179,7 +140,11 @@ Result<RestoreResult> restore(const RestoreOptions& o) {
     ++res.stats.processes;
     res.stats.threads += pp.core.threads.size();
   }
-  res.stats.pages_restored = ENVRUN_TRY(write_memory(in, first_memory, plan, chain));
+  auto uffd = UffdPages::open(plan, rebuilds);
+  auto written = write_memory(in, first_memory, plan, chain, uffd);
+  auto closed = uffd.close();  // before anything else writes their memory
+  res.stats.pages_restored = ENVRUN_TRY(std::move(written));
+  ENVRUN_CHECK(std::move(closed));
   res.stats.pages_restored += ENVRUN_TRY(chain.write_pages(plan));
   for (auto& rb : rebuilds) ENVRUN_CHECK(rb->finish());
   plan.shm_fds.clear();

@@ -21,7 +21,8 @@ namespace envrun::ckpt {
 struct RestoreOptions {
   int in_fd = -1;
   std::string in_name;
-  bool verify_first = true;   // verify the whole image before touching anything (needs a seekable fd)
+  bool verify_first = true;   // scan the whole image (headers, End) before touching anything (needs a seekable
+                              // fd); each payload is checked as it is read, before any process runs
   std::string old_root;       // the dumped tree's root directory on the host ("" = from the image)
   std::string new_root;       // where that root is now ("" = the same place)
   std::string image_dir;      // incremental images: where relative parent paths start ("" = ".")

@@ -17,6 +17,9 @@ class ProcessRebuild {
   // The rest, once every page is written; leaves the threads stopped with their
   // dumped registers and masks (detach lets them run).
   Result<void> finish();
+  // A system call in the process between the two (the page writer's userfaultfd,
+  // restore_pages.hpp); the result as the kernel returns it (-errno on failure).
+  Result<long> remote_syscall(long nr, uint64_t a1 = 0, uint64_t a2 = 0, uint64_t a3 = 0) { return call(nr, a1, a2, a3); }
 
  private:
   Result<void> move_vdso(const std::vector<Vma>& stub_maps);
