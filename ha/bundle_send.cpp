@@ -79,7 +79,11 @@ Result<SyncStats> send_bundle_round(Channel& ch, const std::string& bundle_dir, 
     st.blobs_sent++, st.bytes_sent += it->second->size;
   }
   ENVRUN_CHECK(ch.send(FrameType::BlobsDone, {}));
-  auto done = ENVRUN_TRY(ch.recv_json(FrameType::Synced));
+  auto msg = ENVRUN_TRY(ch.recv_next());
+  while (msg.type == FrameType::Busy) msg = ENVRUN_TRY(ch.recv_next());  // the agent builds the bundle
+  if (msg.type != FrameType::Synced)
+    return Error::make(ErrorKind::Generic, ch.peer() + ": expected a synced message, got " + frame_type_name(msg.type));
+  auto done = ENVRUN_TRY(msg.json());
   st.stale = done.value("stale", uint64_t(0));
   return st;
 }

@@ -4,7 +4,8 @@
 //   agent:  Need {"sha256": [contents it lacks]}
 //   client: for each: Blob {"sha256": H, "size": N}, then N bytes in Data frames
 //   client: BlobsDone
-//   agent:  Synced {"files": N, "blobs": N, "bytes": N, "stale": N}   (or Error)
+//   agent:  Busy... (while it builds the bundle), Synced {"files": N, "blobs": N,
+//           "bytes": N, "stale": N}   (or Error)
 //
 // A migration syncs twice: once while the app runs (the agent only fills its content
 // store; a file that changes while it is read arrives "stale" and is dropped), and once

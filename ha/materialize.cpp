@@ -116,10 +116,15 @@ class Builder {
 
 }  // namespace
 
-Result<void> materialize(const Manifest& m, const ContentStore& store, const std::string& dest) {
+Result<void> materialize(const Manifest& m, const ContentStore& store, const std::string& dest,
+                         const std::function<void()>& progress) {
   Builder b(store, dest);
   ENVRUN_CHECK(b.open_root());
-  for (const auto& e : m.entries) ENVRUN_CHECK(b.add(e));
+  size_t n = 0;
+  for (const auto& e : m.entries) {
+    ENVRUN_CHECK(b.add(e));
+    if (progress && ++n % 64 == 0) progress();
+  }
   return b.finish_dirs(m);
 }
 

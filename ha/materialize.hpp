@@ -4,6 +4,7 @@
 // write outside it; files are copies of their blobs; owners, modes and times are set as
 // listed (directories last, deepest first).
 #pragma once
+#include <functional>
 #include <string>
 
 #include "ha/content_store.hpp"
@@ -12,7 +13,8 @@
 namespace envrun::ha {
 
 // `dest` must not exist; it is created (mode 0755). On failure it may be left partly
-// built: the caller removes it.
-Result<void> materialize(const Manifest& m, const ContentStore& store, const std::string& dest);
+// built: the caller removes it. `progress` is called every few entries (keep-alives).
+Result<void> materialize(const Manifest& m, const ContentStore& store, const std::string& dest,
+                         const std::function<void()>& progress = {});
 
 }  // namespace envrun::ha

@@ -85,7 +85,7 @@ void agent(int lfd, std::vector<uint8_t> key, std::string store_dir, FailAt fail
     if (!m) return;
     if (m->type == FrameType::Manifest) {
       auto r = receive_bundle_round(*ch, *m->json(), store, Limits{}, store_dir, received);
-      if (!r || !ch->send_json(FrameType::Synced, {{"stale", 0}})) return;
+      if (!r || !ch->send(FrameType::Busy, {}) || !ch->send_json(FrameType::Synced, {{"stale", 0}})) return;
     } else if (m->type == FrameType::ImageBegin) {
       std::string path = store_dir + "/image";
       UniqueFd out(::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
