@@ -150,9 +150,11 @@ Result<void> MemoryTracking::load_parent(const DumpOptions& o, const std::vector
   parent_ref_ = o.parent_ref.empty() ? o.parent_image : o.parent_ref;
   if (!live.empty() && (parent_->root_host_pid != live[0].host_pid ||
                         parent_->root_start_time != record_.root_start_time))
-    return Error::make(ErrorKind::State, what + ": an image of another process tree (root: host pid " +
-                                             std::to_string(parent_->root_host_pid) + "; this tree's: " +
-                                             std::to_string(live[0].host_pid) + ")");
+    return Error::make(ErrorKind::State, what + ": an image of another process tree (its root: host pid " +
+                                             std::to_string(parent_->root_host_pid) + " started at tick " +
+                                             std::to_string(parent_->root_start_time) + "; this tree's: pid " +
+                                             std::to_string(live[0].host_pid) + " started at tick " +
+                                             std::to_string(record_.root_start_time) + ")");
   return ok();
 }
 
