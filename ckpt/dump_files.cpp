@@ -3,7 +3,9 @@
 
 #include <fcntl.h>
 #include <linux/kcmp.h>
+#include <linux/magic.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -110,7 +112,17 @@ Result<void> FileTable::classify(pid_t pid, pid_t ns_pid, const proc::FdInfo& fd
       auto bytes = ENVRUN_TRY(whole_file(pid, fd.fd, uint64_t(st.st_size)));
       f.data_size = bytes.size();
       f.data_id = add_data(std::move(bytes));
-    } else if (S_ISREG(st.st_mode)) f.kind = OpenFile::Kind::Regular;
+    } else if (S_ISREG(st.st_mode)) {
+      f.kind = OpenFile::Kind::Regular;
+      // A file on a tmpfs of the tree's own (its /dev/shm, a tmpfs /tmp): the mount is
+      // new and empty after a restore, so the file's bytes go into the image.
+      struct statfs sf {};
+      if (!f.host_path && ::statfs(fd_path(pid, fd.fd).c_str(), &sf) == 0 && sf.f_type == TMPFS_MAGIC) {
+        auto bytes = ENVRUN_TRY(whole_file(pid, fd.fd, uint64_t(st.st_size)));
+        f.data_size = bytes.size();
+        f.data_id = add_data(std::move(bytes));
+      }
+    }
     else {
       f.kind = OpenFile::Kind::Unsupported;
       f.what = fd.link;

@@ -14,6 +14,8 @@
 
 #include <cstring>
 
+#include "kernel/fs.hpp"
+
 #ifndef TFD_IOC_SET_TICKS
 #define TFD_IOC_SET_TICKS _IOW('T', 0, uint64_t)  // linux/timerfd.h (CONFIG_CHECKPOINT_RESTORE)
 #endif
@@ -137,6 +139,55 @@ Result<Plan> read_plan(ImageReader& in, std::optional<SectionHeader>& first_memo
   return p;
 }
 
+bool opened_inside(const OpenFile& f) {
+  switch (f.kind) {
+    case OpenFile::Kind::Regular:
+    case OpenFile::Kind::Directory:
+    case OpenFile::Kind::CharDevice:
+    case OpenFile::Kind::Fifo:
+    case OpenFile::Kind::Deleted: return !f.host_path;
+    default: return false;
+  }
+}
+
+Result<int> open_path_file(const Plan& p, const OpenFile& f, const std::string& path) {
+  std::string where = "file " + std::to_string(f.id) + " (" + f.path + ")";
+  UniqueFd fd;
+  if (f.kind == OpenFile::Kind::Deleted) {
+    std::string dir = path.substr(0, path.find_last_of('/'));
+    UniqueFd tmp(::open(dir.empty() ? "/" : dir.c_str(), O_TMPFILE | O_RDWR | O_CLOEXEC, f.mode & 07777));
+    if (!tmp) return Error::sys("restore: " + where + ": O_TMPFILE in " + dir);
+    auto data = p.file_data.find(f.data_id);
+    if (data != p.file_data.end()) ENVRUN_CHECK(write_all(tmp.get(), data->second, "restore: " + where));
+    std::string self = "/proc/self/fd/" + std::to_string(tmp.get());
+    fd.reset(::open(self.c_str(), (f.flags & ~(O_CREAT | O_TRUNC | O_EXCL)) | O_CLOEXEC));
+    if (!fd) return Error::sys("restore: " + where + ": reopen");
+  } else {
+    auto data = p.file_data.find(f.data_id);
+    if (f.kind == OpenFile::Kind::Regular && f.data_id && data != p.file_data.end() && ::access(path.c_str(), F_OK) != 0) {
+      // Saved whole (it was on a tmpfs of the tree's own): made again where it was.
+      ENVRUN_CHECK(fs::mkdir_p(path.substr(0, path.find_last_of('/')), 0755));
+      UniqueFd w(::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, f.mode & 07777));
+      if (!w) return Error::sys("restore: " + where + ": create " + path);
+      ENVRUN_CHECK(write_all(w.get(), data->second, "restore: " + where));
+    }
+    int flags = (f.flags & ~(O_CREAT | O_TRUNC | O_EXCL)) | O_CLOEXEC;
+    if (f.kind == OpenFile::Kind::Fifo) flags |= O_NONBLOCK;  // no waiting for the other end
+    fd.reset(::open(path.c_str(), flags));
+    if (!fd) return Error::sys("restore: " + where + ": open " + path);
+    if (f.kind == OpenFile::Kind::Fifo) (void)::fcntl(fd.get(), F_SETFL, f.flags & ~O_ACCMODE);
+  }
+  if (f.kind == OpenFile::Kind::Regular || f.kind == OpenFile::Kind::Deleted || f.kind == OpenFile::Kind::Directory)
+    if (::lseek(fd.get(), f.pos, SEEK_SET) < 0 && f.pos != 0) return Error::sys("restore: " + where + ": lseek");
+  return fd.release();
+}
+
+Result<void> open_files_inside(const Plan& p, std::map<uint64_t, UniqueFd>& out) {
+  for (const auto& f : p.files)
+    if (opened_inside(f)) out[f.id].reset(ENVRUN_TRY(open_path_file(p, f, p.inside(f.path))));
+  return ok();
+}
+
 Result<void> open_files(Plan& p) {
   std::map<uint64_t, std::pair<int, int>> pipes;  // inode -> (read end, write end)
   for (const auto& f : p.files) {
@@ -196,25 +247,9 @@ Result<void> open_files(Plan& p) {
         if (fd < 0) return Error::sys("restore: " + where + ": signalfd");
         break;
       }
-      case OpenFile::Kind::Deleted: {
-        std::string path = f.host_path ? f.path : p.outside(f.path);
-        std::string dir = path.substr(0, path.find_last_of('/'));
-        UniqueFd tmp(::open(dir.empty() ? "/" : dir.c_str(), O_TMPFILE | O_RDWR | O_CLOEXEC, f.mode & 07777));
-        if (!tmp) return Error::sys("restore: " + where + ": O_TMPFILE in " + dir);
-        auto data = p.file_data.find(f.data_id);
-        if (data != p.file_data.end()) ENVRUN_CHECK(write_all(tmp.get(), data->second, "restore: " + where));
-        std::string self = "/proc/self/fd/" + std::to_string(tmp.get());
-        fd = ::open(self.c_str(), (f.flags & ~(O_CREAT | O_TRUNC | O_EXCL)) | O_CLOEXEC);
-        if (fd < 0) return Error::sys("restore: " + where + ": reopen");
-        break;
-      }
       default: {
-        std::string path = f.host_path ? f.path : p.outside(f.path);
-        int flags = (f.flags & ~(O_CREAT | O_TRUNC | O_EXCL)) | O_CLOEXEC;
-        if (f.kind == OpenFile::Kind::Fifo) flags |= O_NONBLOCK;  // no waiting for the other end
-        fd = ::open(path.c_str(), flags);
-        if (fd < 0) return Error::sys("restore: " + where + ": open " + path);
-        if (f.kind == OpenFile::Kind::Fifo) (void)::fcntl(fd, F_SETFL, f.flags & ~O_ACCMODE);
+        if (opened_inside(f)) continue;  // by the root stub (open_files_inside)
+        fd = ENVRUN_TRY(open_path_file(p, f, f.host_path ? f.path : p.outside(f.path)));
         break;
       }
     }
@@ -222,8 +257,6 @@ Result<void> open_files(Plan& p) {
         f.kind == OpenFile::Kind::SignalFd)
       (void)::fcntl(fd, F_SETFL, f.flags & ~O_ACCMODE);
     p.file_fds[f.id].reset(fd);
-    if (f.kind == OpenFile::Kind::Regular || f.kind == OpenFile::Kind::Deleted || f.kind == OpenFile::Kind::Directory)
-      if (::lseek(fd, f.pos, SEEK_SET) < 0 && f.pos != 0) return Error::sys("restore: " + where + ": lseek");
   }
   // Shared anonymous memory: one memfd per object, sized to its largest mapping.
   std::map<uint64_t, uint64_t> sizes;

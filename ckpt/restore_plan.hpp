@@ -48,7 +48,11 @@ struct Plan {
 // nullopt when the image has no memory sections: then the End was read).
 Result<Plan> read_plan(ImageReader& in, std::optional<SectionHeader>& first_memory);
 // Re-creates every open file, pipe and shared memory object in the engine, with the
-// dumped flags, offsets and buffered bytes.
+// dumped flags, offsets and buffered bytes; not the files below the dumped tree's own
+// mounts (its rootfs, a tmpfs /dev, /dev/shm ...): opened_inside().
 Result<void> open_files(Plan& p);
+// Files the root stub opens itself, by their paths inside the restored tree's mounts.
+bool opened_inside(const OpenFile& f);
+Result<void> open_files_inside(const Plan& p, std::map<uint64_t, UniqueFd>& out);
 
 }  // namespace envrun::ckpt

@@ -54,7 +54,7 @@ long clone3_waiting_thread(clone_args* args) {
   StubReady r;
   r.pid = pid;
   r.err = e ? e : EINVAL;
-  std::string text = what + (e ? std::string(": ") + std::strerror(e) : "");
+  const std::string& text = what;  // an Error's message already names errno
   std::strncpy(r.msg, text.c_str(), sizeof r.msg - 1);
   (void)!::write(ready_fd, &r, sizeof r);
   ::_exit(127);
@@ -77,8 +77,8 @@ Result<void> make_threads(const ProcessCore& p) {
   return ok();
 }
 
-// Files the root stub made itself (sockets: in the tree's network namespace); the
-// other stubs inherit them at fork.
+// Files the root stub made itself (sockets and files below the tree's own mounts: in
+// its namespaces); the other stubs inherit them at fork.
 std::map<uint64_t, UniqueFd> g_stub_fds;
 
 // The fd table exactly as dumped. Engine fds (inherited) move above every number in
@@ -268,7 +268,8 @@ void stub_main(const Plan& plan, size_t idx, int ready_fd, const std::function<R
     if (!r) fail(ready_fd, p.pid, r.error().message, r.error().sys_errno);
   };
   if (in_root_stub) step(in_root_stub());
-  if (idx == 0) step(open_sockets(plan, g_stub_fds));
+  if (idx == 0) step(open_files_inside(plan, g_stub_fds));  // in the tree's mount namespace ...
+  if (idx == 0) step(open_sockets(plan, g_stub_fds));       // ... and network namespace
   ::prctl(PR_SET_NAME, p.comm.c_str(), 0, 0, 0);
   step(set_session(p));
   step(fork_children(plan, pp, ready_fd));

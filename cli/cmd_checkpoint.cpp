@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <optional>
 
@@ -213,6 +214,15 @@ Result<int> run_restore(Globals& g, const RestoreFlags& f) {
   // Files of the container's own mounts were recorded below its root: find them in the
   // new container's rootfs (the bundle's).
   auto spec = ENVRUN_TRY(bundle::load_spec(f.bundle));
+  bool own_pid_ns = spec.envrun.isolation != "intercept" && spec.linux &&
+                    std::any_of(spec.linux->namespaces.begin(), spec.linux->namespaces.end(),
+                                [](const auto& n) { return n.type == "pid" && n.path.empty(); });
+  if (!own_pid_ns)
+    return Error::make(ErrorKind::Usage, "bundle " + f.bundle + ": " +
+                                             (spec.envrun.isolation == "intercept" ? "envrun.isolation is intercept"
+                                                                                   : "linux.namespaces has no new \"pid\" namespace") +
+                                             ": a container is restored with its processes' old pids, which needs a pid namespace "
+                                             "of its own (restore the tree with its host pids: envrun restore --image-path DIR, without an id)");
   char here[4096];
   std::string bundle_abs = f.bundle[0] == '/' ? f.bundle : fs::join(::getcwd(here, sizeof here) ? here : "/", f.bundle);
   o.new_root = spec.root.path[0] == '/' ? spec.root.path : fs::join(bundle_abs, spec.root.path);

@@ -4,12 +4,52 @@
  * At SIGTERM: A keeps its 50 ms interval and has expirations to read, then more 150 ms later;
  * B is still armed with between 3000 and 3600 s left and no interval; the signalfd is still
  * O_NONBLOCK, delivers SIGUSR2 (sent by this pid), then nothing.
- * CKPT_SELFTEST_BREAK: 1 B disarmed, 2 the pending SIGUSR2 taken, 3 A's interval set to 70 ms. */
+ * With the argument "devfiles" (in a container, whose /dev and /dev/shm are its own tmpfs
+ * mounts): /dev/null open for writing and /dev/shm/anonfds.dat (5000 known bytes, offset 1234)
+ * too; at SIGTERM /dev/null is still the null device (1:3) and the shm file reads back its
+ * bytes from offset 1234.
+ * CKPT_SELFTEST_BREAK: 1 B disarmed, 2 the pending SIGUSR2 taken, 3 A's interval set to 70 ms,
+ * 4 (devfiles) the shm file's offset moved. */
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include "ckpt_common.h"
 #include <sys/signalfd.h>
 #include <sys/timerfd.h>
 
-static int ta, tb, sfd;
+static int ta, tb, sfd, devnull = -1, shm = -1;
+
+static unsigned char shm_pat(size_t i) { return (unsigned char)(i * 29 + 11); }
+
+static void setup_devfiles(void)
+{
+    unsigned char buf[5000];
+    devnull = open("/dev/null", O_WRONLY);
+    shm = open("/dev/shm/anonfds.dat", O_RDWR | O_CREAT | O_TRUNC, 0600);
+    if (devnull < 0 || shm < 0)
+        ckpt_die("/dev/null or /dev/shm/anonfds.dat: %s", strerror(errno));
+    for (size_t i = 0; i < sizeof buf; i++)
+        buf[i] = shm_pat(i);
+    if (write(shm, buf, sizeof buf) != (ssize_t)sizeof buf || lseek(shm, 1234, SEEK_SET) != 1234)
+        ckpt_die("write /dev/shm/anonfds.dat: %s", strerror(errno));
+}
+
+static void check_devfiles(void)
+{
+    struct stat st;
+    unsigned char buf[5000];
+    if (fstat(devnull, &st) != 0 || !S_ISCHR(st.st_mode) || major(st.st_rdev) != 1 || minor(st.st_rdev) != 3)
+        ckpt_fail("/dev/null fd is not the null device any more");
+    else if (write(devnull, "x", 1) != 1)
+        ckpt_fail("write to /dev/null: %s", strerror(errno));
+    ssize_t n = read(shm, buf, sizeof buf);
+    if (n != 5000 - 1234)
+        ckpt_fail("shm file read %zd bytes from the offset, want %d", n, 5000 - 1234);
+    for (ssize_t i = 0; i < n; i++)
+        if (buf[i] != shm_pat(1234 + (size_t)i)) {
+            ckpt_fail("shm file byte %zd is %#x, want %#x", 1234 + i, buf[i], shm_pat(1234 + (size_t)i));
+            break;
+        }
+}
 
 static void setup(void)
 {
@@ -67,10 +107,13 @@ static void check_signalfd(void)
         ckpt_fail("signalfd has a second signal %u", si.ssi_signo);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    int devfiles = argc > 1 && strcmp(argv[1], "devfiles") == 0;
     ckpt_init("anonfds");
     setup();
+    if (devfiles)
+        setup_devfiles();
     ckpt_ready();
     ckpt_wait_term();
     int brk = ckpt_break();
@@ -89,9 +132,14 @@ int main(void)
         struct itimerspec a = {{0, 70000000}, {0, 70000000}};
         ckpt_note_break("timer A interval 70 ms");
         timerfd_settime(ta, 0, &a, NULL);
+    } else if (brk == 4 && devfiles) {
+        ckpt_note_break("shm file offset moved");
+        lseek(shm, 1000, SEEK_SET);
     }
     check_a();
     check_b();
     check_signalfd();
+    if (devfiles)
+        check_devfiles();
     ckpt_finish();
 }

@@ -45,6 +45,7 @@ for p in counter threads pipe fileoffset deletedfile signals altstack timer dead
   case $p in
     fileoffset) round_trip $p ck-$p /tmp/ckpt_fileoffset.dat ;;
     deletedfile|deadcwd) round_trip $p ck-$p /tmp ;;
+    anonfds) round_trip $p ck-$p devfiles ;;  # + /dev/null and a /dev/shm file: the container's own tmpfs mounts
     *) round_trip $p ck-$p ;;
   esac
 done
@@ -97,34 +98,6 @@ for img in ck2-b ck2-b ck2-a; do
 done
 assert_eq "three restores (twice from one image, once from the --leave-running one): three PASS lines" 3 "$(grep -c '^PASS counter$' "$OUT2")" || cat "$OUT2"
 
-section "restore into a fresh container directory (the bundle copied elsewhere, the original removed, another id)"
-ckpt_bundle fileoffset /tmp/ckpt_fileoffset.dat
-OUTF=$T/ck-fresh.out
-er run -d -b "$B" ck-fresh >"$OUTF" 2>&1 </dev/null
-wait_for 20 grep -q READY "$OUTF" || fail "fresh: READY" "$(cat "$OUTF")"
-capture er checkpoint --image-path "$T/ck-fresh.img" ck-fresh
-assert_eq "fresh: checkpoint exits 0" 0 "$RC" || last_cmd_details
-cp -a "$B" "$T/fresh-bundle" && rm -rf "$B"
-capture er restore -d --image-path "$T/ck-fresh.img" -b "$T/fresh-bundle" ck-fresh-2
-assert_eq "fresh: restore into the copy as ck-fresh-2 exits 0" 0 "$RC" || last_cmd_details
-FPID=$(er state ck-fresh-2 | json_get "d['pid']")
-assert_contains "fresh: the restored process has its data file open in the new rootfs" \
-  "$(ls -l "/proc/$FPID/fd" 2>&1)" "$T/fresh-bundle/rootfs/tmp/ckpt_fileoffset.dat"
-er kill ck-fresh-2 TERM
-wait_for 20 grep -qE '^(PASS|FAIL)' "$OUTF"
-assert_line_match "fresh: the program finds its state intact" "$(cat "$OUTF")" '^PASS fileoffset$' || cat "$OUTF"
-er delete -f ck-fresh-2 >/dev/null 2>&1
-
-section "a restore that fails half-way leaves nothing behind"
-rm -f "$T/fresh-bundle/rootfs/tmp/ckpt_fileoffset.dat"   # the image's open file is gone
-capture er restore -d --image-path "$T/ck-fresh.img" -b "$T/fresh-bundle" ck-fresh-3
-ERRTXT=$(cat "$T/last.err")
-check "restore without the file the image has open fails" test "$RC" -ne 0
-assert_contains "... naming the file" "$ERRTXT" "ckpt_fileoffset.dat"
-check "no container ck-fresh-3 is left" test -z "$(er list -q | grep -x ck-fresh-3)"
-assert_no_state ck-fresh-3
-check "no process is left in the bundle's cgroup" test -z "$(cat $(cgroup_dirs_of fileoffset | sed 's|$|/cgroup.procs|') 2>/dev/null)"
-
 section "a damaged image is refused before anything runs"
 mkdir -p "$T/trunc" "$T/flip"
 size=$(stat -c %s "$T/ck2-a/envrun.img")
@@ -139,3 +112,38 @@ expect_fail 2 "give a container id" er checkpoint --image-path "$T/x"
 expect_fail 4 "" er checkpoint --image-path "$T/x" nosuch
 expect_fail 4 "pid 999999: no such process" er checkpoint --pid 999999 --image-path "$T/nopid"
 check "no image written for a missing pid" test ! -e "$T/nopid/envrun.img" -a ! -e "$T/nopid/envrun.img.partial"
+
+section "restore into a fresh container directory (the bundle copied elsewhere, the original removed, another id)"
+ckpt_bundle fileoffset /tmp/ckpt_fileoffset.dat
+OUTF=$T/ck-fresh.out
+er run -d -b "$B" ck-fresh >"$OUTF" 2>&1 </dev/null
+wait_for 20 grep -q READY "$OUTF" || fail "fresh: READY" "$(cat "$OUTF")"
+capture er checkpoint --image-path "$T/ck-fresh.img" ck-fresh
+assert_eq "fresh: checkpoint exits 0" 0 "$RC" || last_cmd_details
+cp -a "$B" "$T/fresh-bundle" && rm -rf "$B"
+capture er restore -d --image-path "$T/ck-fresh.img" -b "$T/fresh-bundle" ck-fresh-2
+assert_eq "fresh: restore into the copy as ck-fresh-2 exits 0" 0 "$RC" || last_cmd_details
+FPID=$(er state ck-fresh-2 | json_get "d['pid']")
+FILE_FD=$(ls -l "/proc/$FPID/fd" | awk '/ckpt_fileoffset.dat/ {print $9; exit}')
+assert_eq "fresh: the restored process has the new rootfs's data file open (same device and inode)" \
+  "$(stat -c %d:%i "$T/fresh-bundle/rootfs/tmp/ckpt_fileoffset.dat")" "$(stat -L -c %d:%i "/proc/$FPID/fd/${FILE_FD:-none}" 2>&1)"
+er kill ck-fresh-2 TERM
+wait_for 20 grep -qE '^(PASS|FAIL)' "$OUTF"
+assert_line_match "fresh: the program finds its state intact" "$(cat "$OUTF")" '^PASS fileoffset$' || cat "$OUTF"
+er delete -f ck-fresh-2 >/dev/null 2>&1
+
+section "a container without its own pid namespace cannot take the old pids: refused up front"
+cp -a "$T/fresh-bundle" "$T/nopidns-bundle"
+python3 "$LIB_DIR/bundle.py" "$T/nopidns-bundle" "/$CG_PREFIX/nopidns" 'args("/ckpt_fileoffset", "/tmp/ckpt_fileoffset.dat")' 'ns_remove("pid")'
+expect_fail 2 'linux.namespaces has no new "pid" namespace' er restore -d --image-path "$T/ck-fresh.img" -b "$T/nopidns-bundle" ck-nopidns
+check "no container ck-nopidns is left" test -z "$(er list -q | grep -x ck-nopidns)"
+
+section "a restore that fails half-way leaves nothing behind"
+rm -f "$T/fresh-bundle/rootfs/tmp/ckpt_fileoffset.dat"   # the image's open file is gone
+capture er restore -d --image-path "$T/ck-fresh.img" -b "$T/fresh-bundle" ck-fresh-3
+ERRTXT=$(cat "$T/last.err")
+check "restore without the file the image has open fails" test "$RC" -ne 0
+assert_contains "... naming the file" "$ERRTXT" "ckpt_fileoffset.dat"
+check "no container ck-fresh-3 is left" test -z "$(er list -q | grep -x ck-fresh-3)"
+assert_no_state ck-fresh-3
+check "no process is left in the bundle's cgroup" test -z "$(cat $(cgroup_dirs_of fileoffset | sed 's|$|/cgroup.procs|') 2>/dev/null)"
