@@ -7,7 +7,6 @@
 #include <optional>
 #include <vector>
 
-#include "ha/crypto.hpp"
 
 namespace envrun::ha {
 
@@ -45,7 +44,6 @@ Result<uint64_t> send_image(Channel& ch, int in_fd, int keep_fd, const std::stri
   };
   note(ch.send_json(FrameType::ImageBegin, {{"round", round}, {"kind", "full"}}));
   std::vector<uint8_t> buf(ch.max_send());
-  Sha256 sha;
   uint64_t total = 0;
   for (;;) {
     size_t n = ENVRUN_TRY(read_some(in_fd, buf));
@@ -53,7 +51,6 @@ Result<uint64_t> send_image(Channel& ch, int in_fd, int keep_fd, const std::stri
     if (keep_fd >= 0) ENVRUN_CHECK(write_all_fd(keep_fd, buf.data(), n, keep_name));
     total += n;
     if (send_failed) continue;
-    sha.update(Bytes(buf.data(), n));
     note(ch.send(FrameType::Data, Bytes(buf.data(), n)));
     if (!send_failed && ch.input_pending()) {  // the agent gave up (disk full, a limit): it says why
       auto m = ch.recv_next();
@@ -62,12 +59,11 @@ Result<uint64_t> send_image(Channel& ch, int in_fd, int keep_fd, const std::stri
     }
   }
   if (send_failed) return std::move(*send_failed);
-  ENVRUN_CHECK(ch.send_json(FrameType::ImageEnd, {{"bytes", total}, {"sha256", to_hex(sha.final())}}));
+  ENVRUN_CHECK(ch.send_json(FrameType::ImageEnd, {{"bytes", total}}));
   return total;
 }
 
 Result<uint64_t> receive_image(Channel& ch, int out_fd, const std::string& out_name, uint64_t max_bytes) {
-  Sha256 sha;
   uint64_t total = 0;
   for (;;) {
     Frame f = ENVRUN_TRY(ch.recv());
@@ -75,9 +71,8 @@ Result<uint64_t> receive_image(Channel& ch, int out_fd, const std::string& out_n
       auto j = nlohmann::json::parse(f.payload.begin(), f.payload.end(), nullptr, false);
       if (!j.is_object()) return Error::make(ErrorKind::Generic, ch.peer() + ": image-end message: not valid JSON");
       uint64_t bytes = j.value("bytes", uint64_t(0));
-      std::string hex = j.value("sha256", std::string());
-      if (bytes != total || hex != to_hex(sha.final()))
-        return Error::make(ErrorKind::Generic, ch.peer() + ": the image does not match its announced size and SHA-256 (" +
+      if (bytes != total)
+        return Error::make(ErrorKind::Generic, ch.peer() + ": the image does not match its announced size (" +
                                                    std::to_string(total) + " bytes arrived, " + std::to_string(bytes) +
                                                    " announced)");
       return total;
@@ -91,7 +86,6 @@ Result<uint64_t> receive_image(Channel& ch, int out_fd, const std::string& out_n
     if (total + f.payload.size() > max_bytes)
       return Error::make(ErrorKind::Generic, "the image exceeds the agent's limit of " + std::to_string(max_bytes) +
                                                  " bytes (--max-image-bytes)");
-    sha.update(f.payload);
     ENVRUN_CHECK(write_all_fd(out_fd, f.payload.data(), f.payload.size(), out_name));
     total += f.payload.size();
   }

@@ -1,5 +1,5 @@
 // The checkpoint image over a Channel:
-//   client: ImageBegin {"round": R, "kind": "full"}, Data frames, ImageEnd {"bytes": N, "sha256": H}
+//   client: ImageBegin {"round": R, "kind": "full"}, Data frames, ImageEnd {"bytes": N}
 //   agent:  Ok {"bytes": N} once the image is stored and verified (or Error)
 // Pre-copy (later) sends more rounds before the final one: {"kind": "pages", "round": R}
 // images whose parent is the previous round; the agent keeps them in the same session.
@@ -18,7 +18,10 @@ namespace envrun::ha {
 Result<uint64_t> send_image(Channel& ch, int in_fd, int keep_fd, const std::string& keep_name, uint32_t round);
 
 // After an ImageBegin message: Data frames written to out_fd until ImageEnd, whose byte
-// count and SHA-256 must match what arrived; at most max_bytes (--max-image-bytes).
+// count must match what arrived; at most max_bytes (--max-image-bytes). Every frame is
+// authenticated and in sequence, so the bytes are the client's, whole and in order (a
+// second SHA-256 over the stream would only cost time); the restore then checks the
+// image's own checksums before anything runs.
 Result<uint64_t> receive_image(Channel& ch, int out_fd, const std::string& out_name, uint64_t max_bytes);
 
 }  // namespace envrun::ha
