@@ -42,7 +42,10 @@ int write_all_iov(int fd, std::span<iovec> iov) {
 }
 
 namespace {
-constexpr size_t kReadAhead = 256 * 1024;
+// Enough for a run of small sections (headers, registers) per read(2); small, because
+// what it holds of a big payload is copied once more (a 256 KiB read-ahead copied a
+// quarter of every 1 MiB page part twice).
+constexpr size_t kReadAhead = 8 * 1024;
 
 // One read(2) that retries on EINTR: count, 0 at end of stream, or -errno.
 int64_t read_once(int fd, uint8_t* dst, size_t n) {

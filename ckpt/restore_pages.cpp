@@ -16,6 +16,7 @@
 #include "ckpt/infect/infect.hpp"
 #include "ckpt/restore_mm.hpp"
 #include "ckpt/slot_pipeline.hpp"
+#include "kernel/log.hpp"
 #include "kernel/process.hpp"
 
 namespace envrun::ckpt {
@@ -73,7 +74,13 @@ UffdPages UffdPages::open(const Plan& plan, const std::vector<std::unique_ptr<Pr
     if (pp.core.zombie) continue;
     if (k >= rebuilds.size()) break;
     auto p = open_one(pp, *rebuilds[k++]);
-    if (p) u.procs_.push_back(std::move(*p));  // else: infect::write_mem for this process
+    if (!p) {  // infect::write_mem for this process
+      log::debug(p.error().message + " (its pages go through process_vm_writev)");
+      continue;
+    }
+    log::debug("restore: pid " + std::to_string(pp.core.pid) + ": userfaultfd with " +
+               std::to_string(p->ranges.size()) + " anonymous mappings registered");
+    u.procs_.push_back(std::move(*p));
   }
   return u;
 }
