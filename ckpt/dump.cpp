@@ -178,6 +178,8 @@ Result<void> write_image(const DumpOptions& o, const std::vector<CapturedProcess
     if (procs[i].core.zombie) continue;
     const auto* vmas = trk ? trk->dump_vmas(i) : nullptr;  // incremental: only what changed
     ENVRUN_CHECK(mem.dump_process(tree[i].pid, uint64_t(procs[i].core.pid), vmas ? *vmas : procs[i].core.vmas));
+    const auto* written = trk ? trk->written_pages(i) : nullptr;
+    if (written && !written->empty()) ENVRUN_CHECK(mem.dump_pages(tree[i].pid, uint64_t(procs[i].core.pid), *written));
   }
   if (trk) ENVRUN_CHECK(trk->write_sections(w));
   ENVRUN_CHECK(w.finish());

@@ -2,6 +2,7 @@
 #include "ckpt/dump_mem.hpp"
 
 #include <fcntl.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <cstdlib>
@@ -62,40 +63,94 @@ struct MemDumper::Pass {
   uint64_t wait_us = 0;      // waiting for the writer
 };
 
+// The slot being filled is handed to the writer; the next free one is taken.
+Result<void> MemDumper::next_slot(Pass& p) {
+  if (p.slot) p.pipe.submit(p.slot), p.slot = nullptr;
+  uint64_t w0 = now_us();
+  p.slot = ENVRUN_TRY(p.pipe.acquire());
+  p.wait_us += now_us() - w0;
+  if (!p.slot->buf) return Error::make(ErrorKind::System, "dump: cannot allocate a 1 MiB page buffer");
+  p.slot->used = 0;
+  p.slot->runs.clear();
+  return ok();
+}
+
+// The runs of non-zero pages among `pages` pages read to slot offset `off` from `addr`.
+void MemDumper::record_runs(Pass& p, SectionType type, uint64_t id, uint64_t addr, size_t off, uint64_t pages) {
+  PageSlot& s = *p.slot;
+  const uint8_t* base = s.buf.get() + off;
+  for (uint64_t i = 0; i < pages;) {
+    if (zero_page(base + i * kPage)) {
+      ++stats.pages_skipped_zero, ++i;
+      continue;
+    }
+    uint64_t j = i + 1;
+    while (j < pages && !zero_page(base + j * kPage)) ++j;
+    PageSlot::Run r{type, id, addr + i * kPage, off + i * kPage, size_t((j - i) * kPage), 0};
+    r.crc = crc32c_extend(crc32c(&r.addr, 8), base + i * kPage, r.len);
+    s.runs.push_back(r);
+    stats.pages_written += j - i;
+    i = j;
+  }
+}
+
 // Reads [start, start + pages) into slots and records the runs of non-zero pages.
 Result<void> MemDumper::dump_run(Pass& p, SectionType type, uint64_t id, uint64_t start, uint64_t pages) {
   for (uint64_t done = 0; done < pages;) {
-    if (!p.slot || p.slot->used + kPage > kSlotBytes) {
-      if (p.slot) p.pipe.submit(p.slot), p.slot = nullptr;
-      uint64_t w0 = now_us();
-      p.slot = ENVRUN_TRY(p.pipe.acquire());
-      p.wait_us += now_us() - w0;
-      if (!p.slot->buf) return Error::make(ErrorKind::System, "dump: cannot allocate a 1 MiB page buffer");
-      p.slot->used = 0;
-      p.slot->runs.clear();
-    }
+    if (!p.slot || p.slot->used + kPage > kSlotBytes) ENVRUN_CHECK(next_slot(p));
     PageSlot& s = *p.slot;
     uint64_t n = std::min<uint64_t>((kSlotBytes - s.used) / kPage, pages - done);
     uint64_t addr = start + done * kPage;
-    uint8_t* base = s.buf.get() + s.used;
-    ENVRUN_CHECK(infect::read_mem(p.host_pid, addr, std::span<uint8_t>(base, n * kPage)));
-    for (uint64_t i = 0; i < n;) {
-      if (zero_page(base + i * kPage)) {
-        ++stats.pages_skipped_zero, ++i;
-        continue;
-      }
-      uint64_t j = i + 1;
-      while (j < n && !zero_page(base + j * kPage)) ++j;
-      PageSlot::Run r{type, id, addr + i * kPage, s.used + i * kPage, size_t((j - i) * kPage), 0};
-      r.crc = crc32c_extend(crc32c(&r.addr, 8), base + i * kPage, r.len);
-      s.runs.push_back(r);
-      stats.pages_written += j - i;
-      i = j;
-    }
+    ENVRUN_CHECK(infect::read_mem(p.host_pid, addr, std::span<uint8_t>(s.buf.get() + s.used, n * kPage)));
+    record_runs(p, type, id, addr, s.used, n);
     s.used += n * kPage;
     done += n;
   }
   return ok();
+}
+
+// Scattered ranges gathered into the slot with one process_vm_readv per batch (a
+// batch the plain call cannot read whole, e.g. a PROT_NONE page, goes range by range
+// through read_mem and its /proc/PID/mem fallback).
+Result<void> MemDumper::dump_batches(Pass& p, const PageRanges& ranges) {
+  constexpr size_t kBatch = 1024;  // IOV_MAX
+  struct Part {
+    uint64_t addr, pages;
+    size_t off;
+  };
+  std::vector<Part> parts;
+  std::vector<iovec> remote;
+  size_t pending = 0;  // bytes of `parts`, after p.slot->used
+  auto flush = [&]() -> Result<void> {
+    if (parts.empty()) return ok();
+    PageSlot& s = *p.slot;
+    iovec local{s.buf.get() + s.used, pending};
+    ssize_t got = ::process_vm_readv(p.host_pid, &local, 1, remote.data(), remote.size(), 0);
+    for (const auto& q : parts) {
+      if (got != ssize_t(pending))
+        ENVRUN_CHECK(infect::read_mem(p.host_pid, q.addr, std::span<uint8_t>(s.buf.get() + q.off, q.pages * kPage)));
+      record_runs(p, SectionType::Pages, p.image_pid, q.addr, q.off, q.pages);
+    }
+    s.used += pending;
+    pending = 0, parts.clear(), remote.clear();
+    return ok();
+  };
+  for (const auto& r : ranges) {
+    stats.pages_scanned += r.bytes() / kPage;
+    for (uint64_t addr = r.start; addr < r.end;) {
+      if (!p.slot || p.slot->used + pending + kPage > kSlotBytes) {
+        ENVRUN_CHECK(flush());
+        ENVRUN_CHECK(next_slot(p));
+      }
+      uint64_t n = std::min<uint64_t>((kSlotBytes - p.slot->used - pending) / kPage, (r.end - addr) / kPage);
+      parts.push_back({addr, n, p.slot->used + pending});
+      remote.push_back({reinterpret_cast<void*>(addr), n * kPage});
+      pending += n * kPage;
+      addr += n * kPage;
+      if (parts.size() == kBatch) ENVRUN_CHECK(flush());
+    }
+  }
+  return flush();
 }
 
 Result<void> MemDumper::dump_vmas(Pass& p, const std::vector<Vma>& vmas) {
@@ -139,10 +194,12 @@ Result<void> MemDumper::dump_vmas(Pass& p, const std::vector<Vma>& vmas) {
   return ok();
 }
 
-Result<void> MemDumper::dump_process(pid_t host_pid, uint64_t image_pid, const std::vector<Vma>& vmas) {
+// One process's pass: `fill` reads into slots, the pipeline writes them.
+template <class F>
+Result<void> MemDumper::with_pass(pid_t host_pid, uint64_t image_pid, F&& fill) {
   uint64_t t0 = now_us();
   Pass p(*this, host_pid, image_pid);
-  auto read = dump_vmas(p, vmas);
+  auto read = fill(p);
   if (p.slot) {
     if (read && !p.slot->runs.empty()) p.pipe.submit(p.slot);
     else p.pipe.release(p.slot);
@@ -156,6 +213,14 @@ Result<void> MemDumper::dump_process(pid_t host_pid, uint64_t image_pid, const s
   stats.memdump_us += (t2 - t0) - waited;
   if (!read) return read;
   return written;
+}
+
+Result<void> MemDumper::dump_process(pid_t host_pid, uint64_t image_pid, const std::vector<Vma>& vmas) {
+  return with_pass(host_pid, image_pid, [&](Pass& p) { return dump_vmas(p, vmas); });
+}
+
+Result<void> MemDumper::dump_pages(pid_t host_pid, uint64_t image_pid, const PageRanges& ranges) {
+  return with_pass(host_pid, image_pid, [&](Pass& p) { return dump_batches(p, ranges); });
 }
 
 }  // namespace envrun::ckpt

@@ -18,6 +18,7 @@
 
 #include "ckpt/dump.hpp"
 #include "ckpt/model.hpp"
+#include "ckpt/page_ranges.hpp"
 
 namespace envrun::ckpt {
 
@@ -45,11 +46,19 @@ struct MemDumper {
   std::set<uint64_t> shared_done;  // shared anonymous memory is dumped once (by inode)
 
   Result<void> dump_process(pid_t host_pid, uint64_t image_pid, const std::vector<Vma>& vmas);
+  // Pages known to be mapped (an incremental dump's written pages, incremental.hpp):
+  // no pagemap walk, up to 1024 scattered ranges read by one process_vm_readv.
+  Result<void> dump_pages(pid_t host_pid, uint64_t image_pid, const PageRanges& ranges);
 
  private:
   struct Pass;  // one process's dump: the pipeline, the slot being filled, the reader's time
+  template <class F>
+  Result<void> with_pass(pid_t host_pid, uint64_t image_pid, F&& fill);
+  Result<void> next_slot(Pass& pass);
+  void record_runs(Pass& pass, SectionType type, uint64_t id, uint64_t addr, size_t off, uint64_t pages);
   Result<void> dump_vmas(Pass& pass, const std::vector<Vma>& vmas);
   Result<void> dump_run(Pass& pass, SectionType type, uint64_t id, uint64_t start, uint64_t pages);
+  Result<void> dump_batches(Pass& pass, const PageRanges& ranges);
 };
 
 }  // namespace envrun::ckpt

@@ -22,7 +22,8 @@ struct MemoryTracking::Proc {
   uint64_t start_time = 0;
   const TrackedProcess* rec = nullptr;  // the parent's entry, when this process is tracked
   std::optional<DirtyTracker> tracker;
-  std::vector<Vma> vmas;  // what to dump, when tracked
+  std::vector<Vma> vmas;  // what to dump as a full dump would, when tracked
+  PageRanges written;     // and the pages written since the parent
   PageRanges in_parent;   // present, not written since the parent: the parent has them
   PageRanges scanned;     // tracked ranges scanned (still protected)
   PageRanges arm_ranges;  // the mappings to track from now on (one range per mapping)
@@ -206,7 +207,7 @@ Result<void> MemoryTracking::scan(Proc& p, const LiveProcess& lp) {
     }
     PageRanges all{{v.start, v.end}};
     PageRanges pieces = intersect(all, p.rec->ranges);
-    PageRanges whole = subtract(all, pieces), dirty;
+    PageRanges whole = subtract(all, pieces);
     for (const auto& piece : pieces) {
       auto s = ENVRUN_TRY(scan_dirty(pm.get(), piece));
       if (!s) {
@@ -215,21 +216,25 @@ Result<void> MemoryTracking::scan(Proc& p, const LiveProcess& lp) {
       }
       p.scanned.push_back(piece);
       PageRanges written = subtract(s->written, s->absent);
-      dirty.insert(dirty.end(), written.begin(), written.end());
+      p.written.insert(p.written.end(), written.begin(), written.end());
       PageRanges kept = subtract(subtract({piece}, s->written), s->absent);
       p.in_parent.insert(p.in_parent.end(), kept.begin(), kept.end());
     }
-    for (const auto& r : normalized(std::move(dirty))) p.vmas.push_back(piece_of(v, r));
     for (const auto& r : normalized(std::move(whole))) p.vmas.push_back(piece_of(v, r));
   }
   std::sort(p.vmas.begin(), p.vmas.end(), [](const Vma& a, const Vma& b) { return a.start < b.start; });
   p.in_parent = normalized(std::move(p.in_parent));
+  p.written = normalized(std::move(p.written));
   p.scanned = normalized(std::move(p.scanned));
   return ok();
 }
 
 const std::vector<Vma>* MemoryTracking::dump_vmas(size_t i) const {
   return i < procs_.size() && procs_[i]->rec ? &procs_[i]->vmas : nullptr;
+}
+
+const PageRanges* MemoryTracking::written_pages(size_t i) const {
+  return i < procs_.size() && procs_[i]->rec ? &procs_[i]->written : nullptr;
 }
 
 void MemoryTracking::annotate(nlohmann::json& inventory) const {

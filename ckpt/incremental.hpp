@@ -63,9 +63,11 @@ class MemoryTracking {
   static Result<std::unique_ptr<MemoryTracking>> begin(const DumpOptions& o, const std::vector<LiveProcess>& live);
   ~MemoryTracking();
 
-  // What MemDumper must dump of live[i]: its mappings, tracked parts cut down to the
-  // pages written since the parent (nullptr: all of core->vmas).
+  // What MemDumper must dump of live[i] as a full dump would: its mappings without the
+  // tracked parts (nullptr: all of core->vmas) ...
   const std::vector<Vma>* dump_vmas(size_t i) const;
+  // ... and of the tracked parts, the pages written since the parent (MemDumper::dump_pages).
+  const PageRanges* written_pages(size_t i) const;
   // "parent" and "track" in the new image's inventory.
   void annotate(nlohmann::json& inventory) const;
   // One parent-pages section per tracked process (after the memory sections).
