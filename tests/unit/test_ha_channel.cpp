@@ -67,11 +67,12 @@ class Tap {
         std::vector<uint8_t> bytes(buf, buf + n);
         if (edit_) edit_(offset, bytes);
         offset += size_t(n);
-        if (::write(b_.get(), bytes.data(), bytes.size()) != ssize_t(bytes.size())) return;
+        // MSG_NOSIGNAL: a side that hung up must give EPIPE here, not kill the test with SIGPIPE.
+        if (::send(b_.get(), bytes.data(), bytes.size(), MSG_NOSIGNAL) != ssize_t(bytes.size())) return;
       }
       if (p[1].revents) {
         ssize_t n = ::read(b_.get(), buf, sizeof buf);
-        if (n <= 0 || ::write(a_.get(), buf, size_t(n)) != n) return;
+        if (n <= 0 || ::send(a_.get(), buf, size_t(n), MSG_NOSIGNAL) != n) return;
       }
     }
   }
