@@ -98,6 +98,29 @@ for img in ck2-b ck2-b ck2-a; do
 done
 assert_eq "three restores (twice from one image, once from the --leave-running one): three PASS lines" 3 "$(grep -c '^PASS counter$' "$OUT2")" || cat "$OUT2"
 
+section "--stream: checkpoint into a pipe that restore reads at the same time (another id)"
+ckpt_bundle counter
+OUTS=$T/ck-stream.out
+er run -d -b "$B" ck-stream >"$OUTS" 2>&1 </dev/null
+wait_for 20 grep -q READY "$OUTS" || fail "stream: READY" "$(cat "$OUTS")"
+# the restore side: the same bundle under its own cgroup (both containers exist for a moment)
+cp -a "$B" "$T/stream-bundle"
+python3 -c 'import json,sys; p=sys.argv[1]; c=json.load(open(p)); c["linux"]["cgroupsPath"] += "-2"; json.dump(c, open(p, "w"))' "$T/stream-bundle/config.json"
+( timeout -k 5 60 "$ENVRUN" --root "$STATE" checkpoint --stream 3 ck-stream 3>&1 >"$T/stream-ck.out" 2>"$T/stream-ck.err" |
+  timeout -k 5 60 "$ENVRUN" --root "$STATE" restore --stream 0 -d -b "$T/stream-bundle" ck-stream-2 >"$T/stream-rs.out" 2>"$T/stream-rs.err"
+  echo "${PIPESTATUS[*]}" >"$T/stream.rc" )
+assert_eq "stream: checkpoint and restore both exit 0" "0 0" "$(cat "$T/stream.rc")" || cat "$T/stream-ck.err" "$T/stream-rs.err"
+check "stream: the checkpointed container is gone" test -z "$(er list -q | grep -x ck-stream)"
+er kill ck-stream-2 TERM
+wait_for 20 grep -qE '^(PASS|FAIL)' "$OUTS"
+assert_line_match "stream: the program finds its state intact" "$(cat "$OUTS")" '^PASS counter$' || cat "$OUTS"
+er delete -f ck-stream-2 >/dev/null 2>&1
+( "$ENVRUN" --root "$STATE" restore --stream 0 -d -b "$T/stream-bundle" ck-stream-3 < <(head -c 20000 "$T/ck2-a/envrun.img") >"$T/last.out" 2>"$T/last.err"; echo $? >"$T/stream.rc" )
+ERRTXT=$(cat "$T/last.err")
+check "stream: a truncated stream fails" test "$(cat "$T/stream.rc")" -ne 0
+assert_contains "stream: ... saying so" "$ERRTXT" "truncated"
+check "stream: and leaves no container" test -z "$(er list -q | grep -x ck-stream-3)"
+
 section "a damaged image is refused before anything runs"
 mkdir -p "$T/trunc" "$T/flip"
 size=$(stat -c %s "$T/ck2-a/envrun.img")
