@@ -112,7 +112,9 @@ class ImageWriter {
   Result<void> add_gather_crc(SectionType type, uint64_t id, std::span<const iovec> pieces, uint32_t crc,
                               uint32_t extra_flags = 0);
   // Writes the End section; nothing may be added after. A writer never finished leaves
-  // an image that every reader refuses as truncated.
+  // an image that every reader refuses as truncated. On a regular file the file is cut
+  // right after the End section (space reserved ahead by reserve_image_space, or the
+  // tail of an older file, is dropped).
   Result<void> finish();
 
   uint64_t bytes_written() const;  // stream bytes so far, file header included

@@ -2,6 +2,8 @@
 // Plain sections go out as header + pieces in writev(2) calls (no copy); zstd sections
 // as header + chunks of kWriterChunkRaw raw bytes, each compressed on its own, so memory
 // stays bounded whatever the section's size.
+#include <sys/stat.h>
+#include <unistd.h>
 #include <zstd.h>
 
 #include <algorithm>
@@ -22,6 +24,7 @@ struct CctxFree {
 
 struct ImageWriter::State {
   int fd = -1;
+  off_t start = -1;  // a regular file: where the image starts in it
   std::string name;
   WriterOptions options;
   uint64_t written = 0;
@@ -43,6 +46,10 @@ struct ImageWriter::State {
     written += bytes;
     return ok();
   }
+  Error failed(Error e) {
+    failure = e.message;
+    return e;
+  }
   Result<void> usable() const {
     if (finished) return Error::make(ErrorKind::Generic, name + ": image already finished");
     if (!failure.empty())
@@ -61,6 +68,8 @@ ImageWriter::~ImageWriter() = default;
 Result<ImageWriter> ImageWriter::to_fd(int fd, std::string name, WriterOptions options) {
   auto s = std::make_unique<State>();
   s->fd = fd;
+  struct stat st {};
+  if (::fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) s->start = ::lseek(fd, 0, SEEK_CUR);
   s->name = std::move(name);
   s->options = options;
   if (options.zstd) {
@@ -191,6 +200,12 @@ Result<void> ImageWriter::finish() {
   auto header = format::encode_section(h);
   iovec iov[2] = {{header.data(), header.size()}, {payload.data(), payload.size()}};
   ENVRUN_CHECK(s_->write(iov, header.size() + payload.size(), "the end section"));
+  // A regular file ends with the image: space reserved ahead (image_space.hpp), or an
+  // older file's tail, would read as data after the End section.
+  struct stat st {};
+  off_t end = s_->start + off_t(s_->written);
+  if (s_->start >= 0 && ::fstat(s_->fd, &st) == 0 && st.st_size > end && ::ftruncate(s_->fd, end) != 0)
+    return s_->failed(Error::sys(s_->name + ": cut the file to the image's " + std::to_string(end) + " bytes"));
   s_->finished = true;
   return ok();
 }
