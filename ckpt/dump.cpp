@@ -20,6 +20,7 @@
 #include "ckpt/dump_mem.hpp"
 #include "ckpt/dump_process.hpp"
 #include "ckpt/freeze.hpp"
+#include "ckpt/image_space.hpp"
 #include "ckpt/incremental.hpp"
 #include "ckpt/proc_read.hpp"
 
@@ -192,6 +193,9 @@ Result<void> write_image(const DumpOptions& o, const std::vector<CapturedProcess
 Result<DumpStats> dump(const DumpOptions& o) {
   DumpStats st;
   Freezer fz(o.freezer_dir);
+  // The image file's pages allocated while the tree still runs (a full, uncompressed
+  // image to a file): the frozen window then only copies. finish() trims the excess.
+  if (o.parent_image.empty() && !o.writer.zstd) reserve_image_space(o.out_fd, estimate_image_bytes(o.root));
   uint64_t t0 = now_us();
   ENVRUN_CHECK(fz.freeze());
   auto tree = seize_tree(o.root, fz);

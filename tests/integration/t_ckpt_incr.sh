@@ -98,7 +98,10 @@ done
 rm -rf "$T/missing/i1"
 expect_fail 7 "i1/envrun.img" er restore -d --image-path "$T/missing/i3" -b "$B" "$ID"
 size=$(stat -c %s "$T/corrupt/i1/envrun.img")
-printf '\x55' | dd of="$T/corrupt/i1/envrun.img" bs=1 seek=$((size / 2)) conv=notrunc status=none
+# one byte flipped (XOR 0xff: a byte written over it could equal the one there)
+byte=$(od -An -tu1 -j $((size / 2)) -N1 "$T/corrupt/i1/envrun.img" | tr -d ' ')
+printf "\\$(printf %o $((byte ^ 255)))" | dd of="$T/corrupt/i1/envrun.img" bs=1 seek=$((size / 2)) conv=notrunc status=none
+check "the corrupted parent differs from the original" test -n "$(cmp "$T/corrupt/i1/envrun.img" "$T/i1/envrun.img" 2>&1)"
 expect_fail 1 "checksum" er restore -d --image-path "$T/corrupt/i3" -b "$B" "$ID"
 assert_contains "... naming the parent image" "$ERR" "corrupt/i2/../i1/envrun.img"
 cp "$T/i1/envrun.img" "$T/retaken/i2/envrun.img"   # i2's place holds another image
