@@ -79,6 +79,11 @@ size_t Plan::index_of(pid_t pid) const {
   return std::string::npos;
 }
 
+const std::vector<uint8_t>* Plan::data(uint64_t id) const {
+  auto it = file_data.find(id);
+  return id && it != file_data.end() ? &it->second : nullptr;
+}
+
 int Plan::fd_floor() const {
   int top = 2;
   for (const auto& pp : procs)
@@ -157,19 +162,18 @@ Result<int> open_path_file(const Plan& p, const OpenFile& f, const std::string& 
     std::string dir = path.substr(0, path.find_last_of('/'));
     UniqueFd tmp(::open(dir.empty() ? "/" : dir.c_str(), O_TMPFILE | O_RDWR | O_CLOEXEC, f.mode & 07777));
     if (!tmp) return Error::sys("restore: " + where + ": O_TMPFILE in " + dir);
-    auto data = p.file_data.find(f.data_id);
-    if (data != p.file_data.end()) ENVRUN_CHECK(write_all(tmp.get(), data->second, "restore: " + where));
+    if (const auto* data = p.data(f.data_id)) ENVRUN_CHECK(write_all(tmp.get(), *data, "restore: " + where));
     std::string self = "/proc/self/fd/" + std::to_string(tmp.get());
     fd.reset(::open(self.c_str(), (f.flags & ~(O_CREAT | O_TRUNC | O_EXCL)) | O_CLOEXEC));
     if (!fd) return Error::sys("restore: " + where + ": reopen");
   } else {
-    auto data = p.file_data.find(f.data_id);
-    if (f.kind == OpenFile::Kind::Regular && f.data_id && data != p.file_data.end() && ::access(path.c_str(), F_OK) != 0) {
+    const auto* data = p.data(f.data_id);
+    if (f.kind == OpenFile::Kind::Regular && data && ::access(path.c_str(), F_OK) != 0) {
       // Saved whole (it was on a tmpfs of the tree's own): made again where it was.
       ENVRUN_CHECK(fs::mkdir_p(path.substr(0, path.find_last_of('/')), 0755));
       UniqueFd w(::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, f.mode & 07777));
       if (!w) return Error::sys("restore: " + where + ": create " + path);
-      ENVRUN_CHECK(write_all(w.get(), data->second, "restore: " + where));
+      ENVRUN_CHECK(write_all(w.get(), *data, "restore: " + where));
     }
     int flags = (f.flags & ~(O_CREAT | O_TRUNC | O_EXCL)) | O_CLOEXEC;
     if (f.kind == OpenFile::Kind::Fifo) flags |= O_NONBLOCK;  // no waiting for the other end
@@ -200,10 +204,10 @@ Result<void> open_files(Plan& p) {
         if (it == pipes.end()) {
           int pp[2];
           if (::pipe2(pp, O_CLOEXEC) < 0) return Error::sys("restore: pipe2");
-          auto data = p.file_data.find(f.data_id);
-          if (data != p.file_data.end() && !data->second.empty()) {
-            if (data->second.size() > 65536) (void)::fcntl(pp[1], F_SETPIPE_SZ, int(data->second.size()));
-            ENVRUN_CHECK(write_all(pp[1], data->second, "restore: " + where + ": refill"));
+          const auto* data = p.data(f.data_id);
+          if (data && !data->empty()) {
+            if (data->size() > 65536) (void)::fcntl(pp[1], F_SETPIPE_SZ, int(data->size()));
+            ENVRUN_CHECK(write_all(pp[1], *data, "restore: " + where + ": refill"));
           }
           it = pipes.emplace(f.pipe_ino, std::make_pair(pp[0], pp[1])).first;
           p.pipe_ends.emplace_back(pp[0]);  // both ends owned even if one is unused

@@ -39,6 +39,8 @@ struct Plan {
   // ... and where the engine finds it now on the host.
   std::string outside(const std::string& host_path) const;
   size_t index_of(pid_t pid) const;  // procs index of an image pid (npos if none)
+  // The bytes of FileData section `id`; nullptr for id 0 or a section the image lacks.
+  const std::vector<uint8_t>* data(uint64_t id) const;
   // The lowest fd number no restored process uses: fds the stubs keep for themselves
   // (ready pipe, shared memory) live at or above it.
   int fd_floor() const;

@@ -63,11 +63,11 @@ Result<UniqueFd> make_single(const OpenFile& f) {
 }
 
 Result<void> refill(const Plan& p, const OpenFile& to, int writer) {
-  auto it = p.file_data.find(to.sock.in_data_id);
-  if (to.sock.in_data_id == 0 || it == p.file_data.end()) return ok();
+  const auto* data = p.data(to.sock.in_data_id);
+  if (!data) return ok();
   size_t done = 0;
-  while (done < it->second.size()) {
-    ssize_t n = ::send(writer, it->second.data() + done, it->second.size() - done, MSG_DONTWAIT | MSG_NOSIGNAL);
+  while (done < data->size()) {
+    ssize_t n = ::send(writer, data->data() + done, data->size() - done, MSG_DONTWAIT | MSG_NOSIGNAL);
     if (n < 0) return Error::sys("restore: " + name_of(to) + ": refill the queued bytes");
     done += size_t(n);
   }
@@ -76,8 +76,8 @@ Result<void> refill(const Plan& p, const OpenFile& to, int writer) {
 
 const std::vector<uint8_t>& bytes(const Plan& p, uint64_t id) {
   static const std::vector<uint8_t> none;
-  auto it = p.file_data.find(id);
-  return id && it != p.file_data.end() ? it->second : none;
+  const auto* data = p.data(id);
+  return data ? *data : none;
 }
 
 }  // namespace
