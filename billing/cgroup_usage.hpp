@@ -89,7 +89,7 @@ class CgroupUsageReader {
 
   std::string path_;
   CpuSource cpu_source_ = CpuSource::None;
-  KernelFile cpu_user_, cpu_sys_, cpu_stat_;
+  KernelFile cpu_user_, cpu_sys_, cpu_stat_, cpu_total_;
   KernelFile mem_, mem_peak_, tasks_, tasks_peak_, procs_;
   uint64_t ns_per_tick_ = 10'000'000;
   std::string buf_;
