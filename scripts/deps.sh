@@ -10,7 +10,8 @@ BUILD_PKGS=(build-essential cmake pkg-config git
   libcli11-dev)
 TEST_PKGS=(busybox-static iproute2 procps python3 util-linux curl sqlite3 dash tar
   docker-registry skopeo zstd   # t_pull: a real registry on loopback, pushed to by skopeo
-  redis-server redis-tools)     # t_ckpt_servers: a real server checkpointed and restored
+  redis-server redis-tools      # t_ckpt_servers: a real server checkpointed and restored
+  chromium chromium-driver python3-selenium openssl)   # t_console: the web console in headless Chromium
 EXTRA_PKGS=(runc podman fakechroot proot umoci)   # real clients / anchors for tests and benchmarks
 
 want=("${BUILD_PKGS[@]}" "${TEST_PKGS[@]}")

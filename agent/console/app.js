@@ -48,7 +48,8 @@ async function api(method, path, body) {
   let data = null;
   try { data = text ? JSON.parse(text) : null; } catch (e) { data = null; }
   if (res.ok) return data;
-  const reason = (data && typeof data.error === 'string') ? data.error : (text || res.statusText);
+  const reason = (data && typeof data.error === 'string') ? data.error
+    : (data && typeof data.message === 'string') ? data.message : (text || res.statusText);
   const err = new ApiError(res.status, `${method} ${path}: ${res.status} ${reason}`);
   if (res.status === 401) endSession(`The token was refused (401): ${reason}`);
   throw err;
@@ -391,23 +392,29 @@ async function openEditor(name) {
     if (e.status !== 401) showError(`Configure ${name}: ${e.message}`);
   }
 }
+// What the editor shows for a field of GET /v1/bundles/NAME, and the body its PUT takes:
+// config and intercept are the files' text, labels an object of strings, limits the OCI
+// linux.resources object.
 function fillEditor() {
-  const v = editing.bundle[$('edit-field').value];
+  const field = $('edit-field').value;
+  const v = editing.bundle[field];
   $('edit-text').value = (typeof v === 'string') ? v : JSON.stringify(v ?? {}, null, 2);
+}
+function editorBody(field, text) {
+  if (field === 'config' || field === 'intercept') return { text };
+  const v = JSON.parse(text);
+  return field === 'labels' ? { labels: v } : { resources: v };
 }
 function saveEditor(ev) {
   ev.preventDefault();
   if (!editing) return;
   const field = $('edit-field').value;
-  const text = $('edit-text').value;
   let body;
-  if (field === 'intercept' || typeof editing.bundle[field] === 'string') {
-    body = { [field]: text };
-  } else {
-    try { body = { [field]: JSON.parse(text) }; } catch (e) {
-      showError(`Configure ${editing.name}: ${field} is not valid JSON (${e.message})`);
-      return;
-    }
+  try {
+    body = editorBody(field, $('edit-text').value);
+  } catch (e) {
+    showError(`Configure ${editing.name}: ${field} is not valid JSON (${e.message})`);
+    return;
   }
   const name = editing.name;
   act($('edit-save'), `change ${field} of ${name}`, async () => {

@@ -1,18 +1,18 @@
-// The usage chart of the web console: GET /v1/usage?bundle=B&from=&to= drawn as an SVG bar
-// chart (no library). Each group of bars is one row of the answer (an interval, a window or
-// an instance life), one bar per metric; each metric is scaled to its own maximum, which the
-// legend prints with its unit. Exposed as window.envrunChart for app.js.
+// The usage chart of the web console, drawn as SVG (no library): the chosen range is cut
+// into BUCKETS windows, each asked of GET /v1/usage?bundle=B&from=MS&to=MS (the billing
+// ledger's per-bundle metrics: {bundles: [{bundle, metrics: {NAME: {quantity, unit}}}]}),
+// and one metric is drawn as a bar per window; the whole range's figure is printed beside.
+// Exposed as window.envrunChart for app.js.
 'use strict';
 
 (function () {
   const SVG = 'http://www.w3.org/2000/svg';
-  const COLORS = ['#2f6db5', '#d9822b', '#3a9a5b', '#b0413e', '#7a5cb8', '#6b7280'];
-  const W = 760, H = 220, LEFT = 10, TOP = 34, BOTTOM = 36;
-  const TIME_KEYS = ['from_ms', 'start_ms', 'from', 'start', 'time', 't', 'window_start'];
-  const LABEL_KEYS = ['instance', 'id', 'window', 'period', 'bundle'];
-  const SKIP = new Set([...TIME_KEYS, 'to_ms', 'end_ms', 'to', 'end', 'pid', 'version', 'row', 'ended']);
+  const BUCKETS = 12;
+  const W = 760, H = 220, LEFT = 70, RIGHT = 10, TOP = 14, BOTTOM = 34;
+  const PREFERRED = ['cpu_user_seconds', 'memory_peak_bytes', 'cpu_system_seconds'];
   let apiFn = null;
   let busy = false;
+  let last = null;          // {bundle, buckets: [{from, to, metrics}], whole, units}
 
   const $ = (id) => document.getElementById(id);
   function svg(tag, attrs, text) {
@@ -22,110 +22,109 @@
     return e;
   }
 
-  // The rows of an answer: an array, or the first array among the usual keys, or the
-  // answer itself as one row of totals.
-  function rowsOf(data) {
-    if (Array.isArray(data)) return data;
-    if (!data || typeof data !== 'object') return [];
-    for (const k of ['series', 'points', 'intervals', 'windows', 'usage', 'rows', 'instances', 'bundles'])
-      if (Array.isArray(data[k])) return data[k];
-    return [data];
-  }
-  // {metric: number} of one row: a metrics list/object, a usage object, or its numbers.
-  function metricsOf(row) {
-    const out = {};
-    if (!row || typeof row !== 'object') return out;
-    const m = row.metrics;
-    if (Array.isArray(m)) {
-      for (const x of m) {
-        const name = x && (x.metric ?? x.name);
-        const q = x && (x.quantity ?? x.value);
-        if (typeof name === 'string' && typeof q === 'number') out[name] = q;
-      }
-      return out;
+  // {metrics: {NAME: number}, units: {NAME: unit}} of one bundle in a /v1/usage answer.
+  function metricsOf(data, bundle) {
+    const out = { metrics: {}, units: {} };
+    const list = (data && Array.isArray(data.bundles)) ? data.bundles : [];
+    const entry = list.find((b) => b && b.bundle === bundle);
+    if (!entry || !entry.metrics || typeof entry.metrics !== 'object') return out;
+    for (const [name, v] of Object.entries(entry.metrics)) {
+      const q = (v && typeof v === 'object') ? v.quantity : v;
+      if (typeof q !== 'number' || !isFinite(q)) continue;
+      out.metrics[name] = q;
+      if (v && typeof v.unit === 'string') out.units[name] = v.unit;
     }
-    const src = (m && typeof m === 'object') ? m : (row.usage && typeof row.usage === 'object') ? row.usage : row;
-    for (const [k, v] of Object.entries(src)) if (typeof v === 'number' && !SKIP.has(k)) out[k] = v;
     return out;
   }
-  function labelOf(row, i) {
-    for (const k of TIME_KEYS) {
-      const v = row && row[k];
-      if (typeof v === 'number') return new Date(v > 1e11 ? v : v * 1000).toLocaleString();
-      if (typeof v === 'string' && v) return v.replace('T', ' ').replace(/\.\d+Z?$/, '');
-    }
-    for (const k of LABEL_KEYS) if (row && typeof row[k] === 'string') return row[k];
-    return '#' + (i + 1);
-  }
-  function unitOf(metric) {
-    if (/bytes|mem/.test(metric)) return 'bytes';
-    if (/_s$|seconds|cpu/.test(metric)) return 's';
-    return '';
-  }
+
   function fmt(v, unit) {
-    if (unit === 'bytes') {
+    if (unit === 'byte' || unit === 'byte-s') {
       const u = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
       let i = 0;
-      while (v >= 1024 && i < u.length - 1) { v /= 1024; i++; }
-      return (i ? v.toFixed(1) : String(Math.round(v))) + ' ' + u[i];
+      while (Math.abs(v) >= 1024 && i < u.length - 1) { v /= 1024; i++; }
+      return (i ? v.toFixed(1) : String(Math.round(v))) + ' ' + u[i] + (unit === 'byte-s' ? '·s' : '');
     }
-    const s = Math.abs(v) >= 100 ? v.toFixed(0) : v.toPrecision(3);
+    const s = v === 0 ? '0' : Math.abs(v) >= 100 ? v.toFixed(0) : v.toPrecision(3);
     return unit ? s + ' ' + unit : s;
   }
+  function timeLabel(ms, spanMs) {
+    const d = new Date(ms);
+    const hm = d.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
+    return spanMs > 86400000 ? d.toLocaleDateString([], { month: 'short', day: 'numeric' }) + ' ' + hm : hm;
+  }
 
-  function draw(rows) {
+  function setMetricOptions(names) {
+    const sel = $('usage-metric');
+    const key = JSON.stringify(names);
+    if (sel.dataset.values === key) return;
+    const keep = sel.value;
+    sel.replaceChildren(...names.map((n) => {
+      const o = document.createElement('option');
+      o.value = n; o.textContent = n;
+      return o;
+    }));
+    sel.dataset.values = key;
+    if (names.includes(keep)) sel.value = keep;
+    else sel.value = PREFERRED.find((p) => names.includes(p)) || names[0] || '';
+  }
+
+  function draw() {
     const chart = $('usage-chart');
     chart.replaceChildren();
-    const groups = rows.slice(-40).map((r, i) => ({ label: labelOf(r, i), m: metricsOf(r) }));
-    const metrics = [...new Set(groups.flatMap((g) => Object.keys(g.m)))].slice(0, COLORS.length);
-    if (!groups.length || !metrics.length) {
+    const metric = $('usage-metric').value;
+    if (!last || !metric) {
       chart.append(svg('text', { x: W / 2, y: H / 2, 'text-anchor': 'middle', 'data-test': 'usage-empty' },
-        'no usage recorded for this bundle in this window'));
-      return 0;
+        'no usage recorded for this bundle in this range'));
+      return;
     }
-    const max = Object.fromEntries(metrics.map((k) => [k, Math.max(...groups.map((g) => g.m[k] || 0))]));
-    metrics.forEach((k, j) => {    // legend
-      const x = LEFT + j * (W / metrics.length);
-      chart.append(svg('rect', { x, y: 6, width: 10, height: 10, fill: COLORS[j] }));
-      chart.append(svg('text', { x: x + 14, y: 15, 'font-size': 11, 'data-test': 'usage-legend' },
-        `${k} (max ${fmt(max[k], unitOf(k))})`));
+    const unit = last.units[metric] || '';
+    const values = last.buckets.map((b) => b.metrics[metric] || 0);
+    const max = Math.max(...values);
+    const plotW = W - LEFT - RIGHT, plotH = H - TOP - BOTTOM;
+    const bw = plotW / values.length;
+    chart.append(svg('line', { x1: LEFT, y1: TOP + plotH, x2: W - RIGHT, y2: TOP + plotH, stroke: '#888' }));
+    chart.append(svg('line', { x1: LEFT, y1: TOP, x2: LEFT, y2: TOP + plotH, stroke: '#888' }));
+    chart.append(svg('text', { x: LEFT - 6, y: TOP + 10, 'text-anchor': 'end', 'font-size': 10 }, fmt(max, unit)));
+    chart.append(svg('text', { x: LEFT - 6, y: TOP + plotH, 'text-anchor': 'end', 'font-size': 10 }, fmt(0, unit)));
+    const span = last.buckets.length ? last.buckets[last.buckets.length - 1].to - last.buckets[0].from : 0;
+    values.forEach((v, i) => {
+      const b = last.buckets[i];
+      const h = max > 0 ? Math.max(v > 0 ? 1 : 0, (v / max) * plotH) : 0;
+      const bar = svg('rect', { x: LEFT + i * bw + 2, y: TOP + plotH - h, width: Math.max(1, bw - 4), height: h,
+        fill: '#2f6db5', 'data-test': 'usage-bar', 'data-value': v });
+      bar.append(svg('title', {}, `${timeLabel(b.from, span)} - ${timeLabel(b.to, span)}: ${metric} ${fmt(v, unit)}`));
+      chart.append(bar);
+      if (i % 2 === 0)
+        chart.append(svg('text', { x: LEFT + i * bw + bw / 2, y: H - BOTTOM + 14, 'font-size': 10,
+          'text-anchor': 'middle' }, timeLabel(b.from, span)));
     });
-    const plotH = H - TOP - BOTTOM;
-    const gw = (W - LEFT * 2) / groups.length;
-    const bw = Math.max(2, Math.min(24, (gw - 6) / metrics.length));
-    chart.append(svg('line', { x1: LEFT, y1: TOP + plotH, x2: W - LEFT, y2: TOP + plotH, stroke: '#888' }));
-    groups.forEach((g, i) => {
-      const x0 = LEFT + i * gw + (gw - bw * metrics.length) / 2;
-      metrics.forEach((k, j) => {
-        const v = g.m[k] || 0;
-        const h = max[k] > 0 ? Math.max(v > 0 ? 1 : 0, (v / max[k]) * plotH) : 0;
-        const bar = svg('rect', { x: x0 + j * bw, y: TOP + plotH - h, width: bw - 1, height: h, fill: COLORS[j],
-          'data-test': 'usage-bar', 'data-metric': k, 'data-value': v });
-        bar.append(svg('title', {}, `${g.label}: ${k} = ${fmt(v, unitOf(k))}`));
-        chart.append(bar);
-      });
-      if (groups.length <= 12 || i % Math.ceil(groups.length / 12) === 0)
-        chart.append(svg('text', { x: LEFT + i * gw + gw / 2, y: H - BOTTOM + 14, 'font-size': 10,
-          'text-anchor': 'middle' }, g.label.length > 22 ? g.label.slice(-22) : g.label));
-    });
-    return groups.length;
+    const whole = last.whole.metrics[metric];
+    $('usage-note').textContent = `${last.bundle}: ${metric} over the range: ` +
+      (whole === undefined ? '-' : fmt(whole, last.whole.units[metric] || unit));
   }
 
   async function refresh(api) {
     apiFn = api || apiFn;
-    const sel = $('usage-bundle');
-    const bundle = sel.value;
+    const bundle = $('usage-bundle').value;
     if (!bundle || busy || !apiFn) return;
-    const to = new Date();
-    const from = new Date(to.getTime() - Number($('usage-range').value) * 1000);
-    const q = `bundle=${encodeURIComponent(bundle)}&from=${encodeURIComponent(from.toISOString())}` +
-              `&to=${encodeURIComponent(to.toISOString())}`;
+    const to = Date.now();
+    const from = to - Number($('usage-range').value) * 1000;
+    const step = (to - from) / BUCKETS;
+    const q = (a, b) => `/v1/usage?bundle=${encodeURIComponent(bundle)}&from=${Math.floor(a)}&to=${Math.floor(b)}`;
     busy = true;
     try {
-      const data = await apiFn('GET', '/v1/usage?' + q);
-      const n = draw(rowsOf(data));
-      $('usage-note').textContent = n ? `${bundle}: ${n} row(s), ${from.toLocaleString()} - ${to.toLocaleString()}` : '';
+      const windows = Array.from({ length: BUCKETS }, (_, i) => [from + i * step, from + (i + 1) * step]);
+      const answers = await Promise.all([q(from, to), ...windows.map(([a, b]) => q(a, b))]
+        .map((path) => apiFn('GET', path)));
+      const whole = metricsOf(answers[0], bundle);
+      const buckets = windows.map(([a, b], i) => Object.assign({ from: a, to: b }, metricsOf(answers[i + 1], bundle)));
+      const names = Object.keys(whole.metrics).sort();
+      setMetricOptions(names);
+      last = names.length ? { bundle, buckets, whole, units: whole.units } : null;
+      if (!names.length) $('usage-note').textContent = '';
+      draw();
     } catch (e) {
+      last = null;
       $('usage-chart').replaceChildren();
       $('usage-note').textContent = e.status === 403 ? 'this token may not read usage (403)' : e.message;
     } finally {
@@ -149,8 +148,11 @@
   }
 
   function reset() {
-    $('usage-bundle').replaceChildren();
-    delete $('usage-bundle').dataset.values;
+    last = null;
+    for (const id of ['usage-bundle', 'usage-metric']) {
+      $(id).replaceChildren();
+      delete $(id).dataset.values;
+    }
     $('usage-chart').replaceChildren();
     $('usage-note').textContent = '';
   }
@@ -159,7 +161,8 @@
     apiFn = api;
     $('usage-bundle').addEventListener('change', () => refresh());
     $('usage-range').addEventListener('change', () => refresh());
+    $('usage-metric').addEventListener('change', draw);
   }
 
-  window.envrunChart = { init, refresh, setBundles, reset, rowsOf, metricsOf };
+  window.envrunChart = { init, refresh, setBundles, reset, metricsOf };
 })();
