@@ -58,5 +58,6 @@ void add_login(CLI::App& app, Globals& g);  // and logout
 void add_checkpoint(CLI::App& app, Globals& g);  // and restore
 void add_serve(CLI::App& app, Globals& g);
 void add_migrate(CLI::App& app, Globals& g);
+void add_library(CLI::App& app, Globals& g);  // and upgrade (cmd_library.cpp)
 
 }  // namespace envrun::cli

@@ -63,6 +63,7 @@ int main(int argc, char** argv) {
   cli::add_checkpoint(app, g);
   cli::add_serve(app, g);
   cli::add_migrate(app, g);
+  cli::add_library(app, g);
   cli::add_spec(app, g);
   cli::add_features(app, g);
   cli::add_events(app, g);
