@@ -80,8 +80,8 @@ Result<BundleBilling> parse_bundle_billing(const std::string& text, const std::s
           return at(source, kv.second.Mark(), "version", "only version 1 is known");
       } else if (key == "billing") {
         ENVRUN_CHECK(parse_billing(kv.second, source, out));
-      } else {
-        return at(source, kv.first.Mark(), key, "unknown key (known: version, billing)");
+      } else if (key != "migration") {  // migration: bundle/migration_policy.hpp
+        return at(source, kv.first.Mark(), key, "unknown key (known: version, billing, migration)");
       }
     }
   } catch (const YAML::Exception& e) {

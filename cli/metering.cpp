@@ -7,6 +7,7 @@
 #include "billing/bundle_billing.hpp"
 #include "billing/collector.hpp"
 #include "billing/ledger.hpp"
+#include "bundle/migration_policy.hpp"
 #include "kernel/fs.hpp"
 #include "kernel/log.hpp"
 #include "runtime/cgroup.hpp"
@@ -69,6 +70,8 @@ Result<Target> target_for(const runtime::StateStore& store, const runtime::Conta
 Result<void> check_bundle_settings(const std::string& bundle_dir) {
   auto settings = billing::read_bundle_billing(bundle_dir);
   if (!settings) return std::move(settings).error();
+  auto migration = bundle::read_migration_policy(bundle_dir);  // the migration: section
+  if (!migration) return std::move(migration).error();
   return ok();
 }
 

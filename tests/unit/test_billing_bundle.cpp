@@ -30,7 +30,7 @@ TEST_CASE("envrun.yaml: errors name file, line, column and field") {
     const char* message;
   } cases[] = {
       {"billing:\n  lables: {a: b}\n", "e.yaml:2:3: billing.lables: unknown key (known: bundle, labels)"},
-      {"bill: {}\n", "e.yaml:1:1: bill: unknown key (known: version, billing)"},
+      {"bill: {}\n", "e.yaml:1:1: bill: unknown key (known: version, billing, migration)"},
       {"version: 2\n", "e.yaml:1:10: version: only version 1 is known"},
       {"billing:\n  bundle: \"\"\n", "e.yaml:2:11: billing.bundle: expected a non-empty name"},
       {"billing:\n  labels: [a, b]\n", "e.yaml:2:11: billing.labels: expected a mapping"},

@@ -1,0 +1,144 @@
+// BUNDLE/envrun.yaml `migration:` (bundle/migration_policy.hpp): what is accepted, the
+// defaults, and errors that name file, line, column, field and reason; and the agent's
+// pressure readings (agent/policy_sample.hpp) from cgroup file texts.
+#include <catch2/catch.hpp>
+
+#include "agent/policy_sample.hpp"
+#include "billing/bundle_billing.hpp"
+#include "bundle/migration_policy.hpp"
+
+using envrun::bundle::MigrationEvent;
+using envrun::bundle::parse_migration_policy;
+
+TEST_CASE("migration: every field") {
+  auto r = parse_migration_policy(
+      "version: 1\n"
+      "billing:\n  bundle: shop\n"
+      "migration:\n"
+      "  peer: 10.0.0.2:7070\n"
+      "  psk_file: keys/peer.psk\n"
+      "  on: [drain, sigterm, memory_pressure, cpu_pressure]\n"
+      "  memory_pressure_above: 80%\n"
+      "  memory_psi_above: 12.5\n"
+      "  cpu_pressure_above: 50%\n"
+      "  for: 2s\n"
+      "  retry_after: 1m\n"
+      "  tcp_established: true\n",
+      "e.yaml", "/b");
+  REQUIRE(r.ok());
+  CHECK(r->present);
+  CHECK(r->peer == "10.0.0.2:7070");
+  CHECK(r->psk_file == "/b/keys/peer.psk");
+  CHECK(r->has(MigrationEvent::Drain));
+  CHECK(r->has(MigrationEvent::Sigterm));
+  CHECK(r->has(MigrationEvent::MemoryPressure));
+  CHECK(r->has(MigrationEvent::CpuPressure));
+  CHECK(*r->memory_above == 80);
+  CHECK(*r->memory_psi_above == 12.5);
+  CHECK(*r->cpu_psi_above == 50);
+  CHECK(r->for_ms == 2000);
+  CHECK(r->retry_ms == 60000);
+  CHECK(r->tcp_established);
+}
+
+TEST_CASE("migration: defaults, and files without the section") {
+  auto r = parse_migration_policy("migration:\n  peer: '[::1]:9000'\n", "e.yaml", "/b");
+  REQUIRE(r.ok());
+  CHECK(r->present);
+  CHECK(r->on == unsigned(MigrationEvent::Drain));
+  CHECK(r->for_ms == 10000);
+  CHECK(r->retry_ms == 60000);
+  CHECK_FALSE(r->tcp_established);
+  CHECK(r->psk_file.empty());
+  for (const char* text : {"", "version: 1\n", "billing:\n  bundle: x\n"}) {
+    auto n = parse_migration_policy(text, "e.yaml", "/b");
+    REQUIRE(n.ok());
+    CHECK_FALSE(n->present);
+  }
+  auto abs = parse_migration_policy("migration:\n  psk_file: /etc/k\n", "e.yaml", "/b");
+  REQUIRE(abs.ok());
+  CHECK(abs->psk_file == "/etc/k");
+  CHECK(abs->peer.empty());  // drain --to may give one
+}
+
+TEST_CASE("migration: errors name file, line, column, field and reason") {
+  struct Case {
+    const char* text;
+    const char* message;
+  } cases[] = {
+      {"migration: [a]\n", "e.yaml:1:12: migration: expected a mapping (peer, psk_file, on,"},
+      {"migration:\n  per: 1.2.3.4:5\n", "e.yaml:2:3: migration.per: unknown key (known: peer, psk_file, on,"},
+      {"migration:\n  peer: 1.2.3.4\n", "e.yaml:2:9: migration.peer: no port (want ADDR:PORT)"},
+      {"migration:\n  peer: host.example:7\n", "e.yaml:2:9: migration.peer: \"host.example\" is not a numeric IPv4"},
+      {"migration:\n  peer: 1.2.3.4:70000\n", "e.yaml:2:9: migration.peer: port must be 1..65535"},
+      {"migration:\n  peer: 1.2.3.4:1\n  on: drain\n", "e.yaml:3:7: migration.on: expected a list of events"},
+      {"migration:\n  peer: 1.2.3.4:1\n  on: [drain, reboot]\n", "e.yaml:3:15: migration.on: unknown event \"reboot\""},
+      {"migration:\n  peer: 1.2.3.4:1\n  on: [drain, drain]\n", "e.yaml:3:15: migration.on: \"drain\" is listed twice"},
+      {"migration:\n  peer: 1.2.3.4:1\n  on: [memory_pressure]\n",
+       "e.yaml:3:7: migration.on: memory_pressure needs memory_pressure_above or memory_psi_above"},
+      {"migration:\n  peer: 1.2.3.4:1\n  memory_pressure_above: 80%\n",
+       "e.yaml:3:26: migration.memory_pressure_above: set, but memory_pressure is not in migration.on"},
+      {"migration:\n  peer: 1.2.3.4:1\n  on: [cpu_pressure]\n", "e.yaml:3:7: migration.on: cpu_pressure needs cpu_pressure_above"},
+      {"migration:\n  on: [sigterm]\n", "e.yaml:2:7: migration.peer: required by the events sigterm"},
+      {"migration:\n  peer: 1.2.3.4:1\n  on: [memory_pressure]\n  memory_pressure_above: 120%\n",
+       "e.yaml:4:26: migration.memory_pressure_above: expected a percentage above 0 and at most 100"},
+      {"migration:\n  peer: 1.2.3.4:1\n  on: [memory_pressure]\n  memory_pressure_above: 0%\n",
+       "e.yaml:4:26: migration.memory_pressure_above: expected a percentage"},
+      {"migration:\n  for: 10\n", "e.yaml:2:8: migration.for: expected a duration like 10s"},
+      {"migration:\n  for: 2h\n", "e.yaml:2:8: migration.for: at most 3600s"},
+      {"migration:\n  retry_after: 100ms\n", "e.yaml:2:16: migration.retry_after: at least 1s"},
+      {"migration:\n  tcp_established: yes\n", "e.yaml:2:20: migration.tcp_established: expected true or false"},
+      {"migration:\n  psk_file: \"\"\n", "e.yaml:2:13: migration.psk_file: expected the path"},
+      {"migration: {peer: [\n", "e.yaml:2:1"},
+  };
+  for (const auto& c : cases) {
+    auto r = parse_migration_policy(c.text, "e.yaml", "/b");
+    INFO(c.text);
+    REQUIRE_FALSE(r.ok());
+    CHECK(r.error().kind == envrun::ErrorKind::Config);
+    CHECK_THAT(r.error().message, Catch::StartsWith(c.message));
+  }
+}
+
+TEST_CASE("migration: the billing parser accepts the section and the other way round") {
+  const char* text = "billing:\n  bundle: shop\nmigration:\n  peer: 127.0.0.1:7070\n";
+  auto b = envrun::billing::parse_bundle_billing(text, "e.yaml");
+  REQUIRE(b.ok());
+  CHECK(b->bundle == "shop");
+  auto m = parse_migration_policy(text, "e.yaml", "/b");
+  REQUIRE(m.ok());
+  CHECK(m->peer == "127.0.0.1:7070");
+}
+
+TEST_CASE("migration: percent and duration parsing") {
+  using envrun::bundle::parse_duration;
+  using envrun::bundle::parse_percent;
+  CHECK(*parse_percent("80%") == 80);
+  CHECK(*parse_percent("100") == 100);
+  CHECK(*parse_percent(".5%") == 0.5);
+  for (const char* bad : {"", "%", "0", "-5%", "101%", "80%%", "abc", "nan", "1e3"}) CHECK_FALSE(parse_percent(bad));
+  CHECK(*parse_duration("10s") == 10000);
+  CHECK(*parse_duration("500ms") == 500);
+  CHECK(*parse_duration("2m") == 120000);
+  CHECK(*parse_duration("1h") == 3600000);
+  CHECK(*parse_duration("0s") == 0);
+  for (const char* bad : {"", "10", "s", "-1s", "10x", "inf s"}) CHECK_FALSE(parse_duration(bad));
+}
+
+TEST_CASE("pressure: PSI some avg10 and the memory in use") {
+  using namespace envrun::agent;
+  auto psi = parse_psi_some_avg10("some avg10=12.34 avg60=1.00 avg300=0.10 total=12345\nfull avg10=3.00 avg60=0 avg300=0 total=1\n");
+  REQUIRE(psi);
+  CHECK(*psi == Approx(12.34));
+  CHECK_FALSE(parse_psi_some_avg10("full avg10=3.00 avg60=0 avg300=0 total=1\n"));
+  CHECK_FALSE(parse_psi_some_avg10("some avg60=1.00\n"));
+  // v1: usage minus the inactive file cache, against the limit; no limit -> nothing.
+  auto m = memory_use_percent(96ull << 20, "cache 1\ntotal_inactive_file 32768\ninactive_file 1\n", 128ull << 20, "total_inactive_file");
+  REQUIRE(m);
+  CHECK(*m == Approx(100.0 * ((96ull << 20) - 32768) / (128ull << 20)));
+  CHECK_FALSE(memory_use_percent(1 << 20, "", ~0ull, "total_inactive_file"));
+  CHECK_FALSE(memory_use_percent(1 << 20, "", 0x7FFFFFFFFFFFF000ull, "total_inactive_file"));
+  auto v2 = memory_use_percent(50, "inactive_file 100\n", 1000, "inactive_file");  // cache above usage: 0
+  REQUIRE(v2);
+  CHECK(*v2 == 0);
+}
