@@ -3,6 +3,7 @@
 
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <netdb.h>
 #include <poll.h>
 #include <unistd.h>
 
@@ -13,7 +14,7 @@ namespace envrun::ha {
 
 Result<Endpoint> parse_endpoint(const std::string& s) {
   auto bad = [&](const std::string& why) {
-    return Error::make(ErrorKind::Usage, "\"" + s + "\": " + why + " (want ADDR:PORT, [IPV6]:PORT or localhost:PORT)");
+    return Error::make(ErrorKind::Usage, "\"" + s + "\": " + why + " (want HOST:PORT, ADDR:PORT or [IPV6]:PORT)");
   };
   std::string host, port;
   if (!s.empty() && s[0] == '[') {
@@ -38,7 +39,19 @@ Result<Endpoint> parse_endpoint(const std::string& s) {
   } else if (::inet_pton(AF_INET6, host.c_str(), &v6->sin6_addr) == 1) {
     v6->sin6_family = AF_INET6, v6->sin6_port = htons(uint16_t(p)), e.len = sizeof *v6;
   } else {
-    return bad("\"" + host + "\" is not a numeric IPv4 or IPv6 address");
+    // A host name: the name service (/etc/hosts, DNS) through getaddrinfo, which the
+    // static binary has already for the registry client (it loads glibc's NSS modules).
+    addrinfo hints{}, *res = nullptr;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_ADDRCONFIG;
+    int rc = ::getaddrinfo(host.c_str(), nullptr, &hints, &res);
+    if (rc != 0 || !res) return bad("host \"" + host + "\" not found: " + (rc ? ::gai_strerror(rc) : "no address"));
+    std::memcpy(&e.addr, res->ai_addr, res->ai_addrlen);
+    e.len = socklen_t(res->ai_addrlen);
+    ::freeaddrinfo(res);
+    if (e.addr.ss_family == AF_INET) v4->sin_port = htons(uint16_t(p));
+    else if (e.addr.ss_family == AF_INET6) v6->sin6_port = htons(uint16_t(p));
+    else return bad("host \"" + host + "\" has no IPv4 or IPv6 address");
   }
   return e;
 }

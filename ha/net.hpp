@@ -1,5 +1,6 @@
 // TCP endpoints of the migration transport: "ADDR:PORT" with a numeric IPv4 address,
-// "[IPv6]:PORT", or "localhost:PORT" (no name service: the envrun binary is static).
+// "[IPv6]:PORT", or "HOST:PORT" with a name /etc/hosts or DNS knows (its first address).
+// "localhost" is 127.0.0.1 and an empty host (":PORT") every IPv4 address.
 #pragma once
 #include <netinet/in.h>
 #include <sys/socket.h>
