@@ -43,7 +43,7 @@ class Incoming {
       if (msg.type == FrameType::Manifest) {
         ENVRUN_CHECK(bundle_round(ENVRUN_TRY(msg.json())));
       } else if (msg.type == FrameType::ImageBegin) {
-        ENVRUN_CHECK(image());
+        ENVRUN_CHECK(image(ENVRUN_TRY(msg.json())));
       } else if (msg.type == FrameType::Restore) {
         ENVRUN_CHECK(restore());
         break;
@@ -99,18 +99,26 @@ class Incoming {
     return ch_.send_json(FrameType::Synced, {{"files", r.manifest.file_count()}, {"blobs", r.blobs}, {"bytes", r.bytes}, {"stale", r.stale}});
   }
 
-  Result<void> image() {
-    if (have_image_) return Error::make(ErrorKind::Generic, "a second image (pre-copy rounds are not supported yet)");
-    std::string dir = staging_ + "/image", partial = staging_ + "/envrun.img.partial";
+  // Memory round R (ha/image_transfer.hpp) into STAGING/image/rR/envrun.img: round 0 a
+  // full image, then "pages" rounds whose parent is the round before (../rR-1).
+  Result<void> image(const nlohmann::json& begin) {
+    uint32_t round = begin.value("round", uint32_t(0));
+    std::string kind = begin.value("kind", std::string());
+    if (round != rounds_ || (round == 0) != (kind == "full") || (kind != "full" && kind != "pages"))
+      return Error::make(ErrorKind::Generic, "image-begin: round " + std::to_string(round) + " of kind \"" + kind +
+                                                 "\" after " + std::to_string(rounds_) + " rounds (want round " +
+                                                 std::to_string(rounds_) + ", " + (rounds_ ? "pages" : "full") + ")");
+    std::string dir = staging_ + "/image/r" + std::to_string(round), partial = staging_ + "/envrun.img.partial";
     UniqueFd out(::open(partial.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
     if (!out) return Error::sys(partial);
     // No fsync: the image lives only until its restore, and a crash ends the migration
     // anyway (the next agent sweeps incoming/); its checksums are checked by the restore.
-    uint64_t n = ENVRUN_TRY(ha::receive_image(ch_, out.get(), partial, cfg_.limits.max_image_bytes));
+    // The bound is on all rounds together.
+    uint64_t n = ENVRUN_TRY(ha::receive_image(ch_, out.get(), partial, cfg_.limits.max_image_bytes - image_bytes_));
     ENVRUN_CHECK(fs::mkdir_p(dir, 0700));
     ENVRUN_CHECK(rename_into(partial, dir + "/envrun.img"));
-    have_image_ = true;
-    log("image received: " + std::to_string(n) + " bytes");
+    ++rounds_, image_bytes_ += n;
+    log("image round " + std::to_string(round) + " (" + kind + ") received: " + std::to_string(n) + " bytes");
     return ch_.send_json(FrameType::Ok, {{"bytes", n}});
   }
 
@@ -122,7 +130,7 @@ class Incoming {
   }
 
   Result<void> restore() {
-    if (!have_bundle_ || !have_image_) return Error::make(ErrorKind::Generic, "restore before the bundle and the image arrived");
+    if (!have_bundle_ || rounds_ == 0) return Error::make(ErrorKind::Generic, "restore before the bundle and the image arrived");
     std::string bundle = cfg_.root.bundle(id_), image = cfg_.root.image(id_);
     ENVRUN_CHECK(fs::remove_tree(bundle));  // a stale one of a container that is gone (begin checked)
     ENVRUN_CHECK(fs::remove_tree(image));
@@ -132,7 +140,8 @@ class Incoming {
     ENVRUN_CHECK(rename_into(staging_ + "/image", image));
     uint64_t t0 = now_ms();
     restored_ = true;
-    auto child = ENVRUN_TRY(ha::Child::spawn({envrun({"restore", id_, "-b", bundle, "--image-path", image, "-d"}), {}}));
+    std::string last = image + "/r" + std::to_string(rounds_ - 1);  // its parents beside it
+    auto child = ENVRUN_TRY(ha::Child::spawn({envrun({"restore", id_, "-b", bundle, "--image-path", last, "-d"}), {}}));
     bool peer_gone = false;
     auto tick = [&] {
       if (!peer_gone) peer_gone = !ch_.send(FrameType::Busy, {});
@@ -176,7 +185,9 @@ class Incoming {
   ha::ContentStore store_;
   std::string id_, staging_;
   uint64_t received_ = 0;
-  bool have_bundle_ = false, have_image_ = false;
+  bool have_bundle_ = false;
+  uint32_t rounds_ = 0;       // memory rounds received
+  uint64_t image_bytes_ = 0;  // all of them
   bool bundle_placed_ = false, image_placed_ = false, restored_ = false, committed_ = false;
   int64_t pid_ = 0;
 };

@@ -1,9 +1,11 @@
 // One incoming migration on an authenticated channel (the agent side of
 // ha/migrate_source.hpp):
-//   Welcome -> Begin/Ok -> bundle rounds (Manifest...Synced) -> ImageBegin...ImageEnd/Ok
-//   -> Restore -> Busy... -> Running -> Commit -> Committed
+//   Welcome -> Begin/Ok -> bundle rounds (Manifest...Synced) -> memory rounds R = 0..n
+//   (ImageBegin...ImageEnd/Ok, pre-copy, ha/image_transfer.hpp) -> Restore -> Busy... ->
+//   Running -> Commit -> Committed
 // The container is restored by `envrun --root DIR/state restore ID -b DIR/bundles/ID
-// --image-path DIR/images/ID -d` in a child process (the user's own command: the engine
+// --image-path DIR/images/ID/rN -d` (rN the last round; its parents beside it) in a
+// child process (the user's own command: the engine
 // ptraces and forks stubs; a failure must not take the agent down). Until the Commit
 // arrives nothing is kept: an error, a timeout or a vanished peer at any step removes the
 // staged files, the bundle, the image and the container.

@@ -67,21 +67,24 @@ void print_dump_stats(const ckpt::DumpStats& s) {
 
 // --parent-path DIR (incremental) and --track-mem. DIR is relative to --image-path, as
 // with runc, and recorded as given so that the images can move together; with --stream
-// it is taken from the working directory and recorded absolute.
+// and no --image-path it is taken from the working directory and recorded absolute
+// (--stream with --image-path: the directory the stream is kept in, as a migration's
+// rounds are on both hosts).
 Result<void> set_parent(const CheckpointFlags& f, ckpt::DumpOptions& o) {
   o.track_mem = f.track_mem;
   if (f.track_mem && !f.leave_running)
     return Error::make(ErrorKind::Usage, "--track-mem needs --leave-running (a killed tree has nothing to track)");
   if (f.parent_path.empty()) return ok();
   std::string dir = f.parent_path;
-  if (dir[0] != '/' && f.stream_fd >= 0) {
+  bool from_cwd = f.stream_fd >= 0 && f.image_path.empty();
+  if (dir[0] != '/' && from_cwd) {
     char here[4096];
     dir = fs::join(::getcwd(here, sizeof here) ? here : ".", dir);
   } else if (dir[0] != '/') {
     dir = fs::join(f.image_path, dir);
   }
   o.parent_image = fs::join(dir, kImageFile);
-  o.parent_ref = f.stream_fd >= 0 ? dir : f.parent_path;
+  o.parent_ref = from_cwd ? dir : f.parent_path;
   return ok();
 }
 

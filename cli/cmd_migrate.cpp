@@ -1,16 +1,20 @@
-// envrun migrate ID --to HOST:PORT: stop-and-copy to an `envrun serve` agent, with
-// rollback (ha/migrate_source.hpp). The checkpoint and a rollback's restore are envrun's
-// own commands, run as child processes.
+// envrun migrate ID --to HOST:PORT: pre-copy rounds, then stop-and-copy to an `envrun
+// serve` agent, with rollback (ha/migrate_source.hpp, ha/precopy.hpp). The checkpoints
+// and a rollback's restore are envrun's own commands, run as child processes.
+#include <fcntl.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <optional>
 
 #include "cli/cli.hpp"
 #include "cli/duration.hpp"
+#include "cli/migrate_report.hpp"
 #include "ha/migrate_source.hpp"
 #include "ha/psk.hpp"
 #include "ha/subprocess.hpp"
+#include "kernel/fd.hpp"
 #include "kernel/fs.hpp"
 #include "kernel/log.hpp"
 
@@ -26,22 +30,38 @@ struct MigrateFlags {
   std::string timeout = "30s";
   std::string work_dir = "/var/tmp";
   bool json = false;
+  bool no_precopy = false;
+  uint32_t max_rounds = 8;
+  std::string max_downtime = "100ms";
 };
 
 class CliSourceHost : public ha::SourceHost {
  public:
   CliSourceHost(const Globals& g, const MigrateFlags& f, std::string bundle) : g_(g), f_(f), bundle_(std::move(bundle)) {}
 
-  Result<void> start_checkpoint(int stream_fd) override {
-    auto argv = envrun({"checkpoint", f_.id, "--stream", "3"});
+  // The stream goes to fd 3; --image-path names the round's directory here, which parent
+  // paths are relative to; --stats to a pipe on fd 1 (a few hundred bytes: the pipe holds them).
+  Result<void> start_checkpoint(int stream_fd, const ha::CheckpointSpec& spec) override {
+    auto argv = envrun({"checkpoint", f_.id, "--stream", "3", "--image-path", spec.image_dir, "--stats"});
+    if (!spec.parent.empty()) argv.insert(argv.end(), {"--parent-path", spec.parent});
+    if (spec.leave_running) argv.insert(argv.end(), {"--leave-running", "--track-mem"});
     if (f_.tcp_established) argv.push_back("--tcp-established");
-    child_.emplace(ENVRUN_TRY(ha::Child::spawn({argv, {{stream_fd, 3}}})));
+    int p[2];
+    if (::pipe2(p, O_CLOEXEC) < 0) return Error::sys("pipe");
+    stats_r_.reset(p[0]);
+    UniqueFd stats_w(p[1]);
+    child_.emplace(ENVRUN_TRY(ha::Child::spawn({argv, {{stream_fd, 3}, {stats_w.get(), 1}}})));
     return ok();
   }
-  Result<void> finish_checkpoint() override {
+  Result<ha::CheckpointStats> finish_checkpoint() override {
     int status = ENVRUN_TRY(child_->wait());
+    std::string out;
+    char buf[4096];
+    ::fcntl(stats_r_.get(), F_SETFL, O_NONBLOCK);
+    for (ssize_t n; (n = ::read(stats_r_.get(), buf, sizeof buf)) > 0;) out.append(buf, size_t(n));
+    stats_r_.reset();
     if (status != 0) return Error::make(ErrorKind::Generic, "checkpoint: " + child_->failure_text(status));
-    return ok();
+    return ha::parse_dump_stats(out);
   }
   bool container_running() override {
     auto st = g_.store().load(f_.id);
@@ -66,30 +86,8 @@ class CliSourceHost : public ha::SourceHost {
   const MigrateFlags& f_;
   std::string bundle_;
   std::optional<ha::Child> child_;
+  UniqueFd stats_r_;
 };
-
-void print_report(const MigrateFlags& f, const ha::MigrateReport& r) {
-  uint64_t files = r.prefetch.blobs_sent + r.final_sync.blobs_sent;
-  uint64_t bytes = r.prefetch.bytes_sent + r.final_sync.bytes_sent;
-  if (f.json) {
-    nlohmann::json j = {{"id", f.id}, {"to", f.to}, {"target_pid", r.target_pid}, {"total_ms", r.total_us / 1000.0},
-                        {"downtime_ms", r.downtime_us / 1000.0}, {"rounds", r.rounds},
-                        {"bundle", {{"files", r.final_sync.files}, {"files_sent", files}, {"bytes_sent", bytes},
-                                    {"prefetch", {{"files_sent", r.prefetch.blobs_sent}, {"bytes_sent", r.prefetch.bytes_sent}}},
-                                    {"final", {{"files_sent", r.final_sync.blobs_sent}, {"bytes_sent", r.final_sync.bytes_sent}}}}},
-                        {"image_bytes", r.image_bytes}, {"wire_bytes_sent", r.wire_sent}};
-    std::printf("%s\n", j.dump().c_str());
-    return;
-  }
-  std::printf("migrated %s to %s (pid %lld there)\n", f.id.c_str(), f.to.c_str(), (long long)r.target_pid);
-  std::printf("  total time:         %10.1f ms\n", r.total_us / 1000.0);
-  std::printf("  downtime:           %10.1f ms\n", r.downtime_us / 1000.0);
-  std::printf("  memory rounds:      %10u\n", r.rounds);
-  std::printf("  bundle files:       %10llu (%llu sent, %llu bytes)\n", (unsigned long long)r.final_sync.files,
-              (unsigned long long)files, (unsigned long long)bytes);
-  std::printf("  image bytes:        %10llu\n", (unsigned long long)r.image_bytes);
-  std::printf("  bytes on the wire:  %10llu\n", (unsigned long long)r.wire_sent);
-}
 
 Result<int> run_migrate(const Globals& g, const MigrateFlags& f) {
   ha::MigrateOptions o;
@@ -99,6 +97,11 @@ Result<int> run_migrate(const Globals& g, const MigrateFlags& f) {
   long ms = parse_duration_ms(f.timeout);
   if (ms <= 0) return Error::make(ErrorKind::Usage, "--timeout \"" + f.timeout + "\": want a duration like 30s");
   o.timeout_ms = int(ms);
+  long budget = parse_duration_ms(f.max_downtime);
+  if (budget < 0) return Error::make(ErrorKind::Usage, "--max-downtime \"" + f.max_downtime + "\": want a duration like 100ms");
+  o.precopy.enabled = !f.no_precopy;
+  o.precopy.max_rounds = f.max_rounds;
+  o.precopy.max_downtime_us = uint64_t(budget) * 1000;
   auto store = g.store();
   auto st = ENVRUN_TRY(store.load(f.id));
   if (store.status(st) != runtime::Status::Running)
@@ -110,7 +113,7 @@ Result<int> run_migrate(const Globals& g, const MigrateFlags& f) {
   o.note = [](const std::string& s) { log::debug("migrate: " + s); };
   CliSourceHost host(g, f, st.bundle);
   auto r = ENVRUN_TRY(ha::migrate(o, host));
-  print_report(f, r);
+  print_migrate_report({f.id, f.to, o.precopy.max_downtime_us}, r, f.json);
   return 0;
 }
 
@@ -126,6 +129,10 @@ void add_migrate(CLI::App& app, Globals& g) {
   m->add_option("--timeout", f.timeout, "longest wait for the agent")->capture_default_str();
   m->add_option("--work-dir", f.work_dir, "where the rollback copy of the image is kept meanwhile")->capture_default_str();
   m->add_flag("--json", f.json, "print the report as one JSON object");
+  m->add_flag("--no-precopy", f.no_precopy, "stop-and-copy only: no memory rounds while the app runs");
+  m->add_option("--max-rounds", f.max_rounds, "pre-copy rounds at most before the final one")->capture_default_str();
+  m->add_option("--max-downtime", f.max_downtime, "downtime budget: pre-copy ends once the predicted final round fits")
+      ->capture_default_str();
   on_run(m, g, "migrate", &f.id, [&g]() -> Result<int> { return run_migrate(g, f); });
 }
 

@@ -37,12 +37,13 @@ Result<size_t> read_some(int fd, std::vector<uint8_t>& buf) {
 
 }  // namespace
 
-Result<uint64_t> send_image(Channel& ch, int in_fd, int keep_fd, const std::string& keep_name, uint32_t round) {
+Result<uint64_t> send_image(Channel& ch, int in_fd, int keep_fd, const std::string& keep_name, uint32_t round,
+                            const std::string& kind) {
   std::optional<Error> send_failed;
   auto note = [&](Result<void> r) {
     if (!r && !send_failed) send_failed = std::move(r).error();
   };
-  note(ch.send_json(FrameType::ImageBegin, {{"round", round}, {"kind", "full"}}));
+  note(ch.send_json(FrameType::ImageBegin, {{"round", round}, {"kind", kind}}));
   std::vector<uint8_t> buf(ch.max_send());
   uint64_t total = 0;
   for (;;) {

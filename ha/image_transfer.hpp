@@ -1,8 +1,9 @@
-// The checkpoint image over a Channel:
-//   client: ImageBegin {"round": R, "kind": "full"}, Data frames, ImageEnd {"bytes": N}
-//   agent:  Ok {"bytes": N} once the image is stored and verified (or Error)
-// Pre-copy (later) sends more rounds before the final one: {"kind": "pages", "round": R}
-// images whose parent is the previous round; the agent keeps them in the same session.
+// The checkpoint images over a Channel, one per memory round R = 0, 1, ...:
+//   client: ImageBegin {"round": R, "kind": "full" | "pages"}, Data frames, ImageEnd {"bytes": N}
+//   agent:  Ok {"bytes": N} once the image is stored (or Error)
+// Round 0 is a full image; a "pages" round R is an incremental image whose parent is
+// round R-1, recorded as ../rR-1: the agent keeps round R in IMAGES/rR/envrun.img and
+// restores the last one (ha/migrate_source.hpp).
 #pragma once
 #include <cstdint>
 #include <string>
@@ -15,7 +16,15 @@ namespace envrun::ha {
 // copy to keep_fd (the rollback image; -1: none) and sends it. If sending fails, the
 // stream is still read to its end into keep_fd, so that the checkpoint can finish and the
 // copy is whole; the send error is returned. A failing copy stops reading at once.
-Result<uint64_t> send_image(Channel& ch, int in_fd, int keep_fd, const std::string& keep_name, uint32_t round);
+Result<uint64_t> send_image(Channel& ch, int in_fd, int keep_fd, const std::string& keep_name, uint32_t round,
+                            const std::string& kind = "full");
+
+// The same, but the app's checkpoint is not held back by the network: the stream is
+// written to the local copy keep_fd (a regular file named keep_name) as fast as it comes,
+// and a thread sends that file's bytes behind it; returns once all are sent. A pre-copy
+// round's tree is frozen only while it is dumped, not while its image crosses the wire.
+Result<uint64_t> send_image_buffered(Channel& ch, int in_fd, int keep_fd, const std::string& keep_name, uint32_t round,
+                                     const std::string& kind);
 
 // After an ImageBegin message: Data frames written to out_fd until ImageEnd, whose byte
 // count must match what arrived; at most max_bytes (--max-image-bytes). Every frame is

@@ -1,10 +1,12 @@
-// migrate(): the source side's steps and its rollback.
+// migrate(): the source side's rounds, the restore there, and the rollback.
 #include "ha/migrate_source.hpp"
 
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
+#include <optional>
 
 #include "ha/image_transfer.hpp"
 #include "kernel/fs.hpp"
@@ -33,9 +35,69 @@ Result<Channel> open_session(const MigrateOptions& o) {
   return ch;
 }
 
-// Steps 4 and 5: after the image was sent, until the target runs the app.
+std::string round_dir(const MigrateOptions& o, uint32_t k) { return o.work_dir + "/r" + std::to_string(k); }
+
+// One round: the checkpoint streamed to the agent and to round_dir(k)/envrun.img.
+struct RoundRun {
+  std::optional<Error> checkpoint_error;  // the checkpoint did not start or failed
+  std::optional<Error> send_error;        // the image did not reach the agent whole
+  RoundRecord rec;
+  uint64_t frozen_from_us = 0;            // when the tree began to freeze (our clock)
+};
+
+Result<UniqueFd> open_keep(const std::string& dir, const std::string& path) {
+  ENVRUN_CHECK(fs::mkdir_p(dir, 0700));
+  UniqueFd keep(::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
+  if (!keep) return Error::sys(path);
+  return keep;
+}
+
+void stream_round(Channel& ch, SourceHost& host, const CheckpointSpec& spec, RoundRun& rr) {
+  std::string keep_path = spec.image_dir + "/envrun.img";
+  auto keep = open_keep(spec.image_dir, keep_path);
+  int p[2];
+  if (!keep || ::pipe2(p, O_CLOEXEC) < 0) {
+    rr.checkpoint_error = keep ? Error::sys("pipe") : std::move(keep).error();
+    return;
+  }
+  UniqueFd pipe_r(p[0]), pipe_w(p[1]);
+  ::fcntl(pipe_r.get(), F_SETPIPE_SZ, 1 << 20);
+  uint64_t t0 = now_us();
+  if (auto r = host.start_checkpoint(pipe_w.get(), spec); !r) {
+    rr.checkpoint_error = std::move(r).error();
+    return;
+  }
+  pipe_w.reset();
+  auto sent = send_image_buffered(ch, pipe_r.get(), keep->get(), keep_path, rr.rec.round, rr.rec.kind);
+  pipe_r.reset();
+  auto cp = host.finish_checkpoint();
+  uint64_t t_exit = now_us();
+  if (!cp) {
+    rr.checkpoint_error = std::move(cp).error();
+  } else {
+    rr.rec.pages = cp->pages_written, rr.rec.pages_in_parent = cp->pages_in_parent;
+    rr.rec.pause_us = cp->freezing_us + cp->frozen_us;
+    rr.frozen_from_us = t_exit - std::min(t_exit - t0, rr.rec.pause_us);
+  }
+  if (!sent) rr.send_error = std::move(sent).error();
+  else rr.rec.image_bytes = *sent;
+}
+
+RoundRun run_round(Channel& ch, SourceHost& host, const MigrateOptions& o, uint32_t k, bool live) {
+  RoundRun rr;
+  rr.rec.round = k, rr.rec.live = live, rr.rec.kind = k == 0 ? "full" : "pages";
+  CheckpointSpec spec{round_dir(o, k), k == 0 ? std::string() : "../r" + std::to_string(k - 1), live};
+  uint64_t t0 = now_us(), wire0 = ch.bytes_sent();
+  stream_round(ch, host, spec, rr);
+  if (!rr.checkpoint_error && !rr.send_error)
+    if (auto stored = ch.recv_json(FrameType::Ok); !stored) rr.send_error = std::move(stored).error();
+  rr.rec.wall_us = now_us() - t0;
+  rr.rec.wire_bytes = ch.bytes_sent() - wire0;
+  return rr;
+}
+
+// After the final image was stored there, until the target runs the app.
 Result<void> restore_on_target(Channel& ch, const MigrateOptions& o, HashCache& cache, MigrateReport& rep) {
-  ENVRUN_CHECK(ch.recv_json(FrameType::Ok));  // the image is stored and verified
   auto m = ENVRUN_TRY(build_manifest(o.bundle_dir, cache));
   rep.final_sync = ENVRUN_TRY(send_bundle_round(ch, o.bundle_dir, m, true));
   ENVRUN_CHECK(ch.send(FrameType::Restore, {}));
@@ -50,17 +112,26 @@ Result<void> restore_on_target(Channel& ch, const MigrateOptions& o, HashCache& 
   }
 }
 
-Error rolled_back(SourceHost& host, const MigrateOptions& o, Error why, bool& keep_work) {
+Error rolled_back(SourceHost& host, const MigrateOptions& o, uint32_t k, Error why, bool& keep_work) {
   if (o.note) o.note("rolling back: " + why.message);
-  auto r = host.restore_local(o.work_dir);
+  auto r = host.restore_local(round_dir(o, k));
   keep_work = !r.ok();
   if (!r)
     return Error::make(ErrorKind::Generic, why.message + "; ROLLBACK FAILED: " + r.error().message + "; the image is kept in " +
-                                               o.work_dir);
+                                               round_dir(o, k));
   return Error::make(ErrorKind::Generic, why.message + "; rolled back: " + o.id + " runs on this host again");
 }
 
-// The work directory goes on every outcome but one that keeps the image (its path is in the error).
+// A pre-copy round failed: the app never stopped (the tree was left running).
+Error live_round_failed(Channel& ch, SourceHost& host, const MigrateOptions& o, RoundRun& rr) {
+  Error why = rr.checkpoint_error ? std::move(*rr.checkpoint_error) : std::move(*rr.send_error);
+  ch.send_error(rr.checkpoint_error ? "the checkpoint failed on the source" : "migration abandoned: " + why.message);
+  std::string where = "pre-copy round " + std::to_string(rr.rec.round) + ": ";
+  if (host.container_running()) return Error::make(ErrorKind::Generic, where + why.message + " (" + o.id + " runs on)");
+  return Error::make(ErrorKind::Generic, where + why.message + " (" + o.id + " no longer runs: it was left running)");
+}
+
+// The work directory goes on every outcome but one that keeps the images (their path is in the error).
 struct WorkDir {
   const std::string& dir;
   bool keep = false;
@@ -68,6 +139,28 @@ struct WorkDir {
     if (!keep) (void)fs::remove_tree(dir);
   }
 };
+
+// Step 3: pre-copy rounds until a stop rule; returns how many were sent.
+Result<uint32_t> precopy(Channel& ch, SourceHost& host, const MigrateOptions& o, MigrateReport& rep) {
+  rep.stop = StopRule::Disabled;
+  if (!o.precopy.enabled || o.precopy.max_rounds == 0) return 0u;
+  for (uint32_t k = 0;; ++k) {
+    auto rr = run_round(ch, host, o, k, true);
+    if (rr.checkpoint_error || rr.send_error) return live_round_failed(ch, host, o, rr);
+    rep.round_log.push_back(rr.rec);
+    if (o.note)
+      o.note("pre-copy round " + std::to_string(k) + ": " + std::to_string(rr.rec.pages) + " pages, " +
+             std::to_string(rr.rec.image_bytes) + " bytes in " + std::to_string(rr.rec.wall_us / 1000) + " ms, app paused " +
+             std::to_string(rr.rec.pause_us / 1000) + " ms");
+    rep.stop = next_step(rep.round_log, o.precopy);
+    if (rep.stop != StopRule::None) break;
+  }
+  rep.predicted = predict_final(rep.round_log, o.precopy);
+  if (o.note)
+    o.note(std::string("pre-copy ends (") + stop_rule_name(rep.stop) + "): final round predicted " +
+           std::to_string(rep.predicted.downtime_us() / 1000) + " ms");
+  return uint32_t(rep.round_log.size());
+}
 
 }  // namespace
 
@@ -82,45 +175,34 @@ Result<MigrateReport> migrate(const MigrateOptions& o, SourceHost& host) {
   rep.prefetch = ENVRUN_TRY(send_bundle_round(ch, o.bundle_dir, m, false));
   note("bundle prefetched: " + std::to_string(rep.prefetch.blobs_sent) + " of " + std::to_string(rep.prefetch.files) + " files sent");
 
-  std::string keep_path = o.work_dir + "/envrun.img";
-  UniqueFd keep(::open(keep_path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
-  if (!keep) return Error::sys(keep_path);
-  int p[2];
-  if (::pipe2(p, O_CLOEXEC) < 0) return Error::sys("pipe");
-  UniqueFd pipe_r(p[0]), pipe_w(p[1]);
-  ::fcntl(pipe_r.get(), F_SETPIPE_SZ, 1 << 20);
-  uint64_t t_stop = now_us();
-  if (auto r = host.start_checkpoint(pipe_w.get()); !r) {
-    ch.send_error("the checkpoint could not start on the source");
-    return std::move(r).error();
-  }
-  pipe_w.reset();
-  auto sent = send_image(ch, pipe_r.get(), keep.get(), keep_path, 1);
-  pipe_r.reset();
-  auto cp = host.finish_checkpoint();
-  if (!cp) {
+  uint32_t k = ENVRUN_TRY(precopy(ch, host, o, rep));
+  auto rr = run_round(ch, host, o, k, false);
+  if (rr.checkpoint_error) {
     ch.send_error("the checkpoint failed on the source");
-    if (host.container_running()) return Error::make(ErrorKind::Generic, cp.error().message + " (" + o.id + " runs on)");
-    return rolled_back(host, o, std::move(cp).error(), work.keep);
+    if (host.container_running())
+      return Error::make(ErrorKind::Generic, rr.checkpoint_error->message + " (" + o.id + " runs on)");
+    return rolled_back(host, o, k, std::move(*rr.checkpoint_error), work.keep);
   }
-  keep.reset();
   note("checkpoint done: the app is stopped");
-  if (!sent) return rolled_back(host, o, std::move(sent).error(), work.keep);
-  rep.image_bytes = *sent;
+  if (rr.send_error) return rolled_back(host, o, k, std::move(*rr.send_error), work.keep);
+  rep.round_log.push_back(rr.rec);
   if (auto r = restore_on_target(ch, o, cache, rep); !r) {
     ch.send_error("migration abandoned: " + r.error().message);
-    return rolled_back(host, o, std::move(r).error(), work.keep);
+    return rolled_back(host, o, k, std::move(r).error(), work.keep);
   }
-  rep.downtime_us = now_us() - t_stop;
+  rep.downtime_us = now_us() - rr.frozen_from_us;
   auto sent_commit = ch.send(FrameType::Commit, {});
   auto ack = sent_commit ? ch.recv_json(FrameType::Committed) : Result<nlohmann::json>(std::move(sent_commit).error());
   work.keep = !ack.ok();
   if (!ack)
     return Error::make(ErrorKind::Generic, ack.error().message + ": the target restored " + o.id +
                                                " but did not confirm the commit: it may run there (the agent deletes "
-                                               "it if the commit did not arrive); the image is kept in " + o.work_dir);
+                                               "it if the commit did not arrive); the images are kept in " + o.work_dir);
   rep.total_us = now_us() - t0;
   rep.wire_sent = ch.bytes_sent(), rep.wire_received = ch.bytes_received();
+  rep.rounds = uint32_t(rep.round_log.size());
+  for (const auto& r : rep.round_log) rep.image_bytes += r.image_bytes;
+  rep.budget_met = rep.downtime_us <= o.precopy.max_downtime_us;
   return rep;
 }
 

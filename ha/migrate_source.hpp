@@ -1,18 +1,22 @@
-// `envrun migrate`, the source side: stop-and-copy with rollback.
+// `envrun migrate`, the source side: pre-copy, stop-and-copy, rollback.
 //
 //   1. connect, authenticate, Begin (the agent refuses an id it already has);
 //   2. bundle sync while the app runs (the agent's content store fills);
-//   3. checkpoint to a stream (the engine freezes, dumps, then kills the tree): the image
-//      goes to the agent and to a local copy at once;
-//   4. final bundle sync (the rootfs is still now): the agent builds the bundle;
-//   5. Restore: the agent restores the container and answers Running;
-//   6. Commit: the agent keeps it (without a Commit it deletes it again); the local copy
-//      is removed.
-// If anything fails after step 3 began, the app is restored on the source from the local
-// copy (rollback) and the error says so. Only a lost answer to the Commit leaves the
-// outcome unknown: the error says so and the local copy is kept.
-// Pre-copy rounds (later) go between 2 and 3: --track-mem checkpoints with
-// --leave-running, sent as "pages" rounds (image_transfer.hpp).
+//   3. pre-copy (precopy.hpp; not with --no-precopy): round 0 checkpoints the whole memory
+//      with --leave-running --track-mem, rounds 1..n the pages written since (--parent-path
+//      the previous round), each image sent as it is made and kept here, until a stop rule;
+//   4. the final round: a checkpoint (against the last round, if any) that freezes, dumps,
+//      then kills the tree: the image goes to the agent and to a local copy at once;
+//   5. final bundle sync (the rootfs is still now): the agent builds the bundle;
+//   6. Restore: the agent restores the container from its chain of rounds, answers Running;
+//   7. Commit: the agent keeps it (without a Commit it deletes it again); the local copies
+//      are removed.
+// Every round R is kept in work_dir/rR/envrun.img and recorded with its parent as ../rR-1,
+// on the agent too: the chain restores from either side. A failed pre-copy round leaves
+// the app running here (it never stopped). If anything fails after step 4 began, the app
+// is restored on the source from the local chain (rollback) and the error says so. Only a
+// lost answer to the Commit leaves the outcome unknown: the error says so and the local
+// copies are kept.
 #pragma once
 #include <sys/types.h>
 
@@ -23,20 +27,29 @@
 
 #include "ha/bundle_sync.hpp"
 #include "ha/net.hpp"
+#include "ha/precopy.hpp"
 
 namespace envrun::ha {
+
+// One checkpoint of a migration.
+struct CheckpointSpec {
+  std::string image_dir;        // the round's directory here (its copy: image_dir/envrun.img)
+  std::string parent;           // --parent-path, relative to image_dir ("": a full image)
+  bool leave_running = false;   // a pre-copy round: the tree runs on, its memory tracked
+};
 
 // What the migration needs from the source host (cli/cmd_migrate.cpp runs envrun's own
 // checkpoint and restore; unit tests use fakes).
 class SourceHost {
  public:
   virtual ~SourceHost() = default;
-  // Starts the checkpoint, its image written to stream_fd (the tree is killed once it is written).
-  virtual Result<void> start_checkpoint(int stream_fd) = 0;
-  // Waits until it ended.
-  virtual Result<void> finish_checkpoint() = 0;
+  // Starts the checkpoint, its image written to stream_fd (unless leave_running, the tree
+  // is killed once it is written).
+  virtual Result<void> start_checkpoint(int stream_fd, const CheckpointSpec& spec) = 0;
+  // Waits until it ended; its statistics (zeros when unknown).
+  virtual Result<CheckpointStats> finish_checkpoint() = 0;
   virtual bool container_running() = 0;
-  // Rollback: the container re-created from image_dir/envrun.img.
+  // Rollback: the container re-created from image_dir/envrun.img (and its parents).
   virtual Result<void> restore_local(const std::string& image_dir) = 0;
 };
 
@@ -45,18 +58,23 @@ struct MigrateOptions {
   std::string bundle_dir;
   Endpoint target;
   std::vector<uint8_t> psk;
-  std::string work_dir;  // the rollback copy: work_dir/envrun.img (the directory exists)
+  std::string work_dir;  // the rollback copies: work_dir/rR/envrun.img (the directory exists)
+  PrecopyOptions precopy;
   int timeout_ms = 30000;
   std::function<void(const std::string&)> note;  // progress (debug log)
 };
 
 struct MigrateReport {
   uint64_t total_us = 0;
-  uint64_t downtime_us = 0;  // from the checkpoint's start until the target runs the app
+  uint64_t downtime_us = 0;  // from the final round's freeze until the target runs the app
   SyncStats prefetch, final_sync;
-  uint64_t image_bytes = 0;
+  uint64_t image_bytes = 0;                   // all rounds
   uint64_t wire_sent = 0, wire_received = 0;  // all frames
-  uint32_t rounds = 1;                        // memory rounds (1: stop-and-copy)
+  uint32_t rounds = 1;                        // memory rounds, the final one included
+  std::vector<RoundRecord> round_log;         // each round, the final one last
+  StopRule stop = StopRule::Disabled;         // what ended pre-copy
+  Prediction predicted;                       // the final round's downtime, predicted at the stop
+  bool budget_met = true;                     // downtime_us <= max_downtime_us
   int64_t target_pid = 0;
 };
 

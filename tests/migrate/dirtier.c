@@ -7,7 +7,11 @@
  * paced by CLOCK_MONOTONIC (ticks of 5 ms, a backlog of at most 100 ms: after a restore on
  * another host the clock may jump), it rewrites random pages with version + 1 at MB_PER_S.
  * On SIGTERM every page is checked against its version: "PASS dirtier", or "FAIL dirtier page
- * N" (the first bad page, and how many are bad) and exit 1. To stderr: the pages rewritten.
+ * N" (the first bad page, and how many are bad) and exit 1. Before that verdict, on fd 1:
+ * "dirtier: stalls over 20 ms: A B ... (longest L ms)", the gaps between two ticks of its
+ * loop in ms, in order (at most 64): what a freeze or a migration cost the app as it saw it
+ * (CLOCK_MONOTONIC: meaningful between two namespaces of one host). To stderr: the pages
+ * rewritten.
  * CKPT_SELFTEST_BREAK=1: one word of a random page is changed before the check (must FAIL).
  * Plain C, linked -static too (busybox bundles); the fd 1 protocol of tests/ckpt. */
 #include "../ckpt/ckpt_common.h"
@@ -20,6 +24,10 @@ static uint64_t *mem;
 static uint32_t *version;
 static size_t pages;
 static uint64_t rng = 0x243F6A8885A308D3ull;
+#define MAX_STALLS 64
+static long long stalls[MAX_STALLS];
+static int nstalls;
+static long long longest;
 
 static inline uint64_t word_of(uint64_t page, uint64_t w, uint64_t v)
 {
@@ -54,9 +62,20 @@ static long long now_ns(void)
     return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
 
+static void print_stalls(void)
+{
+    char buf[64 * 12 + 128];
+    int n = snprintf(buf, sizeof buf, "dirtier: stalls over 20 ms:");
+    for (int i = 0; i < nstalls; i++)
+        n += snprintf(buf + n, sizeof buf - (size_t)n, " %lld", stalls[i]);
+    n += snprintf(buf + n, sizeof buf - (size_t)n, " (longest %lld ms)\n", longest);
+    ckpt_write_all(1, buf, (size_t)n);
+}
+
 static void verify(unsigned long long rewritten)
 {
     char buf[160];
+    print_stalls();
     size_t bad = 0, first = 0;
     for (size_t p = 0; p < pages; p++) {
         const uint64_t *m = mem + p * WORDS;
@@ -110,6 +129,11 @@ int main(int argc, char **argv)
     while (!ckpt_term) {
         long long t = now_ns(), dt = t - last;
         last = t;
+        long long gap_ms = dt / 1000000LL;
+        if (gap_ms > longest)
+            longest = gap_ms;
+        if (gap_ms > 20 && nstalls < MAX_STALLS)
+            stalls[nstalls++] = gap_ms;
         if (dt > max_backlog || dt < 0)
             dt = max_backlog;
         owed += (double)dt * pages_per_ns;
