@@ -86,7 +86,7 @@ Result<void> ParentChain::add_needed(const SectionHeader& h, ImageReader& in) {
 // One parent: writes what it holds of `needed`; returns what is still needed from its
 // own parent (the part of `needed` its parent-pages sections list).
 Result<std::map<uint64_t, PageRanges>> ParentChain::apply(Image& img, std::map<uint64_t, PageRanges>& needed,
-                                                          const Plan& plan, uint64_t& pages) {
+                                                          const Plan& plan, uint64_t& pages, const DeferPages& defer) {
   std::map<uint64_t, PageRanges> further;
   if (::lseek(img.fd.get(), 0, SEEK_SET) < 0) return Error::sys("parent image: " + img.name + ": seek");
   auto in = ENVRUN_TRY(ImageReader::from_fd(img.fd.get(), img.name));
@@ -118,7 +118,8 @@ Result<std::map<uint64_t, PageRanges>> ParentChain::apply(Image& img, std::map<u
       return refuse(img.name + ": pages of pid " + std::to_string(h->id) + ", a process the image does not restore");
     for (const auto& r : hit) {
       std::span<const uint8_t> data(buf.data() + 8 + (r.start - addr), r.bytes());
-      ENVRUN_CHECK(infect::write_mem(plan.procs[i].host_pid, r.start, data));
+      if (!defer || !ENVRUN_TRY(defer(plan.procs[i], r, img.name, *h, addr)))
+        ENVRUN_CHECK(infect::write_mem(plan.procs[i].host_pid, r.start, data));
       pages += r.bytes() / kPageBytes;
     }
     want->second = subtract(want->second, hit);
@@ -127,14 +128,14 @@ Result<std::map<uint64_t, PageRanges>> ParentChain::apply(Image& img, std::map<u
   return further;
 }
 
-Result<uint64_t> ParentChain::write_pages(const Plan& plan) {
+Result<uint64_t> ParentChain::write_pages(const Plan& plan, const DeferPages& defer) {
   uint64_t pages = 0;
   auto needed = std::move(needed_);
   for (auto& img : images_) {
     bool any = false;
     for (const auto& [pid, r] : needed) any = any || !r.empty();
     if (!any) break;
-    needed = ENVRUN_TRY(apply(img, needed, plan, pages));
+    needed = ENVRUN_TRY(apply(img, needed, plan, pages, defer));
   }
   return pages;
 }

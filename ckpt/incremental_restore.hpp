@@ -12,6 +12,7 @@
 // the very image its child was dumped against (the "track" id) before anything is
 // restored: a missing, corrupt or re-taken parent refuses the restore.
 #pragma once
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -44,9 +45,15 @@ class ParentChain {
   size_t depth() const { return images_.size(); }
   // A parent-pages section of the image being restored, met in its page pass.
   Result<void> add_needed(const SectionHeader& h, ImageReader& in);
+  // Lazy restore: takes pages `r` of process `pp`, held by pages section `h` (first page
+  // at sec_addr) of parent image `image`, for the page server (true), or leaves them to
+  // be written now (false).
+  using DeferPages = std::function<Result<bool>(const ProcPlan& pp, const PageRange& r, const std::string& image,
+                                                const SectionHeader& h, uint64_t sec_addr)>;
   // Writes every listed page from the nearest parent holding it into the restored
-  // processes (plan.procs[].host_pid). Returns the number of pages written.
-  Result<uint64_t> write_pages(const Plan& plan);
+  // processes (plan.procs[].host_pid), but those `defer` takes. Returns the number of
+  // pages written or taken.
+  Result<uint64_t> write_pages(const Plan& plan, const DeferPages& defer = {});
 
  private:
   struct Image {
@@ -54,7 +61,7 @@ class ParentChain {
     std::string name;
   };
   Result<std::map<uint64_t, PageRanges>> apply(Image& img, std::map<uint64_t, PageRanges>& needed, const Plan& plan,
-                                               uint64_t& pages);
+                                               uint64_t& pages, const DeferPages& defer);
   std::vector<Image> images_;  // nearest first
   std::map<uint64_t, PageRanges> needed_;  // image pid -> ranges the parents must supply
 };

@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -13,6 +14,7 @@
 
 #include "ckpt/image.hpp"
 #include "ckpt/incremental_restore.hpp"
+#include "ckpt/lazy_restore.hpp"
 #include "ckpt/proc_read.hpp"
 #include "ckpt/restore_mm.hpp"
 #include "ckpt/restore_pages.hpp"
@@ -79,9 +81,31 @@ Result<void> find_host_ids(Plan& plan, pid_t root) {
   return ok();
 }
 
+// Lazy restore: the memory not left to the page server written, then the server
+// started (before finish(), whose syscalls may touch the pages it serves).
+Result<void> lazy_memory(const RestoreOptions& o, ImageReader& in, std::optional<SectionHeader> first_memory, Plan& plan,
+                         ParentChain& chain, std::vector<std::unique_ptr<ProcessRebuild>>& rebuilds, pid_t root,
+                         RestoreResult& res) {
+  auto uffd = UffdPages::open_lazy(plan, rebuilds);
+  auto lazy = ENVRUN_TRY(LazyRestore::open(plan, o.in_name, o.in_fd));
+  res.stats.pages_restored = ENVRUN_TRY(write_memory(in, first_memory, plan, chain, uffd, lazy.own(uffd)));
+  res.stats.pages_restored += ENVRUN_TRY(chain.write_pages(plan, lazy.parents(uffd))) - lazy.parent_pages();
+  res.stats.lazy_pages = lazy.pages();
+  auto server = ENVRUN_TRY(lazy.start(uffd, root));
+  res.lazy_server = server.pid;
+  res.lazy_report = server.report.release();
+  return ok();
+}
+
 }  // namespace
 
 Result<RestoreResult> restore(const RestoreOptions& o) {
+  if (o.lazy_pages) {
+    struct stat st;
+    if (o.in_fd < 0 || ::fstat(o.in_fd, &st) != 0 || !S_ISREG(st.st_mode))
+      return Error::make(ErrorKind::Usage, "restore: --lazy-pages needs the image as a file (--image-path): "
+                                           "the page server reads it after the restore");
+  }
   RestoreResult res;
   uint64_t t0 = now_us();
   if (o.verify_first) {
@@ -140,12 +164,16 @@ Result<RestoreResult> restore(const RestoreOptions& o) {
     ++res.stats.processes;
     res.stats.threads += pp.core.threads.size();
   }
-  auto uffd = UffdPages::open(plan, rebuilds);
-  auto written = write_memory(in, first_memory, plan, chain, uffd);
-  auto closed = uffd.close();  // before anything else writes their memory
-  res.stats.pages_restored = ENVRUN_TRY(std::move(written));
-  ENVRUN_CHECK(std::move(closed));
-  res.stats.pages_restored += ENVRUN_TRY(chain.write_pages(plan));
+  if (o.lazy_pages) {
+    ENVRUN_CHECK(lazy_memory(o, in, first_memory, plan, chain, rebuilds, *root, res));
+  } else {
+    auto uffd = UffdPages::open(plan, rebuilds);
+    auto written = write_memory(in, first_memory, plan, chain, uffd);
+    auto closed = uffd.close();  // before anything else writes their memory
+    res.stats.pages_restored = ENVRUN_TRY(std::move(written));
+    ENVRUN_CHECK(std::move(closed));
+    res.stats.pages_restored += ENVRUN_TRY(chain.write_pages(plan));
+  }
   for (auto& rb : rebuilds) ENVRUN_CHECK(rb->finish());
   plan.shm_fds.clear();
   res.stats.memory_us = now_us() - t2;

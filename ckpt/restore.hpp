@@ -26,6 +26,9 @@ struct RestoreOptions {
   std::string old_root;       // the dumped tree's root directory on the host ("" = from the image)
   std::string new_root;       // where that root is now ("" = the same place)
   std::string image_dir;      // incremental images: where relative parent paths start ("" = ".")
+  // Lazy restore (lazy_restore.hpp): private anonymous memory is left to a page server
+  // that outlives the restore; in_name must then be the image file's path.
+  bool lazy_pages = false;
   // Creates the root stub process and returns its host pid; the new process must call
   // `run_stub` (which never returns). A container restore creates the container here
   // (namespaces, rootfs, cgroup) with `run_stub` in place of its process. Empty: a plain
@@ -40,11 +43,14 @@ struct RestoreStats {
   uint64_t total_us = 0;
   uint64_t pages_restored = 0;
   uint64_t processes = 0, threads = 0;
+  uint64_t lazy_pages = 0;  // left to the page server
 };
 
 struct RestoreResult {
   pid_t root_pid = 0;  // host pid of the tree's root
   RestoreStats stats;
+  pid_t lazy_server = 0;  // the page server (lazy restore)
+  int lazy_report = -1;   // its report (read_lazy_report, lazy_server.hpp); the caller closes it
 };
 
 Result<RestoreResult> restore(const RestoreOptions& o);

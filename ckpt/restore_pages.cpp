@@ -29,7 +29,7 @@ constexpr size_t kSlots = 4;
 
 }  // namespace
 
-Result<UffdPages::Proc> UffdPages::open_one(const ProcPlan& pp, ProcessRebuild& rb) {
+Result<UffdPages::Proc> UffdPages::open_one(const ProcPlan& pp, ProcessRebuild& rb, bool lazy) {
   auto refused = [&](const std::string& what, int e) {
     return Error::sys("restore: pid " + std::to_string(pp.core.pid) + ": userfaultfd: " + what, e);
   };
@@ -37,8 +37,10 @@ Result<UffdPages::Proc> UffdPages::open_one(const ProcPlan& pp, ProcessRebuild& 
   p.pid = pp.host_pid;
   p.rebuild = &rb;
   // User-mode-only needs no privilege; a kernel older than 5.11 refuses the flag.
-  long fd = ENVRUN_TRY(rb.remote_syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK | UFFD_USER_MODE_ONLY));
-  if (fd == -EINVAL) fd = ENVRUN_TRY(rb.remote_syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK));
+  // Lazy: kernel-mode faults too (the process's own syscalls, other processes' reads).
+  long fd = lazy ? ENVRUN_TRY(rb.remote_syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK))
+                 : ENVRUN_TRY(rb.remote_syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK | UFFD_USER_MODE_ONLY));
+  if (fd == -EINVAL && !lazy) fd = ENVRUN_TRY(rb.remote_syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK));
   if (fd < 0) return refused("create", int(-fd));
   p.remote_fd = fd;
   auto pidfd = proc::pidfd_open(p.pid);
@@ -50,6 +52,8 @@ Result<UffdPages::Proc> UffdPages::open_one(const ProcPlan& pp, ProcessRebuild& 
   }
   uffdio_api api{};
   api.api = UFFD_API;
+  if (lazy)
+    api.features = UFFD_FEATURE_EVENT_FORK | UFFD_FEATURE_EVENT_REMAP | UFFD_FEATURE_EVENT_REMOVE | UFFD_FEATURE_EVENT_UNMAP;
   if (::ioctl(p.uffd.get(), UFFDIO_API, &api) != 0) {
     int e = errno;
     p.uffd.reset();
@@ -68,12 +72,39 @@ Result<UffdPages::Proc> UffdPages::open_one(const ProcPlan& pp, ProcessRebuild& 
 }
 
 UffdPages UffdPages::open(const Plan& plan, const std::vector<std::unique_ptr<ProcessRebuild>>& rebuilds) {
+  return open_all(plan, rebuilds, false);
+}
+
+UffdPages UffdPages::open_lazy(const Plan& plan, const std::vector<std::unique_ptr<ProcessRebuild>>& rebuilds) {
+  return open_all(plan, rebuilds, true);
+}
+
+bool UffdPages::registered(pid_t pid, uint64_t start, uint64_t end) const {
+  for (const auto& p : procs_)
+    if (p.pid == pid)
+      for (const auto& r : p.ranges)
+        if (start >= r.start && end <= r.end) return true;
+  return false;
+}
+
+Result<std::vector<std::pair<pid_t, UniqueFd>>> UffdPages::release() {
+  std::vector<std::pair<pid_t, UniqueFd>> out;
+  for (auto& p : procs_) {
+    long r = ENVRUN_TRY(p.rebuild->remote_syscall(SYS_close, uint64_t(p.remote_fd)));
+    if (r < 0) return Error::sys("restore: pid " + std::to_string(p.pid) + ": close its userfaultfd", int(-r));
+    out.emplace_back(p.pid, std::move(p.uffd));
+  }
+  procs_.clear();
+  return out;
+}
+
+UffdPages UffdPages::open_all(const Plan& plan, const std::vector<std::unique_ptr<ProcessRebuild>>& rebuilds, bool lazy) {
   UffdPages u;
   size_t k = 0;
   for (const auto& pp : plan.procs) {
     if (pp.core.zombie) continue;
     if (k >= rebuilds.size()) break;
-    auto p = open_one(pp, *rebuilds[k++]);
+    auto p = open_one(pp, *rebuilds[k++], lazy);
     if (!p) {  // infect::write_mem for this process
       log::debug(p.error().message + " (its pages go through process_vm_writev)");
       continue;
@@ -211,7 +242,7 @@ Result<void> feed_section(ImageReader& in, const SectionHeader& h, const Plan& p
 }  // namespace
 
 Result<uint64_t> write_memory(ImageReader& in, std::optional<SectionHeader> h, const Plan& plan, ParentChain& chain,
-                              const UffdPages& uffd) {
+                              const UffdPages& uffd, const DeferPages& defer) {
   SlotPipeline<PagePart> pipe(kSlots, make_part, [&uffd](PagePart& p) { return put_part(uffd, p); });
   uint64_t pages = 0;
   for (; h; h = ENVRUN_TRY(in.next())) {
@@ -221,6 +252,7 @@ Result<uint64_t> write_memory(ImageReader& in, std::optional<SectionHeader> h, c
       continue;
     }
     if (type != SectionType::Pages && type != SectionType::SharedMem) continue;  // read by next(): skipped
+    if (type == SectionType::Pages && defer && ENVRUN_TRY(defer(*h, in))) continue;
     if (h->raw_size < 8 || (h->raw_size - 8) % kPage)
       return Error::make(ErrorKind::Config, "image: section " + std::to_string(h->index) + ": not whole pages");
     ENVRUN_CHECK(feed_section(in, *h, plan, pipe));

@@ -17,6 +17,7 @@
 #pragma once
 #include <sys/types.h>
 
+#include <functional>
 #include <memory>
 #include <optional>
 #include <span>
@@ -36,6 +37,14 @@ class UffdPages {
   // rebuilds: one per live process of the plan, after map_layout(). Never fails: a
   // process whose userfaultfd cannot be had is written the slow way.
   static UffdPages open(const Plan& plan, const std::vector<std::unique_ptr<ProcessRebuild>>& rebuilds);
+  // Lazy restore (lazy_restore.hpp): userfaultfds that also see kernel-mode faults (a
+  // syscall reading a page not yet in), with the event features the page server handles.
+  static UffdPages open_lazy(const Plan& plan, const std::vector<std::unique_ptr<ProcessRebuild>>& rebuilds);
+  // True when [start, end) of process `pid` (host pid) is registered.
+  bool registered(pid_t pid, uint64_t start, uint64_t end) const;
+  // Lazy restore: the processes' own fds closed (remote close), ours handed over, the
+  // ranges stay registered: (host pid, userfaultfd) for each process.
+  Result<std::vector<std::pair<pid_t, UniqueFd>>> release();
   UffdPages() = default;
   UffdPages(UffdPages&&) noexcept = default;
   UffdPages& operator=(UffdPages&&) noexcept = default;
@@ -58,14 +67,20 @@ class UffdPages {
     long remote_fd = -1;
     std::vector<Range> ranges;  // registered, sorted
   };
-  static Result<Proc> open_one(const ProcPlan& pp, ProcessRebuild& rb);
+  static Result<Proc> open_one(const ProcPlan& pp, ProcessRebuild& rb, bool lazy = false);
+  static UffdPages open_all(const Plan& plan, const std::vector<std::unique_ptr<ProcessRebuild>>& rebuilds, bool lazy);
   Result<void> copy(const Proc& p, uint64_t addr, std::span<const uint8_t> data) const;
   std::vector<Proc> procs_;
 };
 
+// Lazy restore: takes a pages section (true: its payload consumed and left to the page
+// server) or leaves it to be written now (false).
+using DeferPages = std::function<Result<bool>(const SectionHeader& h, ImageReader& in)>;
+
 // Pages and SharedMem sections from h on, until the End: read, checked and written
-// (parent-pages sections go to `chain`). Returns the number of pages written.
+// (parent-pages sections go to `chain`, those `defer` takes to it). Returns the number
+// of pages written.
 Result<uint64_t> write_memory(ImageReader& in, std::optional<SectionHeader> h, const Plan& plan, ParentChain& chain,
-                              const UffdPages& uffd);
+                              const UffdPages& uffd, const DeferPages& defer = {});
 
 }  // namespace envrun::ckpt

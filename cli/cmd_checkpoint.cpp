@@ -11,6 +11,7 @@
 
 #include "ckpt/dump.hpp"
 #include "ckpt/inproc.hpp"
+#include "ckpt/lazy_server.hpp"
 #include "ckpt/restore.hpp"
 #include "cli/cli.hpp"
 #include "bundle/spec_parser.hpp"
@@ -47,6 +48,7 @@ struct RestoreFlags {
   std::string image_path;
   int stream_fd = -1;
   bool stats = false;
+  bool lazy_pages = false;
 };
 
 void print_dump_stats(const ckpt::DumpStats& s) {
@@ -96,6 +98,27 @@ void print_restore_stats(const ckpt::RestoreStats& s) {
   std::printf("  total restore time:   %10llu us\n", (unsigned long long)s.total_us);
   std::printf("  processes / threads:  %10llu / %llu\n", (unsigned long long)s.processes, (unsigned long long)s.threads);
   std::printf("  pages restored:       %10llu\n", (unsigned long long)s.pages_restored);
+  if (s.lazy_pages) std::printf("  pages left lazy:      %10llu\n", (unsigned long long)s.lazy_pages);
+}
+
+// restore --lazy-pages --stats: the time until the app runs (the restore's), then, once
+// the page server is done, until every page was in.
+void print_lazy_stats(const ckpt::RestoreResult& r) {
+  if (r.lazy_report < 0) return;
+  UniqueFd fd(r.lazy_report);
+  std::printf("  time until running:   %10llu us\n", (unsigned long long)r.stats.total_us);
+  std::printf("  page server pid:      %10d\n", int(r.lazy_server));
+  std::fflush(stdout);
+  auto rep = ckpt::read_lazy_report(fd.get());
+  if (!rep.ok) {
+    std::printf("  lazy pages failed:    %s\n", rep.message.c_str());
+    return;
+  }
+  std::printf("  time until all in:    %10llu us\n", (unsigned long long)(r.stats.total_us + rep.stats.all_in_us));
+  std::printf("  page server time:     %10llu us\n", (unsigned long long)rep.stats.all_in_us);
+  std::printf("  pages copied lazily:  %10llu\n", (unsigned long long)rep.stats.pages_copied);
+  std::printf("  faults served:        %10llu (%llu with a zero page)\n", (unsigned long long)rep.stats.faults,
+              (unsigned long long)rep.stats.zero_pages);
 }
 
 // The image file inside --image-path, written under a temporary name and renamed when
@@ -198,11 +221,14 @@ Result<int> run_restore(Globals& g, const RestoreFlags& f) {
     o.in_name = path;
     o.image_dir = f.image_path;
   }
+  o.lazy_pages = f.lazy_pages;
   if (f.id.empty()) {
     auto r = ckpt::restore(o);
     if (!r) return std::move(r).error();
     if (f.stats) print_restore_stats(r->stats);
     std::printf("%d\n", r->root_pid);
+    if (f.stats) print_lazy_stats(*r);
+    else if (r->lazy_report >= 0) ::close(r->lazy_report);
     return 0;
   }
   // A container: created from the bundle (namespaces, rootfs, cgroup) with the restore
@@ -243,7 +269,8 @@ Result<int> run_restore(Globals& g, const RestoreFlags& f) {
     return std::move(r).error();
   }
   if (inproc) inproc->finish(r->root_pid, image_inproc.is_object() ? image_inproc.value("answered", -1L) : -1);
-  if (f.stats) print_restore_stats(r->stats);
+  if (f.stats) print_restore_stats(r->stats), print_lazy_stats(*r);
+  else if (r->lazy_report >= 0) ::close(r->lazy_report);
   if (f.detach) return 0;
   int status = ENVRUN_TRY(runtime::wait_container(r->root_pid, created->console_master));
   ENVRUN_CHECK(metering::delete_metered(store, f.id, true));
@@ -277,7 +304,9 @@ void add_checkpoint(CLI::App& app, Globals& g) {
   r->add_flag("-d,--detach", rf.detach, "return once the container runs (default: wait for it, then delete it)");
   r->add_option("--image-path", rf.image_path, "directory of the image (file envrun.img)");
   r->add_option("--stream", rf.stream_fd, "read the image as one stream from this open fd");
-  r->add_flag("--stats", rf.stats, "print restore times and page counts");
+  r->add_flag("--stats", rf.stats, "print restore times and page counts (with --lazy-pages: waits until every page is in)");
+  r->add_flag("--lazy-pages", rf.lazy_pages, "run before the private anonymous memory is in: a page server process "
+                                             "answers faults first and copies the rest in the background");
   on_run(r, g, "restore", &rf.id, [&g]() -> Result<int> { return run_restore(g, rf); });
 }
 

@@ -64,6 +64,7 @@ void init(const std::string& file, bool json, bool debug) {
 
 bool debug_enabled() { return g_debug; }
 bool has_file() { return g_fd >= 0; }
+int file_fd() { return g_fd; }
 
 void write(Level level, const std::string& msg) {
   if (level == Level::Debug && !g_debug) return;

@@ -18,5 +18,8 @@ bool debug_enabled();
 std::string now_rfc3339();
 // True when a log file is configured (errors then also go there).
 bool has_file();
+// The log file's fd (-1 without one): a process forked off to outlive the command (the
+// lazy restore's page server) keeps it open to log there.
+int file_fd();
 
 }  // namespace envrun::log

@@ -64,6 +64,7 @@
       return o;
     }));
     sel.dataset.values = key;
+    sel.hidden = names.length === 0;
     if (names.includes(keep)) sel.value = keep;
     else sel.value = PREFERRED.find((p) => names.includes(p)) || names[0] || '';
   }

@@ -69,12 +69,20 @@ class Console:
     def __init__(self, d, a):
         self.d, self.a = d, a
 
-    def wait(self, what, cond, timeout=None):
-        """Wait until cond() is truthy (exceptions of vanished elements count as not yet)."""
+    def wait(self, what, cond, timeout=None, error_ends=True):
+        """Wait until cond() is truthy (exceptions of vanished elements count as not yet);
+        an error in the page's error area ends the wait at once unless error_ends is False."""
         w = WebDriverWait(self.d, timeout or self.a.timeout, poll_frequency=0.2,
                           ignored_exceptions=(NoSuchElementException, StaleElementReferenceException))
+
+        def ready():
+            if cond():
+                return True
+            if error_ends and self.error_text():
+                raise Failed(f"while waiting for {what}, the error area shows: {self.error_text()}")
+            return False
         try:
-            return w.until(lambda _: cond())
+            return w.until(lambda _: ready())
         except TimeoutException:
             raise Failed(f"timed out after {timeout or self.a.timeout:.0f} s waiting for {what}; "
                          f"error area: [{self.error_text()}]; notice: [{self.text('notice')}]")
@@ -120,7 +128,7 @@ class Console:
 
     # ---- session
     def login(self, token, expect_ok=True):
-        self.wait("the login form", lambda: self.shown("login-form"))
+        self.wait("the login form", lambda: self.shown("login-form"), error_ends=False)
         self.fill(self.by_id("token-input"), token)
         self.by_id("login-btn").click()
         if expect_ok:
@@ -129,7 +137,8 @@ class Console:
 
     def logout(self):
         self.by_id("logout-btn").click()
-        self.wait("the login form after logout", lambda: self.shown("login-form") and not self.shown("main-view"))
+        self.wait("the login form after logout", lambda: self.shown("login-form") and not self.shown("main-view"),
+                  error_ends=False)
 
     def no_error(self, after):
         e = self.error_text()
@@ -175,14 +184,14 @@ def run(page):
 
     def open_page():
         d.get(a.url)
-        page.wait("the login form", lambda: page.shown("login-form"))
+        page.wait("the login form", lambda: page.shown("login-form"), error_ends=False)
         expect(not page.shown("main-view"), "the main view is shown before any login")
         expect(d.title == "envrun console", f"page title [{d.title}]")
     step("the agent serves the console page; it asks for a token", open_page, page)
 
     def wrong_token():
         page.login("not-a-valid-token-" + "x" * 20, expect_ok=False)
-        page.wait("an error for the wrong token", lambda: "401" in page.error_text())
+        page.wait("an error for the wrong token", lambda: "401" in page.error_text(), error_ends=False)
         expect(page.shown("login-form") and not page.shown("main-view"), "a wrong token reached the main view")
         expect(d.execute_script("return sessionStorage.getItem('envrun.token')") is None,
                "the refused token stays in sessionStorage")
@@ -190,7 +199,7 @@ def run(page):
 
     def admin_adds():
         page.login(a.admin_token)
-        page.wait("the error area cleared by the good login", lambda: not page.error_text())
+        page.wait("the error area cleared by the good login", lambda: not page.error_text(), error_ends=False)
         page.fill(page.by_id("add-bundle-name"), name)
         page.fill(page.by_id("add-bundle-source"), a.bundle_v1)
         page.by_id("add-bundle-btn").click()
@@ -226,7 +235,7 @@ def run(page):
     def op_refused_publish():
         page.fill(page.cell("bundle", name, "publish-source"), a.bundle_v2)
         page.click("bundle", name, "publish-btn")
-        page.wait("the 403 of an operator's publish", lambda: "403" in page.error_text())
+        page.wait("the 403 of an operator's publish", lambda: "403" in page.error_text(), error_ends=False)
         expect(page.cell_text("bundle", name, "bundle-version") == "1", "the refused publish changed the version")
         page.logout()
     step("an operator may not publish: the 403 is shown, nothing changes", op_refused_publish, page)

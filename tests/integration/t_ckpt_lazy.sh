@@ -1,0 +1,137 @@
+#!/usr/bin/env bash
+# Lazy restore (restore --lazy-pages): the private anonymous memory of the restored tree is
+# not written before it runs; a page server process answers its faults and copies the rest in
+# the background, then ends. Judged by the checkpoint programs (tests/ckpt/*.c: PASS only when
+# every page holds what it held). Then: a damaged page payload kills the tree (never zero pages
+# in its place), a page server that skips pages is caught by the programs (mutation check), a
+# host tree whose shell forks children while its pages come in, and an incremental chain.
+source "$(dirname "$0")/lib.sh"
+BUILD=$(cd "$(dirname "$ENVRUN")/.." && pwd)
+PROGS=$BUILD/tests/ckpt
+[[ -x $PROGS/ckpt_counter_static ]] || { fail "build products missing: $PROGS/ckpt_*_static"; exit 1; }
+
+ckpt_bundle() {  # ckpt_bundle NAME [ARGS...]
+  local name=$1; shift
+  local args="'/ckpt_$name'"
+  for a in "$@"; do args+=", '$a'"; done
+  make_bundle "$name" "args($args)" 'c["process"]["capabilities"] = {k: ["CAP_KILL"] for k in ("bounding", "effective", "permitted")}'
+  cp "$PROGS/ckpt_${name}_static" "$B/rootfs/ckpt_$name"
+}
+stat_of() { grep -E "^  $1: " <<<"$RESTORED" | grep -oE '[0-9]+' | head -1; }
+# gone, or a zombie its new parent (a subreaper, or init) has not reaped yet
+server_gone() { [[ -n $1 ]] && { ! kill -0 "$1" 2>/dev/null || [[ $(awk '{print $3}' "/proc/$1/stat" 2>/dev/null) == Z ]]; }; }
+
+# start NAME ID [ARGS...]: run, READY, checkpoint (the container killed) to $T/ID.img
+start() {
+  local name=$1 id=$2; shift 2
+  ckpt_bundle "$name" "$@"
+  er run -d -b "$B" "$id" >"$T/$id.out" 2>&1 </dev/null || { fail "$name: run" "$(cat "$T/$id.out")"; return 1; }
+  wait_for 20 grep -q READY "$T/$id.out" || { fail "$name: READY" "$(cat "$T/$id.out")"; return 1; }
+  sleep 0.3
+  capture er checkpoint --image-path "$T/$id.img" "$id"
+  assert_eq "$name: checkpoint exits 0" 0 "$RC" || { last_cmd_details; er delete -f "$id" >/dev/null 2>&1; return 1; }
+}
+# verdict NAME ID WANT: SIGTERM the container, its last verdict line must match WANT
+verdict() {
+  er kill "$2" TERM
+  wait_for 30 grep -qE '^(PASS|FAIL)' "$T/$2.out"
+  assert_line_match "$1: $3" "$(cat "$T/$2.out")" "$3" || cat "$T/$2.out"
+  er delete -f "$2" >/dev/null 2>&1
+}
+
+section "programs restored with --lazy-pages (--stats: waits until every page is in)"
+for p in counter threads forktree "bigmem 256"; do
+  set -- $p
+  name=$1 id=lz-$1
+  start "$name" "$id" "${@:2}" || continue
+  capture er restore -d --lazy-pages --stats --image-path "$T/$id.img" -b "$B" "$id"
+  assert_eq "$name: restore --lazy-pages exits 0" 0 "$RC" || { last_cmd_details; continue; }
+  RESTORED=$OUT
+  lazy=$(stat_of "pages left lazy") srv=$(stat_of "page server pid") copied=$(stat_of "pages copied lazily")
+  check "$name: pages were left to the page server (${lazy:-none})" test "${lazy:-0}" -gt 0
+  check "$name: it copied them all in (${copied:-?} of ${lazy:-?}, faults included)" test "${copied:-0}" -ge "${lazy:-1}"
+  assert_contains "$name: --stats says when every page was in" "$RESTORED" "time until all in:"
+  check "$name: the page server is gone once every page is in" wait_for 10 server_gone "$srv"
+  [[ $name == bigmem ]] && check "bigmem: 256 MiB were lazy (${lazy:-0} pages)" test "${lazy:-0}" -ge 65536
+  sleep 0.3
+  verdict "$name" "$id" "^PASS $name\$"
+done
+
+section "without --stats the restore returns at once; the server ends on its own"
+start bigmem lz-bg 128 || true
+capture er --debug --log "$T/bg.log" restore -d --lazy-pages --image-path "$T/lz-bg.img" -b "$B" lz-bg
+assert_eq "restore --lazy-pages -d exits 0" 0 "$RC" || last_cmd_details
+assert_line_match "the log names what was left to the page server" "$(cat "$T/bg.log")" 'lazy pages: [0-9]+ pages .* left to the page server'
+wait_for 30 grep -q 'lazy pages: every page in' "$T/bg.log"
+assert_contains "the page server logs to the restore's log when it is done" "$(cat "$T/bg.log")" "lazy pages: every page in"
+check "no page server of this test is left" wait_for 10 test -z "$(pgrep -x envrun-lazy -a | grep -F "$STATE")"
+verdict bigmem lz-bg "^PASS bigmem\$"
+
+section "a damaged page payload: the tree is killed, not run with zero pages"
+start bigmem lz-bad 64 || true
+img=$T/lz-bad.img/envrun.img
+size=$(stat -c %s "$img")
+off=$((size / 2))
+byte=$(od -An -tu1 -j $off -N1 "$img" | tr -d ' ')
+printf "\\$(printf %o $((byte ^ 255)))" | dd of="$img" bs=1 seek=$off conv=notrunc status=none
+capture er --log "$T/bad.log" restore -d --lazy-pages --stats --image-path "$T/lz-bad.img" -b "$B" lz-bad
+RESTORED=$OUT
+assert_eq "the restore itself succeeds (the payload is the page server's to read)" 0 "$RC" || last_cmd_details
+assert_contains "--stats reports the page server's failure" "$OUT" "lazy pages failed:"
+assert_contains "... a checksum mismatch" "$OUT" "checksum mismatch"
+assert_line_match "the log says the tree was killed" "$(cat "$T/bad.log")" 'killing the restored tree'
+check "the container's program is gone" wait_for 10 test -z "$(pgrep -f '^/ckpt_bigmem 64')"
+assert_eq "it never got to a verdict (no PASS, no FAIL)" "" "$(grep -E '^(PASS|FAIL)' "$T/lz-bad.out")"
+check "the page server is gone" wait_for 10 server_gone "$(stat_of "page server pid")"
+er delete -f lz-bad >/dev/null 2>&1
+
+section "mutation check: a page server that skips pages is caught by the programs"
+for p in "bigmem 64" counter; do
+  set -- $p
+  name=$1 id=lz-mut-$1
+  start "$name" "$id" "${@:2}" || continue
+  ENVRUN_LAZY_TEST_SKIP=3 capture er restore -d --lazy-pages --stats --image-path "$T/$id.img" -b "$B" "$id"
+  assert_eq "$name: restore with the skipping server exits 0" 0 "$RC" || { last_cmd_details; continue; }
+  sleep 0.3
+  verdict "$name" "$id" "^FAIL $name"
+done
+
+section "a host tree that forks while its pages come in (userfaultfd fork events)"
+cat >"$T/forker.sh" <<'SH'
+big=$(head -c 8000000 /dev/zero | tr '\0' 'x')   # 8 MB of heap the children inherit
+n=0
+trap 'echo "PASS forker ${#big} $n"; exit 0' TERM
+echo READY
+while :; do v=$(echo "${big:n%7000000:5}"); [[ $v == xxxxx ]] || { echo "FAIL forker $n"; exit 1; }; n=$((n + 1)); done
+SH
+setsid bash "$T/forker.sh" >"$T/forker.out" 2>&1 </dev/null &
+FPID=$!
+PIDS_TO_KILL+=("$FPID")
+wait_for 10 grep -q READY "$T/forker.out"
+capture er checkpoint --pid "$FPID" --image-path "$T/forker.img"
+assert_eq "forker: checkpoint --pid exits 0" 0 "$RC" || last_cmd_details
+wait "$FPID" 2>/dev/null
+capture er restore --lazy-pages --stats --image-path "$T/forker.img"
+RESTORED=$OUT
+assert_eq "forker: restore --lazy-pages exits 0" 0 "$RC" || last_cmd_details
+check "forker: its heap was lazy ($(stat_of "pages left lazy") pages)" test "$(stat_of "pages left lazy")" -gt 1000
+sleep 0.5
+kill -TERM "$FPID" 2>/dev/null
+wait_for 10 grep -qE '^(PASS|FAIL)' "$T/forker.out"
+assert_line_match "forker: its children (forked from lazily restored memory) saw the heap intact" "$(cat "$T/forker.out")" '^PASS forker 8000000 [1-9]'
+
+section "an incremental chain restored lazily (--parent-path)"
+ckpt_bundle counter
+er run -d -b "$B" lz-incr >"$T/lz-incr.out" 2>&1 </dev/null
+wait_for 20 grep -q READY "$T/lz-incr.out" || fail "incr: READY"
+capture er checkpoint --leave-running --track-mem --image-path "$T/incr1" lz-incr
+assert_eq "incr: checkpoint --track-mem exits 0" 0 "$RC" || last_cmd_details
+sleep 0.3
+capture er checkpoint --parent-path ../incr1 --image-path "$T/incr2" lz-incr
+assert_eq "incr: incremental checkpoint exits 0" 0 "$RC" || last_cmd_details
+capture er restore -d --lazy-pages --stats --image-path "$T/incr2" -b "$B" lz-incr
+RESTORED=$OUT
+assert_eq "incr: restore --lazy-pages of the chain exits 0" 0 "$RC" || last_cmd_details
+check "incr: pages were left to the page server" test "$(stat_of "pages left lazy")" -gt 1000
+sleep 0.3
+verdict counter lz-incr "^PASS counter\$"
