@@ -10,6 +10,7 @@
 
 #include "cli/cli.hpp"
 #include "cli/duration.hpp"
+#include "cli/migrate_hooks.hpp"
 #include "cli/migrate_report.hpp"
 #include "ha/migrate_source.hpp"
 #include "ha/psk.hpp"
@@ -33,15 +34,18 @@ struct MigrateFlags {
   bool no_precopy = false;
   uint32_t max_rounds = 8;
   std::string max_downtime = "100ms";
+  MigrateHooks hooks;  // --before-stop, --before-restore, --on-rollback
 };
 
 class CliSourceHost : public ha::SourceHost {
  public:
-  CliSourceHost(const Globals& g, const MigrateFlags& f, std::string bundle) : g_(g), f_(f), bundle_(std::move(bundle)) {}
+  CliSourceHost(const Globals& g, const MigrateFlags& f, std::string bundle, MigrateHooks& hooks)
+      : g_(g), f_(f), bundle_(std::move(bundle)), hooks_(hooks) {}
 
   // The stream goes to fd 3; --image-path names the round's directory here, which parent
   // paths are relative to; --stats to a pipe on fd 1 (a few hundred bytes: the pipe holds them).
   Result<void> start_checkpoint(int stream_fd, const ha::CheckpointSpec& spec) override {
+    if (!spec.leave_running) ENVRUN_CHECK(hooks_.run_before_stop());  // the final round stops the app
     auto argv = envrun({"checkpoint", f_.id, "--stream", "3", "--image-path", spec.image_dir, "--stats"});
     if (!spec.parent.empty()) argv.insert(argv.end(), {"--parent-path", spec.parent});
     if (spec.leave_running) argv.insert(argv.end(), {"--leave-running", "--track-mem"});
@@ -68,9 +72,12 @@ class CliSourceHost : public ha::SourceHost {
     return st && g_.store().status(*st) == runtime::Status::Running;
   }
   Result<void> restore_local(const std::string& image_dir) override {
+    auto undo = hooks_.run_on_rollback();  // the restore goes on without it (and may fail for it)
+    if (!undo) log::warn("migrate " + f_.id + ": " + undo.error().message);
     auto c = ENVRUN_TRY(ha::Child::spawn({envrun({"restore", f_.id, "-b", bundle_, "--image-path", image_dir, "-d"}), {}}));
     int status = ENVRUN_TRY(c.wait());
-    if (status != 0) return Error::make(ErrorKind::Generic, "restore: " + c.failure_text(status));
+    if (status != 0)
+      return Error::make(ErrorKind::Generic, "restore: " + c.failure_text(status) + (undo ? "" : " (after " + undo.error().message + ")"));
     return ok();
   }
 
@@ -87,6 +94,7 @@ class CliSourceHost : public ha::SourceHost {
   std::string bundle_;
   std::optional<ha::Child> child_;
   UniqueFd stats_r_;
+  MigrateHooks& hooks_;
 };
 
 Result<int> run_migrate(const Globals& g, const MigrateFlags& f) {
@@ -111,9 +119,16 @@ Result<int> run_migrate(const Globals& g, const MigrateFlags& f) {
   if (!::mkdtemp(tmpl.data())) return Error::sys("--work-dir " + f.work_dir);
   o.work_dir = tmpl;
   o.note = [](const std::string& s) { log::debug("migrate: " + s); };
-  CliSourceHost host(g, f, st.bundle);
-  auto r = ENVRUN_TRY(ha::migrate(o, host));
-  print_migrate_report({f.id, f.to, o.precopy.max_downtime_us}, r, f.json);
+  MigrateHooks hooks = f.hooks;
+  hooks.set_context(f.id, f.to);
+  o.before_restore = [&hooks]() { return hooks.run_before_restore(); };
+  CliSourceHost host(g, f, st.bundle, hooks);
+  auto r = ha::migrate(o, host);
+  if (!r && hooks.undo_due() && host.container_running())  // the app never stopped: undo the hooks
+    if (auto undo = hooks.run_on_rollback(); !undo)
+      return Error::make(ErrorKind::Generic, r.error().message + "; " + undo.error().message);
+  if (!r) return std::move(r).error();
+  print_migrate_report({f.id, f.to, o.precopy.max_downtime_us}, *r, f.json);
   return 0;
 }
 
@@ -133,6 +148,12 @@ void add_migrate(CLI::App& app, Globals& g) {
   m->add_option("--max-rounds", f.max_rounds, "pre-copy rounds at most before the final one")->capture_default_str();
   m->add_option("--max-downtime", f.max_downtime, "downtime budget: pre-copy ends once the predicted final round fits")
       ->capture_default_str();
+  m->add_option("--before-stop", f.hooks.before_stop, "shell command run here right before the app is stopped")
+      ->type_name("CMD");
+  m->add_option("--before-restore", f.hooks.before_restore, "shell command run here before the target restores")
+      ->type_name("CMD");
+  m->add_option("--on-rollback", f.hooks.on_rollback, "shell command run here when a migration that ran a hook fails")
+      ->type_name("CMD");
   on_run(m, g, "migrate", &f.id, [&g]() -> Result<int> { return run_migrate(g, f); });
 }
 

@@ -100,6 +100,7 @@ RoundRun run_round(Channel& ch, SourceHost& host, const MigrateOptions& o, uint3
 Result<void> restore_on_target(Channel& ch, const MigrateOptions& o, HashCache& cache, MigrateReport& rep) {
   auto m = ENVRUN_TRY(build_manifest(o.bundle_dir, cache));
   rep.final_sync = ENVRUN_TRY(send_bundle_round(ch, o.bundle_dir, m, true));
+  if (o.before_restore) ENVRUN_CHECK(o.before_restore());
   ENVRUN_CHECK(ch.send(FrameType::Restore, {}));
   for (;;) {  // Busy frames keep the wait alive while the agent restores
     auto msg = ENVRUN_TRY(ch.recv_next());

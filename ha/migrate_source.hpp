@@ -62,6 +62,9 @@ struct MigrateOptions {
   PrecopyOptions precopy;
   int timeout_ms = 30000;
   std::function<void(const std::string&)> note;  // progress (debug log)
+  // Run after the final image and bundle are on the target, before it is asked to
+  // restore (envrun migrate --before-restore); its error rolls the migration back.
+  std::function<Result<void>()> before_restore;
 };
 
 struct MigrateReport {
