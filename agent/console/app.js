@@ -374,6 +374,8 @@ function renderInstances(list) {
 function resetTables() {
   $('bundles-body').replaceChildren();
   $('instances-body').replaceChildren();
+  $('bundles-updated').textContent = '';
+  $('instances-updated').textContent = '';
   knownBundles = [];
   window.envrunChart.reset();
 }

@@ -5,7 +5,8 @@ Drives the page served by a real `envrun serve` (started by tests/integration/t_
 the way an administrator would: a wrong token is refused with a visible error; an admin adds
 a bundle; an operator starts an instance of it and sees it running, is refused publishing
 (403, shown), an admin publishes version 2, the operator upgrades the instance and sees
-version 2 on it, stops it and sees it stopped. Every wait is bounded; on a failure the page
+version 2 on it, stops it and sees it stopped; the operator's token revoked meanwhile sends
+the page back to its login form. Every wait is bounded; on a failure the page
 is saved (screenshot, HTML, browser console) into --shots and the script exits 1.
 
 usage: test_console.py --url https://127.0.0.1:PORT/ --admin-token T --op-token T
@@ -37,6 +38,7 @@ def parse_args():
     p.add_argument("--url", required=True)
     p.add_argument("--admin-token", required=True)
     p.add_argument("--op-token", required=True)
+    p.add_argument("--op-name", default="op", help="the operator token's name (revoked at the end)")
     p.add_argument("--bundle-name", default="app")
     p.add_argument("--bundle-v1", required=True)
     p.add_argument("--bundle-v2", required=True)
@@ -242,6 +244,7 @@ def run(page):
 
     def admin_publishes():
         page.login(a.admin_token)
+        page.wait(f"bundle {name} in the table", lambda: page.cell_text("bundle", name, "bundle-version") == "1")
         page.fill(page.cell("bundle", name, "publish-source"), a.bundle_v2)
         page.click("bundle", name, "publish-btn")
         page.wait(f"{name} current version 2", lambda: page.cell_text("bundle", name, "bundle-version") == "2")
@@ -254,6 +257,7 @@ def run(page):
 
     def op_upgrades():
         page.login(a.op_token)
+        page.wait(f"instance {iid} in the table", lambda: page.cell_text("instance", iid, "instance-version") == "1")
         page.wait(f"version 2 offered for {iid}", lambda: "2" in [
             o.get_attribute("value") for o in Select(page.cell("instance", iid, "upgrade-version")).options])
         Select(page.cell("instance", iid, "upgrade-version")).select_by_value("2")
@@ -286,6 +290,33 @@ def run(page):
             page.d.find_elements(By.CSS_SELECTOR, '#usage-chart [data-test="usage-empty"]')))
         expect(not page.text("usage-note").startswith("GET "), f"usage request failed: {page.text('usage-note')}")
     step("the usage chart is drawn for the bundle from /v1/usage", chart, page)
+
+    def revoked():
+        status = api_call(a, "DELETE", f"/v1/tokens/{a.op_name}", a.admin_token)
+        expect(status == 200, f"DELETE /v1/tokens/{a.op_name} with the admin token: {status}")
+        page.wait("the login form after the token's revocation (next refresh)",
+                  lambda: page.shown("login-form") and not page.shown("main-view"), timeout=15, error_ends=False)
+        expect("401" in page.error_text(), f"error area after the revocation: [{page.error_text()}]")
+        expect(d.execute_script("return sessionStorage.getItem('envrun.token')") is None,
+               "the revoked token stays in sessionStorage")
+    step("a token revoked during the session sends the page back to the login form (401 shown)", revoked, page)
+
+
+def api_call(a, method, path, token):
+    """One API request outside the browser (the agent's certificate is self-signed)."""
+    import ssl
+    import urllib.error
+    import urllib.request
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    req = urllib.request.Request(a.url.rstrip("/") + path, method=method,
+                                 headers={"Authorization": "Bearer " + token})
+    try:
+        with urllib.request.urlopen(req, context=ctx, timeout=a.timeout) as r:
+            return r.status
+    except urllib.error.HTTPError as e:
+        return e.code
 
 
 def main():

@@ -5,7 +5,8 @@
 # logs in with a wrong token (error shown), as an admin adds a bundle (the fixture rootfs with
 # a sleep loop), as an operator starts an instance and sees it running, is refused publishing
 # (403 shown), as an admin publishes version 2, as the operator upgrades the instance, sees
-# version 2, stops it and sees it stopped. Then the agent's own records are checked: the
+# version 2, stops it and sees it stopped; the operator's token revoked (by the admin, through
+# the API) sends the page back to its login form. Then the agent's own records are checked: the
 # container's state, the version dir it runs from, and the audit log's lines for those calls.
 # On a failure the page's screenshots are kept in /tmp/envrun-t_console-shots.PID.
 source "$(dirname "$0")/lib.sh"
@@ -109,4 +110,5 @@ audit "the operator's refused publish" op POST /v1/bundles/app/versions 403
 audit "the admin's publish" admin POST /v1/bundles/app/versions 201
 audit "the operator's upgrade" op POST /v1/instances/web1/upgrade 200
 audit "the operator's stop" op POST /v1/instances/web1/stop 200
+audit "the admin's revocation of op" admin DELETE /v1/tokens/op 200
 assert_not_contains "the audit log holds no token secret" "$(cat "$AROOT/api/audit.log" 2>&1)" "$OP_TOKEN"
