@@ -52,9 +52,10 @@ check "admin token" ea token create admin --role admin && ADMIN_TOKEN=$OUT
 check "operator token" ea token create op --role operator && OP_TOKEN=$OUT
 [[ -n ${ADMIN_TOKEN:-} && -n ${OP_TOKEN:-} ]] || exit 1
 
-in_ns "$ENVRUN" --root "$AROOT" serve --api-listen "127.0.0.1:$PORT" --tls-cert "$T/cert.pem" \
+nsenter --net="/run/netns/$NS" "$ENVRUN" --root "$AROOT" serve --api-listen "127.0.0.1:$PORT" --tls-cert "$T/cert.pem" \
   --tls-key "$T/key.pem" >"$T/serve.log" 2>&1 </dev/null &
-PIDS_TO_KILL+=($!)
+AGENT_PID=$!                        # nsenter execs envrun, which execs envrun-api: the agent
+PIDS_TO_KILL+=("$AGENT_PID")
 if ! wait_for 20 in_ns curl -sk -o /dev/null "$URL/"; then
   fail "envrun serve answers on $URL" "$(cat "$T/serve.log")"; exit 1
 fi
@@ -112,3 +113,9 @@ audit "the operator's upgrade" op POST /v1/instances/web1/upgrade 200
 audit "the operator's stop" op POST /v1/instances/web1/stop 200
 audit "the admin's revocation of op" admin DELETE /v1/tokens/op 200
 assert_not_contains "the audit log holds no token secret" "$(cat "$AROOT/api/audit.log" 2>&1)" "$OP_TOKEN"
+
+section "the agent stops on SIGTERM"
+agent_gone() { ! kill -0 "$AGENT_PID" 2>/dev/null; }
+kill -TERM "$AGENT_PID" 2>/dev/null
+if wait_for 15 agent_gone; then pass "envrun serve exits on SIGTERM"; else
+  fail "envrun serve exits on SIGTERM" "$(ps -o pid,stat,cmd -p "$AGENT_PID" 2>&1)"; fi
