@@ -154,7 +154,8 @@ Result<UpgradeResult> upgrade_instance(const std::string& agent_dir, const std::
   p.old_rootfs = st.rootfs;
   p.new_rootfs = bundle::rootfs_path(ENVRUN_TRY(bundle::load_spec(p.to.dir)), p.to.dir);
   p.image = agent_dir + "/upgrades/" + id + ".img";
-  p.log = ops.output_of(id, agent_dir + "/upgrades/" + id + ".log");
+  ENVRUN_CHECK(fs::mkdir_p(agent_dir + "/logs", 0700));
+  p.log = ops.output_of(id, agent_dir + "/logs/" + id + ".log");  // as the API runs instances
   say("upgrading " + id + " of bundle " + p.from.name + " from version " + std::to_string(p.from.version) + " to " +
       std::to_string(p.to.version) + " (mode " + upgrade_mode_name(mode) + ")");
   bool by_checkpoint = false;
