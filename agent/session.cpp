@@ -45,7 +45,7 @@ class Incoming {
       } else if (msg.type == FrameType::ImageBegin) {
         ENVRUN_CHECK(image(ENVRUN_TRY(msg.json())));
       } else if (msg.type == FrameType::Restore) {
-        ENVRUN_CHECK(restore());
+        ENVRUN_CHECK(restore(msg.bytes.empty() ? nlohmann::json::object() : ENVRUN_TRY(msg.json())));
         break;
       } else {
         return Error::make(ErrorKind::Generic, std::string("unexpected ") + ha::frame_type_name(msg.type) + " message");
@@ -122,6 +122,24 @@ class Incoming {
     return ch_.send_json(FrameType::Ok, {{"bytes", n}});
   }
 
+  // Whether `envrun restore` takes --lazy-pages (its help names it); asked once.
+  bool restore_has_lazy_pages() const {
+    static int known = -1;
+    if (known >= 0) return known == 1;
+    known = 0;
+    int p[2];
+    if (::pipe2(p, O_CLOEXEC) < 0) return false;
+    UniqueFd r(p[0]), w(p[1]);
+    auto c = ha::Child::spawn({{ha::self_exe(), "restore", "--help"}, {{w.get(), 1}}});
+    w.reset();
+    std::string out;
+    char buf[4096];
+    for (ssize_t n; c && (n = ::read(r.get(), buf, sizeof buf)) > 0;) out.append(buf, size_t(n));
+    if (c) (void)c->wait();
+    known = out.find("--lazy-pages") != std::string::npos ? 1 : 0;
+    return known == 1;
+  }
+
   std::vector<std::string> envrun(std::initializer_list<std::string> args) const {
     std::vector<std::string> argv{ha::self_exe(), "--root", cfg_.root.state()};
     argv.insert(argv.end(), cfg_.envrun_globals.begin(), cfg_.envrun_globals.end());
@@ -129,7 +147,10 @@ class Incoming {
     return argv;
   }
 
-  Result<void> restore() {
+  // Restore {"lazy_pages": true} (a pre-copied migration): `restore --lazy-pages` when this
+  // envrun has it: the app runs before its memory is in, a page server fills it from the
+  // local chain (it holds the image files open: images/ID may go once the restore ran).
+  Result<void> restore(const nlohmann::json& how) {
     if (!have_bundle_ || rounds_ == 0) return Error::make(ErrorKind::Generic, "restore before the bundle and the image arrived");
     std::string bundle = cfg_.root.bundle(id_), image = cfg_.root.image(id_);
     ENVRUN_CHECK(fs::remove_tree(bundle));  // a stale one of a container that is gone (begin checked)
@@ -141,7 +162,10 @@ class Incoming {
     uint64_t t0 = now_ms();
     restored_ = true;
     std::string last = image + "/r" + std::to_string(rounds_ - 1);  // its parents beside it
-    auto child = ENVRUN_TRY(ha::Child::spawn({envrun({"restore", id_, "-b", bundle, "--image-path", last, "-d"}), {}}));
+    auto argv = envrun({"restore", id_, "-b", bundle, "--image-path", last, "-d"});
+    bool lazy = how.is_object() && how.value("lazy_pages", false) && restore_has_lazy_pages();
+    if (lazy) argv.push_back("--lazy-pages");
+    auto child = ENVRUN_TRY(ha::Child::spawn({argv, {}}));
     bool peer_gone = false;
     auto tick = [&] {
       if (!peer_gone) peer_gone = !ch_.send(FrameType::Busy, {});
@@ -154,8 +178,9 @@ class Incoming {
     if (st.status(s) != runtime::Status::Running)
       return Error::make(ErrorKind::State, std::string("restored, but it is ") + runtime::status_name(st.status(s)));
     pid_ = s.pid;
-    log("restored as pid " + std::to_string(pid_) + " in " + std::to_string(now_ms() - t0) + " ms");
-    return ch_.send_json(FrameType::Running, {{"pid", pid_}, {"restore_ms", now_ms() - t0}});
+    log("restored as pid " + std::to_string(pid_) + " in " + std::to_string(now_ms() - t0) + " ms" +
+        (lazy ? " (lazy pages)" : ""));
+    return ch_.send_json(FrameType::Running, {{"pid", pid_}, {"restore_ms", now_ms() - t0}, {"lazy_pages", lazy}});
   }
 
   Result<void> await_commit() {

@@ -34,6 +34,7 @@ struct MigrateFlags {
   bool no_precopy = false;
   uint32_t max_rounds = 8;
   std::string max_downtime = "100ms";
+  bool no_lazy_pages = false;
   MigrateHooks hooks;  // --before-stop, --before-restore, --on-rollback
 };
 
@@ -110,6 +111,7 @@ Result<int> run_migrate(const Globals& g, const MigrateFlags& f) {
   o.precopy.enabled = !f.no_precopy;
   o.precopy.max_rounds = f.max_rounds;
   o.precopy.max_downtime_us = uint64_t(budget) * 1000;
+  o.lazy_pages = !f.no_lazy_pages;
   auto store = g.store();
   auto st = ENVRUN_TRY(store.load(f.id));
   if (store.status(st) != runtime::Status::Running)
@@ -148,6 +150,9 @@ void add_migrate(CLI::App& app, Globals& g) {
   m->add_option("--max-rounds", f.max_rounds, "pre-copy rounds at most before the final one")->capture_default_str();
   m->add_option("--max-downtime", f.max_downtime, "downtime budget: pre-copy ends once the predicted final round fits")
       ->capture_default_str();
+  m->add_flag("--no-lazy-pages", f.no_lazy_pages,
+              "after pre-copy, the target restores all memory before the app runs (default: the app runs at once "
+              "and a page server fills its memory from the rounds there, when the target's envrun has restore --lazy-pages)");
   m->add_option("--before-stop", f.hooks.before_stop, "shell command run here right before the app is stopped")
       ->type_name("CMD");
   m->add_option("--before-restore", f.hooks.before_restore, "shell command run here before the target restores")

@@ -41,7 +41,7 @@ void print_migrate_report(const MigrateReportHeader& h, const ha::MigrateReport&
   if (json) {
     nlohmann::json j = {{"id", h.id}, {"to", h.to}, {"target_pid", r.target_pid}, {"total_ms", ms(r.total_us)},
                         {"downtime_ms", ms(r.downtime_us)}, {"rounds", r.rounds}, {"round_log", rounds_json(r)},
-                        {"stop_rule", ha::stop_rule_name(r.stop)},
+                        {"stop_rule", ha::stop_rule_name(r.stop)}, {"lazy_pages", r.lazy_pages},
                         {"downtime_budget", {{"max_ms", ms(h.max_downtime_us)}, {"met", r.budget_met},
                                              {"predicted_ms", ms(r.predicted.downtime_us())},
                                              {"predicted", {{"fixed_ms", ms(r.predicted.fixed_us)},
@@ -57,7 +57,8 @@ void print_migrate_report(const MigrateReportHeader& h, const ha::MigrateReport&
   std::printf("migrated %s to %s (pid %lld there)\n", h.id.c_str(), h.to.c_str(), (long long)r.target_pid);
   std::printf("  total time:         %10.1f ms\n", ms(r.total_us));
   std::printf("  downtime:           %10.1f ms  %s\n", ms(r.downtime_us), budget_line(h, r).c_str());
-  std::printf("  memory rounds:      %10u  (pre-copy ended by: %s)\n", r.rounds, ha::stop_rule_name(r.stop));
+  std::printf("  memory rounds:      %10u  (pre-copy ended by: %s)%s\n", r.rounds, ha::stop_rule_name(r.stop),
+              r.lazy_pages ? "; restored with lazy pages there" : "");
   for (const auto& x : r.round_log)
     std::printf("    %-6s %2u %-5s %9llu pages %12llu image bytes %12llu on the wire %9.1f ms, app paused %7.1f ms\n",
                 x.live ? "round" : "final", x.round, x.kind.c_str(), (unsigned long long)x.pages,

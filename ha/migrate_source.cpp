@@ -101,7 +101,7 @@ Result<void> restore_on_target(Channel& ch, const MigrateOptions& o, HashCache& 
   auto m = ENVRUN_TRY(build_manifest(o.bundle_dir, cache));
   rep.final_sync = ENVRUN_TRY(send_bundle_round(ch, o.bundle_dir, m, true));
   if (o.before_restore) ENVRUN_CHECK(o.before_restore());
-  ENVRUN_CHECK(ch.send(FrameType::Restore, {}));
+  ENVRUN_CHECK(ch.send_json(FrameType::Restore, {{"lazy_pages", o.lazy_pages && !rep.round_log.empty() && rep.rounds_live()}}));
   for (;;) {  // Busy frames keep the wait alive while the agent restores
     auto msg = ENVRUN_TRY(ch.recv_next());
     if (msg.type == FrameType::Busy) continue;
@@ -109,6 +109,7 @@ Result<void> restore_on_target(Channel& ch, const MigrateOptions& o, HashCache& 
       return Error::make(ErrorKind::Generic, ch.peer() + ": expected a running message, got " + frame_type_name(msg.type));
     auto j = ENVRUN_TRY(msg.json());
     rep.target_pid = j.value("pid", int64_t(0));
+    rep.lazy_pages = j.value("lazy_pages", false);
     return ok();
   }
 }

@@ -60,6 +60,7 @@ struct MigrateOptions {
   std::vector<uint8_t> psk;
   std::string work_dir;  // the rollback copies: work_dir/rR/envrun.img (the directory exists)
   PrecopyOptions precopy;
+  bool lazy_pages = true;  // a pre-copied migration: the target restores with --lazy-pages when it can
   int timeout_ms = 30000;
   std::function<void(const std::string&)> note;  // progress (debug log)
   // Run after the final image and bundle are on the target, before it is asked to
@@ -78,6 +79,8 @@ struct MigrateReport {
   StopRule stop = StopRule::Disabled;         // what ended pre-copy
   Prediction predicted;                       // the final round's downtime, predicted at the stop
   bool budget_met = true;                     // downtime_us <= max_downtime_us
+  bool lazy_pages = false;                    // the target restored lazily (its memory filled after)
+  bool rounds_live() const { return !round_log.empty() && round_log.front().live; }
   int64_t target_pid = 0;
 };
 
