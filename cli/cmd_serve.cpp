@@ -5,6 +5,7 @@
 #include "agent/server.hpp"
 #include "cli/cli.hpp"
 #include "cli/duration.hpp"
+#include "cli/remote_helper.hpp"
 #include "cli/size_arg.hpp"
 #include "ha/psk.hpp"
 #include "kernel/log.hpp"
@@ -20,6 +21,7 @@ struct ServeFlags {
   std::string psk_file;
   std::string max_bundle = "8G", max_image = "64G", max_frame = "1M";
   std::string timeout = "30s";
+  ApiFlags api;  // the management API (cli/remote_helper.hpp)
 };
 
 std::vector<std::string> child_globals(const Globals& g) {
@@ -36,6 +38,9 @@ Result<uint64_t> size_flag(const std::string& name, const std::string& v) {
 }
 
 Result<int> run_serve(const Globals& g, const ServeFlags& f, bool root_given) {
+  std::string dir = root_given ? g.root : kDefaultAgentRoot;
+  if (f.listen.empty() || f.api.list_routes) return exec_api_serve(g, f.api, dir);  // the API alone
+  auto api = ENVRUN_TRY(start_api_serve(g, f.api, dir));
   agent::ServeOptions o;
   o.listen = ENVRUN_TRY(ha::parse_endpoint(f.listen));
   auto& c = o.cfg;
@@ -66,8 +71,9 @@ void add_serve(CLI::App& app, Globals& g) {
   static ServeFlags f;
   auto* root_opt = app.get_option("--root");
   auto* s = app.add_subcommand("serve", "the agent that receives migrations (foreground; SIGTERM stops it)");
-  s->add_option("--listen", f.listen, "ADDR:PORT to listen on (numeric address)")->required();
-  s->add_option("--psk-file", f.psk_file, "pre-shared key file (>= 32 random bytes, mode 600)")->required();
+  s->add_option("--listen", f.listen, "ADDR:PORT to receive migrations on (numeric address; none: the API alone)");
+  s->add_option("--psk-file", f.psk_file, "pre-shared key file for --listen (>= 32 random bytes, mode 600)");
+  add_api_flags(s, f.api);
   s->add_option("--max-bundle-bytes", f.max_bundle, "largest bundle accepted")->capture_default_str();
   s->add_option("--max-image-bytes", f.max_image, "largest checkpoint image accepted")->capture_default_str();
   s->add_option("--max-frame", f.max_frame, "largest frame payload accepted")->capture_default_str();

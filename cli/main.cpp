@@ -6,6 +6,7 @@
 #include <cstdlib>
 
 #include "cli/cli.hpp"
+#include "cli/remote_helper.hpp"
 #include "kernel/log.hpp"
 
 using namespace envrun;
@@ -31,6 +32,8 @@ void on_run(CLI::App* sub, Globals& g, const std::string& op, const std::string*
 }  // namespace envrun::cli
 
 int main(int argc, char** argv) {
+  // envrun --host URL --token-file F CMD ...: through an agent's API (envrun-serve(8)).
+  if (cli::wants_remote(argc, argv)) return cli::exec_remote(argc, argv);
   cli::Globals g;
   // Like runc: an ordinary user keeps state under $XDG_RUNTIME_DIR (isolation intercept
   // needs no root), else under /tmp/envrun-<uid>.
@@ -62,6 +65,7 @@ int main(int argc, char** argv) {
   cli::add_pause_resume(app, g);
   cli::add_checkpoint(app, g);
   cli::add_serve(app, g);
+  cli::add_token(app, g);
   cli::add_migrate(app, g);
   cli::add_library(app, g);
   cli::add_spec(app, g);

@@ -7,10 +7,11 @@ set -euo pipefail
 BUILD_PKGS=(build-essential cmake pkg-config git
   libseccomp-dev libcap-dev libyaml-cpp-dev libcurl4-openssl-dev catch2
   libarchive-dev libssl-dev libzstd-dev libsqlite3-dev nlohmann-json3-dev
-  libcli11-dev)
+  libcli11-dev libcpp-httplib-dev)   # libcpp-httplib-dev: envrun-api, the management API
 TEST_PKGS=(busybox-static iproute2 procps python3 util-linux curl sqlite3 dash tar
   docker-registry skopeo zstd   # t_pull: a real registry on loopback, pushed to by skopeo
   redis-server redis-tools      # t_ckpt_servers: a real server checkpointed and restored
+  python3-yaml                 # t_api_openapi: doc/openapi.yaml parsed
   chromium chromium-driver python3-selenium openssl)   # t_console: the web console in headless Chromium
 EXTRA_PKGS=(runc podman fakechroot proot umoci)   # real clients / anchors for tests and benchmarks
 

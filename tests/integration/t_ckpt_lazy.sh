@@ -94,9 +94,10 @@ for p in "bigmem 64" counter; do
   assert_eq "$name: restore with the skipping server exits 0" 0 "$RC" || { last_cmd_details; continue; }
   sleep 0.3
   er kill "$id" TERM
-  wait_for 30 grep -qE "^(PASS|FAIL) $name|Fatal|error" "$T/$id.out"
-  assert_not_contains "$name: the program does not find its state intact" "$(cat "$T/$id.out")" "PASS $name"
-  assert_line_match "$name: ... it says what differs (or glibc finds its heap broken)" "$(cat "$T/$id.out")" "^FAIL $name|^Fatal glibc error"
+  # the program says what differs, glibc finds its heap broken, it crashes or it hangs: never PASS
+  wait_for 15 grep -qE "^(PASS|FAIL) $name|Fatal" "$T/$id.out"
+  assert_not_contains "$name: the check that passes with a correct server fails" "$(cat "$T/$id.out")" "PASS $name"
+  echo "     ($name with the skipping server: $(grep -vx READY "$T/$id.out" | head -1 | cut -c1-100), status $(status "$id"))"
   er delete -f "$id" >/dev/null 2>&1
 done
 

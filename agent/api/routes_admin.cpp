@@ -1,0 +1,110 @@
+// /v1/tokens (admin), /v1/audit (admin), /v1/usage (billing, read-only, operator, admin).
+#include <ctime>
+
+#include "agent/api/api.hpp"
+#include "billing/ledger.hpp"
+#include "billing/metrics.hpp"
+#include "kernel/fs.hpp"
+
+namespace envrun::agent::api {
+
+namespace {
+
+// "2026-11-26T00:00:00Z" or milliseconds since the epoch.
+Result<int64_t> time_param(const std::string& name, const std::string& v, int64_t dflt) {
+  if (v.empty()) return dflt;
+  if (v.find_first_not_of("0123456789") == std::string::npos && v.size() < 19) return std::stoll(v);
+  struct tm tm{};
+  const char* rest = ::strptime(v.c_str(), "%Y-%m-%dT%H:%M:%S", &tm);
+  if (!rest || (std::string(rest) != "Z" && std::string(rest) != "+00:00"))
+    return Error::make(ErrorKind::Usage, "query: " + name + " \"" + v + "\": want YYYY-MM-DDTHH:MM:SSZ or epoch milliseconds");
+  return int64_t(::timegm(&tm)) * 1000;
+}
+
+Reply usage(const ApiContext& ctx, Call& c) {
+  auto from = time_param("from", c.query_value("from"), 0);
+  if (!from) return error_reply(from.error());
+  auto to = time_param("to", c.query_value("to"), int64_t(std::time(nullptr)) * 1000 + 1000);
+  if (!to) return error_reply(to.error());
+  if (*to <= *from) return error_reply(400, "query: \"to\" must be after \"from\"");
+  std::string want = c.query_value("bundle");
+  if (!want.empty())
+    if (auto v = check_id("query: bundle", want); !v) return error_reply(v.error());
+  json out{{"from_ms", *from}, {"to_ms", *to}, {"bundles", json::array()}};
+  if (!fs::exists(ctx.opt.ledger)) return json_reply(out);
+  auto ledger = billing::Ledger::open(ctx.opt.ledger);
+  if (!ledger) return error_reply(500, "ledger " + ctx.opt.ledger + ": " + ledger.error().message);
+  auto rows = ledger->window_usage(*from, *to);
+  if (!rows) return error_reply(500, "ledger " + ctx.opt.ledger + ": " + rows.error().message);
+  std::map<std::string, json> per;
+  for (const auto& u : *rows) {
+    const auto& b = u.instance.bundle;
+    if ((!want.empty() && b != want) || !sees_bundle(c.token.bundles, b)) continue;
+    auto& e = per[b];
+    if (e.is_null()) e = {{"bundle", b}, {"instances", json::array()}, {"metrics", json::object()}};
+    e["instances"].push_back(u.instance.instance);
+    for (const auto& m : u.metrics) {
+      const auto& inf = billing::info(m.metric);
+      std::string name(inf.name);
+      double prev = e["metrics"].contains(name) ? e["metrics"][name]["quantity"].get<double>() : 0.0;
+      double q = inf.aggregation == billing::Aggregation::Sum ? prev + m.quantity : std::max(prev, m.quantity);
+      e["metrics"][name] = {{"quantity", q}, {"unit", std::string(inf.unit)}};
+    }
+  }
+  for (auto& [b, e] : per) out["bundles"].push_back(std::move(e));
+  return json_reply(out);
+}
+
+Reply create_token(ApiContext& ctx, Call& c) {
+  NewToken t;
+  auto name = string_field(c.body_json, "name", true);
+  if (!name) return error_reply(name.error());
+  t.name = *name;
+  auto role = string_field(c.body_json, "role", true);
+  if (!role) return error_reply(role.error());
+  auto r = parse_role(*role);
+  if (!r) return error_reply(400, "body: field \"role\": want admin, operator, read-only or billing");
+  t.role = *r;
+  auto bundles = strings_field(c.body_json, "bundles");
+  if (!bundles) return error_reply(bundles.error());
+  t.bundles = *bundles;
+  auto exp = string_field(c.body_json, "expires", false);
+  if (!exp) return error_reply(exp.error());
+  if (!exp->empty() && (t.ttl_s = parse_ttl(*exp)) <= 0)
+    return error_reply(400, "body: field \"expires\": want a duration like 24h, 30m, 7d");
+  auto secret = ctx.tokens.create(t);
+  if (!secret) return error_reply(secret.error());
+  return json_reply({{"name", t.name}, {"role", role_name(t.role)}, {"bundles", t.bundles}, {"token", *secret}},
+                    201, "created token " + t.name);
+}
+
+}  // namespace
+
+void add_admin_routes(Router& r, ApiContext& ctx) {
+  r.add({"GET", "/v1/usage", Need::Usage, false, nullptr, [&ctx](Call& c) { return usage(ctx, c); }});
+  r.add({"GET", "/v1/audit", Need::Admin, false, nullptr, [&ctx](Call& c) {
+           std::string l = c.query_value("limit", "100");
+           if (l.empty() || l.size() > 6 || l.find_first_not_of("0123456789") != std::string::npos)
+             return error_reply(400, "query: limit \"" + l + "\": want 1..999999");
+           auto lines = ctx.audit->tail(size_t(std::stoul(l)));
+           if (!lines) return error_reply(lines.error());
+           json arr = json::array();
+           for (const auto& s : *lines) arr.push_back(json::parse(s, nullptr, false));
+           return json_reply(arr);
+         }});
+  r.add({"GET", "/v1/tokens", Need::Admin, false, nullptr, [&ctx](Call&) {
+           auto all = ctx.tokens.list();
+           if (!all) return error_reply(all.error());
+           json arr = json::array();
+           for (const auto& t : *all) arr.push_back(json::parse(token_to_json_text(t)));
+           return json_reply(arr);
+         }});
+  r.add({"POST", "/v1/tokens", Need::Admin, true, nullptr, [&ctx](Call& c) { return create_token(ctx, c); }});
+  r.add({"DELETE", "/v1/tokens/{name}", Need::Admin, false, nullptr, [&ctx](Call& c) {
+           auto v = ctx.tokens.revoke(c.params[0]);
+           if (!v) return error_reply(v.error());
+           return json_reply({{"name", c.params[0]}, {"revoked", true}}, 200, "revoked token " + c.params[0]);
+         }});
+}
+
+}  // namespace envrun::agent::api
