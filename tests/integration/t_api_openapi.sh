@@ -9,11 +9,12 @@ SPEC=$SRC_DIR/doc/openapi.yaml
 MAN=$SRC_DIR/man/envrun-serve.8
 
 capture timeout 10 "$ENVRUN" --root "$T/agent" serve --list-routes
-check "serve --list-routes" test "$RC" -eq 0
 ROUTES=$(sort <<<"$OUT")
+assert_eq "serve --list-routes exits 0" 0 "$RC"
 assert_match "the server has routes" "$(wc -l <<<"$ROUTES")" '^[1-9][0-9]+$'
+assert_line_match "GET /v1/instances/{id} is one" "$ROUTES" '^GET /v1/instances/\{id\}$'
 
-capture python3 - "$SPEC" <<'PY'
+cat >"$T/spec_routes.py" <<'PY'
 import sys, yaml
 d = yaml.safe_load(open(sys.argv[1]))
 assert str(d["openapi"]).startswith("3."), "not OpenAPI 3"
@@ -29,8 +30,9 @@ for path, item in d["paths"].items():
         if not any(c.startswith("2") for c in codes):
             print("MISSING-2XX", method.upper(), path)
 PY
-check "openapi.yaml parses" test "$RC" -eq 0
+capture python3 "$T/spec_routes.py" "$SPEC"
 DOC=$(grep -v '^MISSING' <<<"$OUT" | sort)
+assert_eq "openapi.yaml parses" 0 "$RC"
 assert_eq "openapi.yaml lists exactly the server's routes" "$ROUTES" "$DOC"
 assert_eq "every operation documents 401 and a 2xx" "" "$(grep '^MISSING' <<<"$OUT")"
 if [[ $ROUTES != "$DOC" ]]; then
