@@ -31,7 +31,7 @@ PY
 }
 
 section "library: add, change, versions"
-make_bundle loop "script('while true; do sleep 0.2; done # v1')" 'c["process"]["env"].append("APP_VERSION=1")'
+make_bundle loop "script('trap \"exit 0\" TERM; while true; do sleep 0.2; done # v1')" 'c["process"]["env"].append("APP_VERSION=1")'
 capture lib add loop "$B"
 assert_eq "library add exits 0" 0 "$RC" || last_cmd_details
 assert_contains "... and makes version 1" "$OUT" "loop version 1: $(vdir loop 1)"
@@ -97,6 +97,7 @@ assert_eq "the refused upgrade left web alone" "$PID_BEFORE" "$(state_pid web)"
 capture up web --mode auto --format json
 assert_eq "upgrade --mode auto exits 0" 0 "$RC" || last_cmd_details
 assert_eq "... using a restart" restart "$(json_get 'd["mode"]' <<<"$OUT")"
+echo "     (restart upgrade of the loop: downtime $(json_get 'round(d["downtime_ms"])' <<<"$OUT") ms)"
 assert_contains "... and saying why" "$ERR" "restart instead of checkpoint"
 assert_eq "web runs version 4" "$(cd "$(vdir loop 4)" && pwd -P)" "$(bundle_of web)"
 expect_fail 5 "used by instance(s) web" lib remove loop
@@ -116,6 +117,7 @@ capture lib change counter config.json --from "$T/next.json"
 assert_eq "counter version 2 published" 0 "$RC" || last_cmd_details
 capture up cnt --mode auto --health-exec "true" --format json
 assert_eq "upgrade --mode auto exits 0" 0 "$RC" || last_cmd_details
+echo "     (checkpoint upgrade of the counter: downtime $(json_get 'round(d["downtime_ms"])' <<<"$OUT") ms)"
 assert_eq "... by checkpoint" checkpoint "$(json_get 'd["mode"]' <<<"$OUT")"
 assert_eq "... upgraded" true "$(json_get 'd["upgraded"]' <<<"$OUT")"
 assert_eq "cnt runs from version 2" "$(cd "$(vdir counter 2)" && pwd -P)" "$(bundle_of cnt)"
