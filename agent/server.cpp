@@ -51,6 +51,7 @@ Result<void> serve(const ServeOptions& o) {
   if (swept) log("removed " + std::to_string(swept) + " leftovers of interrupted migrations");
   auto lsock = ENVRUN_TRY(ha::listen_on(o.listen));
   log("listening on " + o.listen.text + " (root " + cfg.root.dir + ")");
+  if (o.drain) ENVRUN_CHECK(o.drain->start(stop.fd()));
   ::signal(SIGPIPE, SIG_IGN);
   for (;;) {
     pollfd p[2] = {{lsock.get(), POLLIN, 0}, {stop.fd(), POLLIN, 0}};
@@ -76,7 +77,9 @@ Result<void> serve(const ServeOptions& o) {
     auto r = serve_session(*ch, cfg);
     log(r ? *r : "failed: " + r.error().message);
   }
-  log("stopping (" + stop.pending() + ")");
+  std::string sig = stop.pending();
+  log("stopping (" + sig + ")");
+  if (o.drain) o.drain->stop(sig == "SIGTERM");
   return ok();
 }
 

@@ -2,6 +2,7 @@
 // (ha/handshake.hpp), then serve one migration (session.hpp). SIGTERM or SIGINT stop it:
 // a migration in progress is abandoned and cleaned up, then the agent exits.
 #pragma once
+#include "agent/drain.hpp"
 #include "agent/session.hpp"
 #include "ha/net.hpp"
 
@@ -10,6 +11,7 @@ namespace envrun::agent {
 struct ServeOptions {
   ha::Endpoint listen;
   AgentConfig cfg;
+  Drainer* drain = nullptr;  // event-driven migration (drain.hpp): started here, told at the stop
 };
 
 Result<void> serve(const ServeOptions& o);

@@ -7,6 +7,7 @@
 
 #include <array>
 #include <chrono>
+#include <optional>
 
 #include "ha/bundle_sync.hpp"
 #include "ha/content_store.hpp"
@@ -38,6 +39,7 @@ class Incoming {
 
   Result<std::string> run() {
     ENVRUN_CHECK(begin());
+    if (other_op_) return *other_op_;
     for (;;) {
       auto msg = ENVRUN_TRY(ch_.recv_next(cfg_.limits.max_manifest_bytes + 4096));
       if (msg.type == FrameType::Manifest) {
@@ -58,6 +60,7 @@ class Incoming {
   const std::string& id() const { return id_; }
 
  private:
+  std::optional<std::string> other_op_;  // the outcome of a Begin op other than migrate (serve_op)
   void log(const std::string& s) const {
     if (cfg_.log) cfg_.log((id_.empty() ? ch_.peer() : id_) + ": " + s);
   }
@@ -68,6 +71,10 @@ class Incoming {
                                                                 {"max_bundle_bytes", cfg_.limits.max_bundle_bytes},
                                                                 {"max_image_bytes", cfg_.limits.max_image_bytes}}}}));
     auto j = ENVRUN_TRY(ch_.recv_json(FrameType::Begin, 4096));
+    if (j.value("op", std::string()) != "migrate" && cfg_.serve_op) {
+      other_op_ = ENVRUN_TRY(cfg_.serve_op(ch_, j));
+      return ok();
+    }
     std::string id = j.value("id", std::string());
     ENVRUN_CHECK(runtime::StateStore::validate_id(id));
     if (j.value("op", std::string()) != "migrate") return Error::make(ErrorKind::Generic, "begin: unknown op");

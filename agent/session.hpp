@@ -29,6 +29,9 @@ struct AgentConfig {
   int restore_timeout_ms = 600000;     // the restore command
   std::vector<std::string> envrun_globals;  // passed to the restore/delete commands (--log ...)
   std::function<void(const std::string&)> log;  // one line per event
+  // Begin ops other than "migrate" ("drain": agent/drain.hpp): called after the Welcome
+  // with the channel and the Begin message; returns the line to log. Unset: refused.
+  std::function<Result<std::string>(ha::Channel&, const nlohmann::json&)> serve_op;
 };
 
 // Serves one migration; returns what happened ("c1: running as pid 123").

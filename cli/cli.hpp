@@ -58,6 +58,7 @@ void add_login(CLI::App& app, Globals& g);  // and logout
 void add_checkpoint(CLI::App& app, Globals& g);  // and restore
 void add_serve(CLI::App& app, Globals& g);
 void add_migrate(CLI::App& app, Globals& g);
+void add_drain(CLI::App& app, Globals& g);
 void add_token(CLI::App& app, Globals& g);  // management API tokens (cmd_token.cpp)
 void add_library(CLI::App& app, Globals& g);  // and upgrade (cmd_library.cpp)
 

@@ -22,6 +22,7 @@ struct ServeFlags {
   std::string max_bundle = "8G", max_image = "64G", max_frame = "1M";
   std::string timeout = "30s";
   ApiFlags api;  // the management API (cli/remote_helper.hpp)
+  std::string sigterm_timeout = "5m";
 };
 
 std::vector<std::string> child_globals(const Globals& g) {
@@ -61,6 +62,15 @@ Result<int> run_serve(const Globals& g, const ServeFlags& f, bool root_given) {
     std::fflush(stderr);
     if (log::has_file()) log::info("serve: " + s);
   };
+  // Event-driven migration (agent/drain.hpp): drain, policies, SIGTERM.
+  long stop_ms = parse_duration_ms(f.sigterm_timeout);
+  if (stop_ms <= 0) return Error::make(ErrorKind::Usage, "--sigterm-timeout \"" + f.sigterm_timeout + "\": want a duration like 5m");
+  agent::Drainer drainer({c.root, f.psk_file, c.envrun_globals, int(stop_ms), 1000, c.log, f.listen});
+  c.serve_op = [&drainer](ha::Channel& ch, const nlohmann::json& begin) -> Result<std::string> {
+    if (begin.value("op", std::string()) != "drain") return Error::make(ErrorKind::Generic, "begin: unknown op");
+    return drainer.serve(ch, begin);
+  };
+  o.drain = &drainer;
   ENVRUN_CHECK(agent::serve(o));
   return 0;
 }
@@ -78,6 +88,8 @@ void add_serve(CLI::App& app, Globals& g) {
   s->add_option("--max-image-bytes", f.max_image, "largest checkpoint image accepted")->capture_default_str();
   s->add_option("--max-frame", f.max_frame, "largest frame payload accepted")->capture_default_str();
   s->add_option("--timeout", f.timeout, "longest wait for the peer")->capture_default_str();
+  s->add_option("--sigterm-timeout", f.sigterm_timeout, "at SIGTERM, no new migration of a `sigterm` policy after this")
+      ->capture_default_str();
   s->footer("--root DIR (global) is the agent's directory (default /var/lib/envrun/agent); its containers'\n"
             "state is DIR/state: envrun --root DIR/state list.");
   on_run(s, g, "serve", nullptr, [&g, root_opt]() -> Result<int> { return run_serve(g, f, root_opt->count() > 0); });

@@ -68,6 +68,7 @@ int main(int argc, char** argv) {
   cli::add_token(app, g);
   cli::add_migrate(app, g);
   cli::add_library(app, g);
+  cli::add_drain(app, g);
   cli::add_spec(app, g);
   cli::add_features(app, g);
   cli::add_events(app, g);

@@ -38,6 +38,11 @@ enum class FrameType : uint8_t {
   Running = 15,    // agent -> client: {"pid": P, "restore_ms": T}
   Commit = 16,     // client -> agent: the source has let go; keep the container
   Committed = 17,  // agent -> client
+  // `envrun drain` (Begin {"op": "drain", "to": PEER?, "dry_run": bool}; agent/drain.hpp):
+  DrainPlan = 32,      // agent -> client: {"moves": [{"id", "to"}], "stays": [{"id", "reason"}]}
+  DrainProgress = 33,  // agent -> client: {"line": text}
+  DrainResult = 34,    // agent -> client: {"id", "to", "ok": bool, "message"}
+  DrainDone = 35,      // agent -> client: {"moved": N, "failed": N, "stayed": N, "dry_run": bool}
 };
 
 const char* frame_type_name(FrameType t);
