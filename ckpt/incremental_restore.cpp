@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 #include <set>
 
@@ -35,6 +36,18 @@ Result<std::pair<std::string, std::string>> parent_of(const nlohmann::json& inv,
   } catch (const std::exception& e) {
     return Error::make(ErrorKind::Config, name + ": inventory: parent: " + e.what());
   }
+}
+
+// The part of `sorted` (normalized: sorted, disjoint) inside `r`, found by binary search:
+// a parent's every pages section is looked up in what is needed, which for an app that
+// writes scattered pages is thousands of ranges (a full intersect per section, with its
+// sorting, made a chain's restore quadratic: 60 s for 256 MiB in five rounds).
+PageRanges overlap(const PageRanges& sorted, const PageRange& r) {
+  PageRanges out;
+  auto it = std::upper_bound(sorted.begin(), sorted.end(), r.start,
+                             [](uint64_t at, const PageRange& x) { return at < x.end; });
+  for (; it != sorted.end() && it->start < r.end; ++it) out.push_back({std::max(it->start, r.start), std::min(it->end, r.end)});
+  return out;
 }
 
 }  // namespace
@@ -87,7 +100,7 @@ Result<void> ParentChain::add_needed(const SectionHeader& h, ImageReader& in) {
 // own parent (the part of `needed` its parent-pages sections list).
 Result<std::map<uint64_t, PageRanges>> ParentChain::apply(Image& img, std::map<uint64_t, PageRanges>& needed,
                                                           const Plan& plan, uint64_t& pages, const DeferPages& defer) {
-  std::map<uint64_t, PageRanges> further;
+  std::map<uint64_t, PageRanges> further, found;
   if (::lseek(img.fd.get(), 0, SEEK_SET) < 0) return Error::sys("parent image: " + img.name + ": seek");
   auto in = ENVRUN_TRY(ImageReader::from_fd(img.fd.get(), img.name));
   std::vector<uint8_t> buf;
@@ -111,7 +124,7 @@ Result<std::map<uint64_t, PageRanges>> ParentChain::apply(Image& img, std::map<u
     uint64_t addr;
     std::memcpy(&addr, buf.data(), 8);
     PageRange held{addr, addr + (buf.size() - 8)};
-    auto hit = intersect({held}, want->second);
+    auto hit = overlap(want->second, held);
     if (hit.empty()) continue;
     size_t i = plan.index_of(pid_t(h->id));
     if (i == std::string::npos || !plan.procs[i].host_pid)
@@ -122,8 +135,10 @@ Result<std::map<uint64_t, PageRanges>> ParentChain::apply(Image& img, std::map<u
         ENVRUN_CHECK(infect::write_mem(plan.procs[i].host_pid, r.start, data));
       pages += r.bytes() / kPageBytes;
     }
-    want->second = subtract(want->second, hit);
+    auto& f = found[h->id];
+    f.insert(f.end(), hit.begin(), hit.end());  // each page is in one section of an image
   }
+  for (auto& [pid, hits] : found) needed[pid] = subtract(needed[pid], hits);
   for (auto& [pid, r] : further) r = intersect(r, needed[pid]);  // found here: not needed further up
   return further;
 }
