@@ -27,7 +27,9 @@ Result<int> exec_api_serve(const Globals& g, const ApiFlags& f, const std::strin
 class ApiChild {
  public:
   explicit ApiChild(std::optional<ha::Child> c) : child_(std::move(c)) {}
-  ApiChild(ApiChild&&) = default;
+  // The moved-from handle owns nothing (its destructor must signal no one).
+  ApiChild(ApiChild&& o) noexcept : child_(std::move(o.child_)) { o.child_.reset(); }
+  ApiChild& operator=(ApiChild&&) = delete;
   ~ApiChild();
 
  private:
