@@ -49,7 +49,10 @@ Result<UniqueFd> make_single(const OpenFile& f) {
       struct stat st {};
       if (::lstat(k.addr.c_str(), &st) == 0 && S_ISSOCK(st.st_mode)) ::unlink(k.addr.c_str());
     }
+    bool inet = k.family == AF_INET || k.family == AF_INET6;
+    if (inet) sock::set_freebind(s.get(), k.family, 1);  // the address may arrive after the restore
     if (::bind(s.get(), reinterpret_cast<sockaddr*>(&sa), len) < 0) return Error::sys("restore: " + name_of(f) + ": bind");
+    if (inet) sock::set_freebind(s.get(), k.family, 0);
   }
   if (k.listening && ::listen(s.get(), k.backlog > 0 ? k.backlog : SOMAXCONN) < 0)
     return Error::sys("restore: " + name_of(f) + ": listen");

@@ -42,4 +42,15 @@ void from_sockaddr(const sockaddr_storage& sa, socklen_t len, std::string& addr,
 bool to_sockaddr(int family, const std::string& addr, int port, sockaddr_storage& sa, socklen_t& len);
 std::string describe(int family, int type, const std::string& addr, int port);
 
+// IP_FREEBIND (IPV6_FREEBIND) on or off: a restored socket binds its address even when
+// the address is not (yet) on this host (a migration moves it after the restore); turned
+// off again once bound, as the app had it. A connection also needs IP_TRANSPARENT
+// (transparent: CAP_NET_ADMIN, as TCP_REPAIR) for its connect's route from that address.
+inline void set_freebind(int s, int family, int on, bool transparent = false) {
+  if (family == AF_INET) (void)::setsockopt(s, IPPROTO_IP, IP_FREEBIND, &on, sizeof on);
+  if (family == AF_INET6) (void)::setsockopt(s, IPPROTO_IPV6, IPV6_FREEBIND, &on, sizeof on);
+  if (transparent && family == AF_INET) (void)::setsockopt(s, IPPROTO_IP, IP_TRANSPARENT, &on, sizeof on);
+  if (transparent && family == AF_INET6) (void)::setsockopt(s, IPPROTO_IPV6, IPV6_TRANSPARENT, &on, sizeof on);
+}
+
 }  // namespace envrun::ckpt::sock

@@ -105,9 +105,11 @@ Result<int> restore(const SocketState& k, const std::vector<uint8_t>& send_queue
   sockaddr_storage sa{};
   socklen_t len = 0;
   if (!sock::to_sockaddr(k.family, k.addr, k.port, sa, len)) return Error::make(ErrorKind::Config, "image: " + what + ": bad address");
+  sock::set_freebind(fd, k.family, 1, true);  // the address may arrive after the restore
   if (::bind(fd, reinterpret_cast<sockaddr*>(&sa), len) < 0) return Error::sys(what + ": bind");
   if (!sock::to_sockaddr(k.family, k.peer_addr, k.peer_port, sa, len)) return Error::make(ErrorKind::Config, "image: " + what + ": bad peer");
   if (::connect(fd, reinterpret_cast<sockaddr*>(&sa), len) < 0) return Error::sys(what + ": connect in repair mode");
+  sock::set_freebind(fd, k.family, 0, true);
   std::vector<tcp_repair_opt> opts{{TCPOPT_MAXSEG, t.mss}};
   if (t.options & TCPI_OPT_WSCALE) opts.push_back({TCPOPT_WINDOW, t.snd_wscale | (t.rcv_wscale << 16)});
   if (t.options & TCPI_OPT_SACK) opts.push_back({TCPOPT_SACK_PERMITTED, 0});

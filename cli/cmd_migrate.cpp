@@ -73,12 +73,14 @@ class CliSourceHost : public ha::SourceHost {
     return st && g_.store().status(*st) == runtime::Status::Running;
   }
   Result<void> restore_local(const std::string& image_dir) override {
-    auto undo = hooks_.run_on_rollback();  // the restore goes on without it (and may fail for it)
-    if (!undo) log::warn("migrate " + f_.id + ": " + undo.error().message);
-    auto c = ENVRUN_TRY(ha::Child::spawn({envrun({"restore", f_.id, "-b", bundle_, "--image-path", image_dir, "-d"}), {}}));
-    int status = ENVRUN_TRY(c.wait());
-    if (status != 0)
-      return Error::make(ErrorKind::Generic, "restore: " + c.failure_text(status) + (undo ? "" : " (after " + undo.error().message + ")"));
+    // The app's sockets are restored first (they bind their addresses even when absent),
+    // then --on-rollback brings the addresses back: no peer's packet finds the address
+    // here without its socket (it would be answered with a reset).
+    auto c = ha::Child::spawn({envrun({"restore", f_.id, "-b", bundle_, "--image-path", image_dir, "-d"}), {}});
+    auto status = c ? c->wait() : Result<int>(std::move(c).error());
+    if (auto undo = hooks_.run_on_rollback(); !undo) log::warn("migrate " + f_.id + ": " + undo.error().message);
+    if (!status) return std::move(status).error();
+    if (*status != 0) return Error::make(ErrorKind::Generic, "restore: " + c->failure_text(*status));
     return ok();
   }
 

@@ -7,10 +7,11 @@
 //   --before-stop CMD     right before the final checkpoint freezes the app;
 //   --before-restore CMD  after the final image and bundle are on the target, before it
 //                         is asked to restore (a failure rolls the migration back);
-//   --on-rollback CMD     when the migration fails after one of the two above ran: before
-//                         the app is restored here, or, if it never stopped, before
-//                         migrate exits (it undoes them; its failure is reported, the
-//                         rollback goes on).
+//   --on-rollback CMD     when the migration fails after one of the two above ran: once
+//                         the app is restored here (its sockets bind their addresses even
+//                         while absent, so none is back before its socket), or, if it
+//                         never stopped, before migrate exits (it undoes them; its failure
+//                         is reported, the rollback stands).
 // Each runs as /bin/sh -c CMD with ENVRUN_MIGRATE_ID, ENVRUN_MIGRATE_TARGET (addr:port)
 // and ENVRUN_MIGRATE_HOOK (before-stop, before-restore, on-rollback) set, stdin and
 // stdout on /dev/null; its stderr ends up in the error message when it fails.

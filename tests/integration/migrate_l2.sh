@@ -11,7 +11,7 @@
 #                     dropped there, not answered with a reset: the connections are fenced
 #                     while they are dumped and after the dump closed them silently;
 #   --before-restore  adds it on B once the image is there (the restored sockets bind it);
-#   --on-rollback     puts it back on A (the app runs there again).
+#   --on-rollback     puts it back on A once the app is restored there (rollback).
 # After a migration, C's neighbour entry is flushed (C asks again: B answers).
 # AGENT_ENVRUN: another envrun binary for host B's agent (default: $ENVRUN).
 command -v nsenter >/dev/null || { fail "nsenter is not installed (util-linux)"; exit 1; }
