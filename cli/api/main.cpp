@@ -3,6 +3,9 @@
 // Debian 12, and envrun itself is linked statically. `envrun serve` execs or spawns
 // `envrun-api serve ...`; `envrun --host URL CMD ...` execs `envrun-api remote ...`.
 #include <sys/prctl.h>
+#include <unistd.h>
+
+#include <climits>
 
 #include <csignal>
 #include <cstdio>
@@ -77,10 +80,35 @@ int fail(const Error& e) {
   return cli::exit_code(e.kind);
 }
 
+// Any other command line is envrun's: code shared with envrun that re-executes
+// /proc/self/exe for an envrun command (agent/upgrade.cpp, ha/subprocess.hpp) lands here,
+// so hand it to the envrun installed next to this helper.
+int exec_envrun(char** argv) {
+  char self[PATH_MAX];
+  ssize_t n = ::readlink("/proc/self/exe", self, sizeof self - 1);
+  if (n <= 0) return fail(Error::sys("/proc/self/exe"));
+  std::string s(self, size_t(n));
+  std::string envrun = s.substr(0, s.find_last_of('/')) + "/envrun";
+  argv[0] = envrun.data();
+  ::execv(envrun.c_str(), argv);
+  return fail(Error::sys("exec " + envrun));
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   if (argc > 1 && std::string(argv[1]) == "remote") return cli::remote_main(argc - 1, argv + 1);
+  bool ours = false;
+  for (int i = 1; i < argc; ++i) {  // the first word that is no option (or --log's value) decides
+    std::string a = argv[i];
+    if (a == "--log" || a == "--log-format") ++i;
+    else if (a == "--help" || a == "-h") ours = true;
+    else if (a.empty() || a[0] != '-') {
+      ours = ours || a == "serve";
+      break;
+    }
+  }
+  if (!ours && argc > 1) return exec_envrun(argv);
   ServeArgs a;
   std::string log_file, log_format = "text";
   bool debug = false;
