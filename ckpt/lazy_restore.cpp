@@ -83,7 +83,9 @@ Result<LazyServerHandle> LazyRestore::start(UffdPages& uffd, pid_t root) {
   log::debug("restore: lazy pages: " + std::to_string(pages_) + " pages (" + std::to_string(parent_pages_) +
              " of parent images) left to the page server for " + std::to_string(s.targets.size()) + " processes");
   s.source = std::move(src_);
-  return start_lazy_server(std::move(s));
+  auto h = ENVRUN_TRY(start_lazy_server(std::move(s)));
+  log::debug("restore: lazy pages: page server pid " + std::to_string(h.pid));
+  return h;
 }
 
 }  // namespace envrun::ckpt

@@ -48,6 +48,7 @@ class LazyServer {
  public:
   explicit LazyServer(LazyServerSetup& s) : s_(s) {
     if (const char* e = std::getenv("ENVRUN_LAZY_TEST_SKIP")) skip_every_ = std::strtoull(e, nullptr, 10);
+    if (const char* e = std::getenv("ENVRUN_LAZY_TEST_DELAY_US")) delay_us_ = std::strtoull(e, nullptr, 10);
   }
   Result<LazyServerStats> run();
 
@@ -81,6 +82,7 @@ class LazyServer {
   std::deque<Owned> retry_;
   bool again_ = false;  // a copy was refused for the moment: read the events first
   uint64_t skip_every_ = 0;
+  uint64_t delay_us_ = 0;
 };
 
 Result<void> LazyServer::on_event(size_t i, const uffd_msg& m) {
@@ -164,6 +166,7 @@ Result<bool> LazyServer::copy(size_t i, uint64_t dst, const uint8_t* src, uint64
 
 Result<void> LazyServer::deliver(const PageChunk& c, bool background) {
   ++st_.chunks;
+  if (background && delay_us_) ::usleep(useconds_t(delay_us_));
   bool skip = background && skip_every_ && st_.chunks % skip_every_ == 0;
   for (size_t i = 0; i < s_.targets.size(); ++i) {
     if (!s_.targets[i].uffd) continue;

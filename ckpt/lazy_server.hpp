@@ -17,9 +17,10 @@
 // close. The watchdog (a second process holding the same userfaultfds) does the same
 // when the server itself dies before it is done.
 //
-// Test hook: ENVRUN_LAZY_TEST_SKIP=N in the server's environment drops every N-th
+// Test hooks, in the server's environment: ENVRUN_LAZY_TEST_SKIP=N drops every N-th
 // background chunk as if it were copied (the integration test proves that the
-// programs' own checks then fail).
+// programs' own checks then fail); ENVRUN_LAZY_TEST_DELAY_US=U waits U us before each
+// background chunk (time for the test to kill the server half-way).
 #pragma once
 #include <sys/types.h>
 

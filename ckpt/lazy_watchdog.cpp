@@ -11,8 +11,10 @@
 
 #include <algorithm>
 #include <cstring>
+#include <string>
 
 #include "kernel/fd.hpp"
+#include "kernel/log.hpp"
 
 namespace envrun::ckpt {
 
@@ -34,6 +36,8 @@ pid_t g_pid = 0;
     if (n < 0 && errno == EINTR) continue;
     if (n == 1 && byte == 'D') ::_exit(0);
     if (n <= 0) {  // the server is gone without being done
+      log::error("lazy pages: the page server died before every page was in: killing the restored tree (root pid " +
+                 std::to_string(root) + ")");
       kill_lazy_tree(root);
       ::_exit(1);
     }
@@ -62,6 +66,7 @@ Result<void> lazy_watchdog_start(const std::vector<int>& uffds, pid_t root) {
     // Only the userfaultfds and the socket stay.
     std::vector<int> keep = uffds;
     keep.push_back(sv[1]);
+    if (log::file_fd() >= 0) keep.push_back(log::file_fd());
     if (DIR* d = ::opendir("/proc/self/fd")) {
       std::vector<int> all;
       while (dirent* e = ::readdir(d)) all.push_back(std::atoi(e->d_name));

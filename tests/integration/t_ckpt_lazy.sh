@@ -140,3 +140,16 @@ assert_eq "incr: restore --lazy-pages of the chain exits 0" 0 "$RC" || last_cmd_
 check "incr: pages were left to the page server" test "$(stat_of "pages left lazy")" -gt 1000
 sleep 0.3
 verdict counter lz-incr "^PASS counter\$"
+
+section "the page server killed half-way: its watchdog kills the tree (no zero pages)"
+start bigmem lz-wd 64 || true
+ENVRUN_LAZY_TEST_DELAY_US=100000 capture er --debug --log "$T/wd.log" restore -d --lazy-pages --image-path "$T/lz-wd.img" -b "$B" lz-wd
+assert_eq "restore --lazy-pages (a slowed server) exits 0" 0 "$RC" || last_cmd_details
+SRV=$(grep -oE 'page server pid [0-9]+' "$T/wd.log" | grep -oE '[0-9]+$')
+check "the server runs (pid ${SRV:-?})" kill -0 "${SRV:-0}"
+kill -KILL "$SRV" 2>/dev/null
+check "the container's program is killed" wait_for 15 test -z "$(pgrep -f '^/ckpt_bigmem 64')"
+assert_line_match "the watchdog says why" "$(cat "$T/wd.log")" 'page server died before every page was in: killing the restored tree'
+assert_eq "the program never got to a verdict" "" "$(grep -E '^(PASS|FAIL)' "$T/lz-wd.out")"
+check "no watchdog is left" wait_for 10 test -z "$(pgrep -x envrun-lazy-wd -a | grep -F "$STATE")"
+er delete -f lz-wd >/dev/null 2>&1
