@@ -108,6 +108,11 @@ int remote_main(int argc, char** argv) {
   app.add_option("--host", r.host, "unix:///PATH or https://HOST:PORT")->required();
   app.add_option("--token-file", r.token_file, "file holding the API token")->required();
   app.add_option("--cacert", r.cacert, "CA certificate (PEM) that signed the agent's certificate");
+  std::string ignored;
+  bool ignored_flag = false;
+  app.add_option("--root,--log,--log-format", ignored, "accepted, unused: the agent has its own")
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
+  app.add_flag("--debug", ignored_flag, "accepted, unused");
   app.require_subcommand(1);
   auto* list = app.add_subcommand("list", "list instances");
   list->add_option("-f,--format", format, "table or json")->check(CLI::IsMember({"table", "json"}));
