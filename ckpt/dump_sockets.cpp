@@ -117,20 +117,25 @@ Result<uint32_t> unix_peer(pid_t pid, uint64_t ino) {
   return peer;
 }
 
-// A listening TCP socket's backlog (sk_max_ack_backlog, shown as idiag_wqueue); 0 unknown.
-int listen_backlog(pid_t pid, int family, uint64_t ino) {
+// A listening TCP socket's backlog (sk_max_ack_backlog, shown as idiag_wqueue; 0 unknown)
+// and the connections in its accept queue (idiag_rqueue).
+struct ListenQueue {
+  int backlog = 0;
+  uint32_t pending = 0;
+};
+ListenQueue listen_queue(pid_t pid, int family, uint64_t ino) {
+  ListenQueue q;
   auto nl = diag_socket_in(pid);
-  if (!nl) return 0;
+  if (!nl) return q;
   inet_diag_req_v2 req{};
   req.sdiag_family = uint8_t(family);
   req.sdiag_protocol = IPPROTO_TCP;
   req.idiag_states = 1u << 10;  // TCP_LISTEN
-  int backlog = 0;
   (void)diag(nl->get(), &req, sizeof req, true, [&](const nlmsghdr* h) {
     auto* m = static_cast<const inet_diag_msg*>(NLMSG_DATA(h));
-    if (m->idiag_inode == ino) backlog = int(m->idiag_wqueue);
+    if (m->idiag_inode == ino) q.backlog = int(m->idiag_wqueue), q.pending = m->idiag_rqueue;
   });
-  return backlog;
+  return q;
 }
 
 // Bytes queued for reading on a stream socket, left in place (MSG_PEEK).
@@ -178,7 +183,15 @@ Result<void> dump_socket(pid_t pid, const proc::FdInfo& fd, OpenFile& f, SocketD
       return ok();
     }
     if (k.type != SOCK_STREAM && k.type != SOCK_DGRAM) return Error::make(ErrorKind::System, what + ": this socket type cannot be checkpointed yet");
-    if (k.listening) k.backlog = listen_backlog(pid, k.family, k.ino);
+    if (!k.listening) return ok();
+    auto q = listen_queue(pid, k.family, k.ino);
+    k.backlog = q.backlog;
+    // Connections whose handshake is done but that the app has not accepted would be lost
+    // (their peers reset later): refused, as a retry soon finds them accepted.
+    if (k.type == SOCK_STREAM && q.pending > 0)
+      return Error::make(ErrorKind::System, what + ": listening, with " + std::to_string(q.pending) +
+                                                " connection(s) not accepted yet: the accept queue cannot be checkpointed "
+                                                "(try again once the app has accepted them)");
     return ok();
   }
   if (k.family == AF_UNIX) {

@@ -8,6 +8,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <cerrno>
+
 #include "ckpt/sockets.hpp"
 #include "kernel/fd.hpp"
 
@@ -41,10 +43,38 @@ Result<std::vector<uint8_t>> peek(int s, int queue, uint32_t len, uint32_t& seq,
   std::vector<uint8_t> out(len);
   if (len == 0) return out;
   ssize_t n = ::recv(s, out.data(), out.size(), MSG_PEEK | MSG_DONTWAIT);
-  if (n < 0) return Error::sys(what + ": read the " + (queue == TCP_SEND_QUEUE ? "send" : "receive") + " queue");
-  if (uint32_t(n) != len)
-    return Error::make(ErrorKind::System, what + ": " + std::to_string(n) + " of " + std::to_string(len) + " queued bytes readable");
+  if (n < 0 && errno != EAGAIN) return Error::sys(what + ": read the " + (queue == TCP_SEND_QUEUE ? "send" : "receive") + " queue");
+  out.resize(n > 0 ? size_t(n) : 0);  // fewer: acknowledged meanwhile (the caller reads again)
   return out;
+}
+
+// Windows, queue lengths and queues in one read. The tree is frozen but its kernel still
+// takes the peer's ACKs (the send queue shrinks, unsent bytes leave) and data (the receive
+// queue grows) unless the connection is fenced: a read counts only if the lengths, the
+// windows and the receive sequence number did not change during it (snapshot_held).
+Result<void> snapshot(int s, SocketState& k, std::vector<uint8_t>& send_queue, std::vector<uint8_t>& recv_queue,
+                      const std::string& what) {
+  auto& t = k.tcp;
+  auto w = ENVRUN_TRY(get<tcp_repair_window>(s, TCP_REPAIR_WINDOW, what, "TCP_REPAIR_WINDOW"));
+  t.snd_wl1 = w.snd_wl1, t.snd_wnd = w.snd_wnd, t.max_window = w.max_window, t.rcv_wnd = w.rcv_wnd, t.rcv_wup = w.rcv_wup;
+  t.inq_len = ENVRUN_TRY(queue_len(s, SIOCINQ, what));
+  t.outq_len = ENVRUN_TRY(queue_len(s, SIOCOUTQ, what));
+  t.unsent_len = ENVRUN_TRY(queue_len(s, SIOCOUTQNSD, what));
+  send_queue = ENVRUN_TRY(peek(s, TCP_SEND_QUEUE, t.outq_len, t.snd_seq, what));
+  recv_queue = ENVRUN_TRY(peek(s, TCP_RECV_QUEUE, t.inq_len, t.rcv_seq, what));
+  return ok();
+}
+
+Result<bool> snapshot_held(int s, const SocketState& k, const std::vector<uint8_t>& send_queue,
+                           const std::vector<uint8_t>& recv_queue, const std::string& what) {
+  const auto& t = k.tcp;
+  if (send_queue.size() != t.outq_len || recv_queue.size() != t.inq_len) return false;
+  auto w = ENVRUN_TRY(get<tcp_repair_window>(s, TCP_REPAIR_WINDOW, what, "TCP_REPAIR_WINDOW"));
+  uint32_t rcv_seq = ENVRUN_TRY(get<uint32_t>(s, TCP_QUEUE_SEQ, what, "TCP_QUEUE_SEQ"));  // the receive queue is selected
+  uint32_t inq = ENVRUN_TRY(queue_len(s, SIOCINQ, what)), outq = ENVRUN_TRY(queue_len(s, SIOCOUTQ, what));
+  uint32_t unsent = ENVRUN_TRY(queue_len(s, SIOCOUTQNSD, what));
+  return inq == t.inq_len && outq == t.outq_len && unsent == t.unsent_len && rcv_seq == t.rcv_seq &&
+         w.snd_wl1 == t.snd_wl1 && w.snd_wnd == t.snd_wnd && w.rcv_wnd == t.rcv_wnd && w.rcv_wup == t.rcv_wup;
 }
 
 Result<void> fill(int s, int queue, const uint8_t* data, size_t len, const std::string& what) {
@@ -74,14 +104,14 @@ Result<void> dump(int s, SocketState& k, std::vector<uint8_t>& send_queue, std::
   t.rcv_wscale = info.tcpi_rcv_wscale;
   t.mss = ENVRUN_TRY(get<uint32_t>(s, TCP_MAXSEG, what, "TCP_MAXSEG"));
   if (t.options & TCPI_OPT_TIMESTAMPS) t.timestamp = ENVRUN_TRY(get<uint32_t>(s, TCP_TIMESTAMP, what, "TCP_TIMESTAMP"));
-  auto w = ENVRUN_TRY(get<tcp_repair_window>(s, TCP_REPAIR_WINDOW, what, "TCP_REPAIR_WINDOW"));
-  t.snd_wl1 = w.snd_wl1, t.snd_wnd = w.snd_wnd, t.max_window = w.max_window, t.rcv_wnd = w.rcv_wnd, t.rcv_wup = w.rcv_wup;
-  t.inq_len = ENVRUN_TRY(queue_len(s, SIOCINQ, what));
-  t.outq_len = ENVRUN_TRY(queue_len(s, SIOCOUTQ, what));
-  t.unsent_len = ENVRUN_TRY(queue_len(s, SIOCOUTQNSD, what));
-  send_queue = ENVRUN_TRY(peek(s, TCP_SEND_QUEUE, t.outq_len, t.snd_seq, what));
-  recv_queue = ENVRUN_TRY(peek(s, TCP_RECV_QUEUE, t.inq_len, t.rcv_seq, what));
-  return ok();
+  for (int attempt = 0;; ++attempt) {
+    ENVRUN_CHECK(snapshot(s, k, send_queue, recv_queue, what));
+    if (ENVRUN_TRY(snapshot_held(s, k, send_queue, recv_queue, what))) return ok();
+    if (attempt == 50)
+      return Error::make(ErrorKind::System, what + ": its queues kept changing while the app was frozen (the peer is "
+                                                "still talking to it): fence the connection first (migrate --before-stop)");
+    ::usleep(2000);
+  }
 }
 
 void end_repair(int s) {

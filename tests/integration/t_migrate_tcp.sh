@@ -5,6 +5,8 @@
 # holds ONE connection to it and exchanges numbered messages continuously, up to 8 of them
 # unanswered (always some in flight or queued). Each answer names the server's host (the
 # interfaces of its network namespace) and pid.
+#   - a connection waiting in the listener's accept queue makes the migration refused
+#     (it would be lost: its peer reset), naming the listener; the app runs on;
 #   - without --tcp-established the migration is refused, naming the connection and the
 #     option, and the server keeps running on A (the address comes back: --on-rollback);
 #   - a --before-restore hook that fails rolls the migration back: the server is restored
@@ -22,6 +24,36 @@ cp "$MIG_PROGS/seq_server.py" "$B/rootfs/seq_server.py"
 er_a run -d -b "$B" seq >"$T/seq.out" 2>&1 </dev/null || fail "seq: run on A" "$(cat "$T/seq.out")"
 wait_for 20 grep -q READY "$T/seq.out" || { fail "seq: the server listens on A" "$(cat "$T/seq.out")"; exit 1; }
 
+section "a connection not accepted yet: refused (its peer would be reset), the app runs on"
+# hold PATH: a client on C that connects, waits for PATH, sends message 1 and prints the answer.
+hold() {
+  in_c python3 -c 'import os, socket, sys, time
+s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=5)
+while not os.path.exists(sys.argv[3]): time.sleep(0.05)
+s.settimeout(10); s.sendall(b"1 held\n"); print(s.makefile("rb").readline().decode().strip())' "$SVC" "$PORT" "$1" </dev/null
+}
+hold "$T/x.go" >"$T/x.out" 2>&1 &   # accepted: the server serves it (one connection at a time)
+PIDS_TO_KILL+=($!)
+wait_for 10 grep -q "connection from $IP_C" "$T/seq.out" || fail "the first held connection is accepted" "$(cat "$T/seq.out")"
+hold "$T/y.go" >"$T/y.out" 2>&1 &   # waits in the listener's accept queue
+PIDS_TO_KILL+=($!)
+queued() { in_a ss -Htln "sport = :$PORT" | awk '{print $2}' | grep -qx 1; }
+wait_for 10 queued || fail "the second connection waits in the accept queue" "$(in_a ss -tln 2>&1)"
+PID0=$(state_pid seq)
+capture migrate seq --to "$TARGET" --psk-file "$T/psk" --tcp-established "${HOOKS[@]}"
+MERR=$ERR
+echo "       error: $MERR"
+check "migrate fails" test "$RC" -ne 0
+assert_contains "... naming the listener and the connection not accepted yet" "$MERR" "$SVC:$PORT: listening, with 1 connection(s) not accepted yet"
+assert_eq "the same server process runs on A" "$PID0" "$(state_pid seq)"
+check "the service address is back on A" svc_on "$NS_A"
+touch "$T/x.go"
+wait_for 10 grep -q . "$T/x.out"
+touch "$T/y.go"
+wait_for 10 grep -q . "$T/y.out"
+assert_eq "the queued connection is answered once accepted, from A" "1 $IF_A" "$(cut -d' ' -f1,2 "$T/y.out")"
+
+section "one connection held open with messages in flight"
 in_c python3 "$MIG_PROGS/seq_client.py" --host "$SVC" --port "$PORT" --status "$T/client.status" \
   --stop-file "$T/client.stop" --max-seconds 100 >"$T/client.json" 2>"$T/client.err" </dev/null &
 CLIENT=$!
