@@ -1,9 +1,12 @@
 // BUNDLE/envrun.yaml `migration:` (bundle/migration_policy.hpp): what is accepted, the
 // defaults, and errors that name file, line, column, field and reason; and the agent's
-// pressure readings (agent/policy_sample.hpp) from cgroup file texts.
+// pressure readings (agent/policy_sample.hpp) from cgroup file texts, the drain and SIGTERM
+// plans (agent/drain_plan.hpp) and the thresholds (agent/policy_watch.hpp).
 #include <catch2/catch.hpp>
 
+#include "agent/drain_plan.hpp"
 #include "agent/policy_sample.hpp"
+#include "agent/policy_watch.hpp"
 #include "billing/bundle_billing.hpp"
 #include "bundle/migration_policy.hpp"
 
@@ -141,4 +144,70 @@ TEST_CASE("pressure: PSI some avg10 and the memory in use") {
   auto v2 = memory_use_percent(50, "inactive_file 100\n", 1000, "inactive_file");  // cache above usage: 0
   REQUIRE(v2);
   CHECK(*v2 == 0);
+}
+
+namespace {
+
+envrun::agent::Candidate cand(const char* id, const char* status, const char* yaml) {
+  envrun::agent::Candidate c{id, std::string("/b/") + id, "/cg/" + std::string(id), status, {}, {}};
+  auto p = parse_migration_policy(yaml, "e.yaml", c.bundle);
+  if (p) c.policy = *p;
+  else c.policy_error = p.error().message;
+  return c;
+}
+
+}  // namespace
+
+TEST_CASE("drain plan: who moves where, who stays and why") {
+  using namespace envrun::agent;
+  std::vector<Candidate> cs = {
+      cand("a", "running", "migration:\n  peer: 10.0.0.2:1\n  psk_file: k\n  tcp_established: true\n"),
+      cand("b", "running", ""),
+      cand("c", "paused", "migration:\n  peer: 10.0.0.2:1\n"),
+      cand("d", "running", "migration:\n  peer: 10.0.0.2:1\n  on: [sigterm]\n"),
+      cand("e", "running", "migration:\n  bogus: 1\n"),
+  };
+  auto p = plan_drain(cs, "", "/agent.psk");
+  REQUIRE(p.moves.size() == 1);
+  CHECK(p.moves[0].id == "a");
+  CHECK(p.moves[0].to == "10.0.0.2:1");
+  CHECK(p.moves[0].psk_file == "/b/a/k");
+  CHECK(p.moves[0].tcp_established);
+  REQUIRE(p.stays.size() == 4);
+  CHECK(p.stays[0].id == "b");
+  CHECK_THAT(p.stays[0].reason, Catch::Contains("no peer"));
+  CHECK_THAT(p.stays[1].reason, Catch::Contains("paused"));
+  CHECK_THAT(p.stays[2].reason, Catch::Contains("does not list drain"));
+  CHECK_THAT(p.stays[3].reason, Catch::Contains("migration.bogus: unknown key"));
+  // --to: every running container with drain moves there, with the agent's key.
+  auto to = plan_drain(cs, "10.0.0.9:7", "/agent.psk");
+  REQUIRE(to.moves.size() == 2);
+  CHECK(to.moves[1].id == "b");
+  CHECK(to.moves[1].to == "10.0.0.9:7");
+  CHECK(to.moves[1].psk_file == "/agent.psk");
+  CHECK(to.stays.size() == 3);
+  // SIGTERM: only the policies with sigterm.
+  auto t = plan_sigterm(cs, "/agent.psk");
+  REQUIRE(t.moves.size() == 1);
+  CHECK(t.moves[0].id == "d");
+  CHECK(t.moves[0].psk_file == "/agent.psk");
+  CHECK(t.stays.empty());
+}
+
+TEST_CASE("policy: which readings are over the thresholds") {
+  using namespace envrun::agent;
+  auto p = *parse_migration_policy(
+      "migration:\n  peer: 1.2.3.4:5\n  on: [memory_pressure, cpu_pressure]\n"
+      "  memory_pressure_above: 50%\n  cpu_pressure_above: 20%\n",
+      "e.yaml", "/b");
+  PressureReading r;
+  CHECK(over_threshold(p, r).empty());  // nothing read: nothing fires
+  r.memory_percent = 49.9, r.memory_limit = 128ull << 20, r.cpu_psi = 20.0, r.memory_psi = 99;
+  CHECK(over_threshold(p, r).empty());  // at or below; memory PSI has no threshold here
+  r.memory_percent = 69;
+  CHECK(over_threshold(p, r) == "memory in use 69.0% of its 128 MiB limit (above 50.0%)");
+  r.cpu_psi = 35.5;
+  CHECK_THAT(over_threshold(p, r), Catch::EndsWith(", cpu pressure 35.5% (PSI some avg10, above 20.0%)"));
+  auto drain_only = *parse_migration_policy("migration:\n  peer: 1.2.3.4:5\n", "e.yaml", "/b");
+  CHECK(over_threshold(drain_only, r).empty());
 }
