@@ -141,7 +141,8 @@ Result<std::string> source_dir(ApiContext& ctx, const json& body, std::string& t
   std::array<uint8_t, 8> rnd{};
   ENVRUN_CHECK(ha::random_bytes(rnd));
   tmp = ctx.opt.dir + "/incoming/pull-" + ha::to_hex(ha::Bytes(rnd.data(), rnd.size()));
-  std::vector<std::string> argv{ctx.opt.envrun, "pull", "--quiet", "--bundle", tmp, ref};
+  // The agent's own content store (DIR/store): layers shared by its versions stay in its root.
+  std::vector<std::string> argv{ctx.opt.envrun, "pull", "--quiet", "--store", ctx.opt.dir + "/store", "--bundle", tmp, ref};
   if (body.value("insecure", false)) argv.push_back("--insecure");
   auto child = ENVRUN_TRY(ha::Child::spawn({argv, {}}));
   int rc = ENVRUN_TRY(child.wait());
