@@ -74,6 +74,7 @@ class LazyServer {
   void drop(size_t i, const char* why) {
     log::debug("lazy pages: pid " + std::to_string(s_.targets[i].host_pid) + ": " + why + ": no more pages for it");
     s_.targets[i].uffd.reset();
+    s_.targets[i].want = LazyExtents();  // a shell forking thousands of children keeps no copies
   }
 
   LazyServerSetup& s_;
