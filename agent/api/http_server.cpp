@@ -94,6 +94,14 @@ void configure(httplib::Server& s, ApiContext& ctx, const Router& router, const 
   s.set_keep_alive_timeout(5);
   s.set_read_timeout(30);
   auto h = [&router](const httplib::Request& q, httplib::Response& res) { handle(router, q, res); };
+  // Before any body is read: httplib 0.11 applies the payload limit to Content-Length
+  // bodies only, so a chunked body (unbounded) is refused outright.
+  s.set_pre_routing_handler([](const httplib::Request& q, httplib::Response& res) {
+    if (q.get_header_value("Transfer-Encoding").empty()) return httplib::Server::HandlerResponse::Unhandled;
+    send(res, error_reply(411, "chunked request bodies are not accepted: send Content-Length (at most 1 MiB)"));
+    res.set_header("Connection", "close");  // the unread chunks must not be taken for a request
+    return httplib::Server::HandlerResponse::Handled;
+  });
   s.Get(".*", h);
   s.Post(".*", h);
   s.Put(".*", h);

@@ -117,6 +117,11 @@ section "bodies"
 expect_code "a 2 MiB body" 413 admin POST /v1/instances --raw-body-size $((2 * 1024 * 1024))
 assert_contains "413 says why" "$BODY" "larger than"
 alive "the 2 MiB body"
+head -c $((3 * 1024 * 1024)) /dev/zero | tr '\0' ' ' >"$T/big.json"
+capture curl -s -o "$T/big.out" -w '%{http_code}' --unix-socket "$SOCK" -H "Authorization: Bearer $(cat "$T/tok.admin")" \
+  -H "Transfer-Encoding: chunked" -H "Content-Type: application/json" --data-binary @"$T/big.json" http://localhost/v1/instances
+assert_eq "a chunked 3 MiB body is refused before it is read" 411 "$OUT"
+alive "the chunked body"
 expect_code "malformed JSON" 400 admin POST /v1/instances --raw-body '{"id": "x3", "bundle": '
 assert_contains "400 names the problem" "$BODY" "malformed JSON"
 alive "the malformed body"
