@@ -133,6 +133,23 @@ Result<void> parse_section(const Ctx& c, const YAML::Node& node, MigrationPolicy
   return check_consistent(c, node, p);
 }
 
+// RFC 1123: dot-separated labels of letters, digits and '-' (not at either end), 1-63
+// characters each, 253 in all.
+bool valid_host_name(const std::string& h) {
+  if (h.empty() || h.size() > 253) return false;
+  size_t start = 0;
+  while (start <= h.size()) {
+    size_t dot = h.find('.', start);
+    std::string label = h.substr(start, dot == std::string::npos ? std::string::npos : dot - start);
+    if (label.empty() || label.size() > 63 || label.front() == '-' || label.back() == '-') return false;
+    for (char c : label)
+      if (!std::isalnum(static_cast<unsigned char>(c)) && c != '-') return false;
+    if (dot == std::string::npos) break;
+    start = dot + 1;
+  }
+  return true;
+}
+
 }  // namespace
 
 const char* migration_event_name(MigrationEvent e) {
@@ -183,9 +200,9 @@ std::string check_peer_address(const std::string& s) {
   if (port.empty() || *end || p < 1 || p > 65535) return "port must be 1..65535";
   in6_addr a6;
   in_addr a4;
-  if (host == "localhost" || ::inet_pton(AF_INET, host.c_str(), &a4) == 1 || ::inet_pton(AF_INET6, host.c_str(), &a6) == 1)
-    return "";
-  return "\"" + host + "\" is not a numeric IPv4 or IPv6 address (names are not looked up)";
+  if (::inet_pton(AF_INET, host.c_str(), &a4) == 1 || ::inet_pton(AF_INET6, host.c_str(), &a6) == 1) return "";
+  if (valid_host_name(host)) return "";  // looked up when the container moves, on the agent's host
+  return "\"" + host + "\" is neither a host name nor a numeric IPv4 or IPv6 address";
 }
 
 Result<MigrationPolicy> parse_migration_policy(const std::string& text, const std::string& source,

@@ -5,7 +5,7 @@
 // file is parsed by billing/bundle_billing.hpp; each parser skips the other's section.
 //
 //   migration:
-//     peer: 10.0.0.2:7070          # the agent to move to (ADDR:PORT, numeric, as --to)
+//     peer: 10.0.0.2:7070          # the agent to move to (HOST:PORT, as migrate --to)
 //     psk_file: /etc/envrun/psk    # its key; default: the key the local agent serves with
 //     on: [drain, sigterm, memory_pressure, cpu_pressure]   # default [drain]
 //     memory_pressure_above: 80%   # memory in use / the container's memory limit
@@ -56,8 +56,9 @@ Result<MigrationPolicy> read_migration_policy(const std::string& bundle_dir);
 std::optional<double> parse_percent(const std::string& s);
 // "10s", "500ms", "2m", "1h", "0s": milliseconds; nullopt when malformed.
 std::optional<int64_t> parse_duration(const std::string& s);
-// "ADDR:PORT" with a numeric IPv4 address, "[IPv6]:PORT" or "localhost:PORT"; "" when good,
-// the reason otherwise.
+// "HOST:PORT", "ADDR:PORT" (numeric IPv4) or "[IPv6]:PORT", as ha::parse_endpoint takes
+// them (a host name is only checked for its form here: it is looked up when the container
+// moves, on the agent's host); "" when good, the reason otherwise.
 std::string check_peer_address(const std::string& s);
 
 }  // namespace envrun::bundle

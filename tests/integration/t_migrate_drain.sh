@@ -80,8 +80,8 @@ section "a bad migration: section is refused at create, naming file, line, field
 make_bundle bad "args('/bin/true')"
 printf 'billing:\n  bundle: shop\nmigration:\n  peer: %s\n  on: [drain, reboot]\n' "$IP_B:$PORT" >"$B/envrun.yaml"
 expect_fail 3 "$B/envrun.yaml:5:15: migration.on: unknown event \"reboot\"" er create -b "$B" bad1
-printf 'migration:\n  peer: host-b:7170\n' >"$B/envrun.yaml"
-expect_fail 3 "$B/envrun.yaml:2:9: migration.peer: \"host-b\" is not a numeric IPv4 or IPv6 address" er create -b "$B" bad2
+printf 'migration:\n  peer: host_b:7170\n' >"$B/envrun.yaml"
+expect_fail 3 "$B/envrun.yaml:2:9: migration.peer: \"host_b\" is neither a host name nor a numeric IPv4 or IPv6 address" er create -b "$B" bad2
 printf 'migration:\n  peer: %s\n  on: [memory_pressure]\n' "$IP_B:$PORT" >"$B/envrun.yaml"
 expect_fail 3 "migration.on: memory_pressure needs memory_pressure_above or memory_psi_above" er create -b "$B" bad3
 assert_eq "no container was left by the refusals" "" "$(er list -q 2>/dev/null)"

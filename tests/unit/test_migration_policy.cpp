@@ -45,6 +45,10 @@ TEST_CASE("migration: every field") {
 }
 
 TEST_CASE("migration: defaults, and files without the section") {
+  for (const char* peer : {"host-b.example:7070", "localhost:1", "10.0.0.2:7070", "'[fe80::1]:7'"}) {
+    INFO(peer);
+    CHECK(parse_migration_policy(std::string("migration:\n  peer: ") + peer + "\n", "e.yaml", "/b").ok());
+  }
   auto r = parse_migration_policy("migration:\n  peer: '[::1]:9000'\n", "e.yaml", "/b");
   REQUIRE(r.ok());
   CHECK(r->present);
@@ -72,7 +76,9 @@ TEST_CASE("migration: errors name file, line, column, field and reason") {
       {"migration: [a]\n", "e.yaml:1:12: migration: expected a mapping (peer, psk_file, on,"},
       {"migration:\n  per: 1.2.3.4:5\n", "e.yaml:2:3: migration.per: unknown key (known: peer, psk_file, on,"},
       {"migration:\n  peer: 1.2.3.4\n", "e.yaml:2:9: migration.peer: no port (want ADDR:PORT)"},
-      {"migration:\n  peer: host.example:7\n", "e.yaml:2:9: migration.peer: \"host.example\" is not a numeric IPv4"},
+      {"migration:\n  peer: host_b:7\n", "e.yaml:2:9: migration.peer: \"host_b\" is neither a host name nor a numeric"},
+      {"migration:\n  peer: -b.example:7\n", "e.yaml:2:9: migration.peer: \"-b.example\" is neither"},
+      {"migration:\n  peer: a..b:7\n", "e.yaml:2:9: migration.peer: \"a..b\" is neither"},
       {"migration:\n  peer: 1.2.3.4:70000\n", "e.yaml:2:9: migration.peer: port must be 1..65535"},
       {"migration:\n  peer: 1.2.3.4:1\n  on: drain\n", "e.yaml:3:7: migration.on: expected a list of events"},
       {"migration:\n  peer: 1.2.3.4:1\n  on: [drain, reboot]\n", "e.yaml:3:15: migration.on: unknown event \"reboot\""},
