@@ -3,6 +3,7 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <array>
@@ -13,6 +14,7 @@
 #include "ha/content_store.hpp"
 #include "ha/image_transfer.hpp"
 #include "ha/materialize.hpp"
+#include "ha/postcopy.hpp"
 #include "ha/subprocess.hpp"
 #include "kernel/fs.hpp"
 #include "runtime/state.hpp"
@@ -48,6 +50,7 @@ class Incoming {
         ENVRUN_CHECK(image(ENVRUN_TRY(msg.json())));
       } else if (msg.type == FrameType::Restore) {
         ENVRUN_CHECK(restore(msg.bytes.empty() ? nlohmann::json::object() : ENVRUN_TRY(msg.json())));
+        if (fetch_) ENVRUN_CHECK(pages_in());
         break;
       } else {
         return Error::make(ErrorKind::Generic, std::string("unexpected ") + ha::frame_type_name(msg.type) + " message");
@@ -170,15 +173,21 @@ class Incoming {
     restored_ = true;
     std::string last = image + "/r" + std::to_string(rounds_ - 1);  // its parents beside it
     auto argv = envrun({"restore", id_, "-b", bundle, "--image-path", last, "-d"});
-    bool lazy = how.is_object() && how.value("lazy_pages", false) && restore_has_lazy_pages();
+    bool remote = how.is_object() && how.value("lazy", std::string()) == "remote";  // post-copy
+    bool lazy = remote || (how.is_object() && how.value("lazy_pages", false) && restore_has_lazy_pages());
     if (lazy) argv.push_back("--lazy-pages");
-    auto child = ENVRUN_TRY(ha::Child::spawn({argv, {}}));
+    UniqueFd fetch_theirs;
+    if (remote) ENVRUN_CHECK(open_fetch(last + "/envrun.img", argv, fetch_theirs));
+    std::vector<std::pair<int, int>> fds;
+    if (remote) fds.emplace_back(fetch_theirs.get(), 3);
+    auto child = ENVRUN_TRY(ha::Child::spawn({argv, fds}));
+    fetch_theirs.reset();
     bool peer_gone = false;
     auto tick = [&] {
       if (!peer_gone) peer_gone = !ch_.send(FrameType::Busy, {});
       if (now_ms() - t0 > uint64_t(cfg_.restore_timeout_ms)) ::kill(child.pid(), SIGKILL);
     };
-    int status = ENVRUN_TRY(child.wait(2000, tick));
+    int status = ENVRUN_TRY(wait_relaying(child, tick));
     if (status != 0) return Error::make(ErrorKind::Generic, "restore: " + child.failure_text(status));
     runtime::StateStore st(cfg_.root.state());
     auto s = ENVRUN_TRY(st.load(id_));
@@ -188,6 +197,41 @@ class Incoming {
     log("restored as pid " + std::to_string(pid_) + " in " + std::to_string(now_ms() - t0) + " ms" +
         (lazy ? " (lazy pages)" : ""));
     return ch_.send_json(FrameType::Running, {{"pid", pid_}, {"restore_ms", now_ms() - t0}, {"lazy_pages", lazy}});
+  }
+
+  // Post-copy: the fd pair for `restore --page-fetch-fd 3`, the sparse image opened for the answers.
+  Result<void> open_fetch(const std::string& image, std::vector<std::string>& argv, UniqueFd& theirs) {
+    if (rounds_ != 1 || !restore_has_lazy_pages())
+      return Error::make(ErrorKind::Generic, "post-copy: this agent's envrun cannot restore lazily");
+    int sv[2];
+    if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) return Error::sys("socketpair");
+    fetch_.reset(sv[0]), theirs.reset(sv[1]);
+    fetch_image_ = image;
+    fetch_out_.reset(::open(image.c_str(), O_WRONLY | O_CLOEXEC));
+    if (!fetch_out_) return Error::sys(image);
+    argv.insert(argv.end(), {"--page-fetch-fd", "3"});
+    return ok();
+  }
+
+  // The restore's own fetches (sections it writes before the app runs) relayed while it runs.
+  Result<int> wait_relaying(ha::Child& child, const std::function<void()>& tick) {
+    bool open = bool(fetch_);
+    for (;;) {
+      auto w = child.wait(2000, tick, open ? fetch_.get() : -1);
+      if (w || !open || w.error().message != "cancelled") return w;
+      open = ENVRUN_TRY(ha::relay_one(ch_, fetch_.get(), fetch_out_.get(), fetch_image_, post_));
+    }
+  }
+
+  // Post-copy after Running: the page server's fetches until it has every page (it closes
+  // its fd), then PagesIn. A failure here: the page server kills the tree (its fetch
+  // fails) and cleanup() deletes the container.
+  Result<void> pages_in() {
+    post_ = ENVRUN_TRY(ha::relay_page_fetches(ch_, fetch_.get(), fetch_out_.get(), fetch_image_, post_));
+    log("post-copy: every page in after " + std::to_string(post_.all_in_ms) + " ms: " + std::to_string(post_.ranges) +
+        " ranges (" + std::to_string(post_.fault_ranges) + " for faults), " + std::to_string(post_.bytes) + " bytes");
+    fetch_.reset(), fetch_out_.reset();
+    return ok();
   }
 
   Result<void> await_commit() {
@@ -202,6 +246,7 @@ class Incoming {
 
   // Everything of an uncommitted migration goes; a committed one keeps its bundle.
   void cleanup() {
+    fetch_.reset();  // a page server still fetching fails: it kills the tree
     if (!committed_ && restored_ && fs::exists(runtime::StateStore(cfg_.root.state()).dir(id_))) {
       auto c = ha::Child::spawn({envrun({"delete", "-f", id_}), {}});
       int status = c ? c->wait().value_or(1) : 1;
@@ -222,6 +267,9 @@ class Incoming {
   uint64_t image_bytes_ = 0;  // all of them
   bool bundle_placed_ = false, image_placed_ = false, restored_ = false, committed_ = false;
   int64_t pid_ = 0;
+  UniqueFd fetch_, fetch_out_;  // post-copy: the page server's requests, the sparse image
+  std::string fetch_image_;
+  ha::PostcopyStats post_;
 };
 
 }  // namespace

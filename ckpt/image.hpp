@@ -157,6 +157,8 @@ class ImageReader {
   // over (of a zstd payload, its chunk headers are read and checked), so only their
   // presence is checked, not their checksums; other streams read them as check_payload().
   Result<void> seek_payload();
+  // Forgets bytes read ahead (the file changed under the reader: a post-copy fetch).
+  void drop_read_ahead();
 
   uint16_t format_major() const;
   uint16_t format_minor() const;

@@ -325,6 +325,8 @@ Result<std::vector<uint8_t>> ImageReader::read_payload() {
 
 Result<void> ImageReader::skip_payload() { return s_->consume(nullptr, Mode::Skip); }
 Result<void> ImageReader::check_payload() { return s_->consume(nullptr, Mode::Check); }
+void ImageReader::drop_read_ahead() { s_->in.give_back(); }
+
 Result<void> ImageReader::seek_payload() {
   return s_->consume(nullptr, s_->in.regular() ? Mode::Seek : Mode::Check);
 }

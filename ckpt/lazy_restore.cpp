@@ -14,9 +14,13 @@ namespace {
 constexpr uint64_t kPage = 4096;
 }
 
-Result<LazyRestore> LazyRestore::open(const Plan& plan, const std::string& image, int fd) {
+Result<LazyRestore> LazyRestore::open(const Plan& plan, const std::string& image, int fd, int fetch_fd) {
   LazyRestore l(plan, fd);
   l.own_file_ = ENVRUN_TRY(l.src_->add_file(image));
+  if (fetch_fd >= 0) {
+    l.remote_ = std::make_shared<RemoteFill>(UniqueFd(fetch_fd));
+    l.src_->set_remote(l.remote_);
+  }
   return l;
 }
 
@@ -46,6 +50,10 @@ DeferPages LazyRestore::own(const UffdPages& uffd) {
     if (::pread(fd_, &addr, 8, off_t(h.offset + kSectionHeaderSize)) != 8) return Error::sys("restore: lazy pages: read");
     bool taken = ENVRUN_TRY(take(uffd, plan_->procs[i], own_file_, h, addr, addr, addr + (h.raw_size - 8)));
     if (taken) ENVRUN_CHECK(in.seek_payload());
+    if (!taken && remote_) {  // written now: its pages fetched first
+      ENVRUN_CHECK(remote_->ensure(h.offset + kSectionHeaderSize, h.raw_size));
+      in.drop_read_ahead();
+    }
     return taken;
   };
 }

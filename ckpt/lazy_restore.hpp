@@ -20,7 +20,8 @@ namespace envrun::ckpt {
 class LazyRestore {
  public:
   // image: the image file's path (the page server reads it again), fd: the restore's.
-  static Result<LazyRestore> open(const Plan& plan, const std::string& image, int fd);
+  // fetch_fd >= 0: the image is sparse (post-copy, lazy_remote.hpp); taken over.
+  static Result<LazyRestore> open(const Plan& plan, const std::string& image, int fd, int fetch_fd = -1);
 
   // write_memory's and ParentChain::write_pages' hooks (the UffdPages must outlive them).
   DeferPages own(const UffdPages& uffd);
@@ -40,6 +41,7 @@ class LazyRestore {
   uint32_t own_file_ = 0;
   std::unique_ptr<DiskPageSource> src_ = std::make_unique<DiskPageSource>();
   uint64_t pages_ = 0, parent_pages_ = 0;
+  std::shared_ptr<RemoteFill> remote_;
 };
 
 }  // namespace envrun::ckpt

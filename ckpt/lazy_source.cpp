@@ -58,12 +58,13 @@ Result<void> DiskPageSource::request(uint64_t pid, uint64_t addr) {
   return Error::make(ErrorKind::System, "lazy pages: no image holds the page of pid " + std::to_string(pid) + " at " + at);
 }
 
-Result<PageChunk> DiskPageSource::load(size_t i) {
+Result<PageChunk> DiskPageSource::load(size_t i, bool fault) {
   const PageLoc& l = locs_[i];
   const std::string where = names_[l.file] + ": section " + std::to_string(l.index) + " (pages, id " +
                             std::to_string(l.pid) + ")";
   if (l.raw_size < 8 + kPage || l.raw_size > kMaxSection || (l.raw_size - 8) % kPage)
     return Error::make(ErrorKind::Config, where + ": " + std::to_string(l.raw_size) + " bytes: not a pages payload");
+  if (remote_ && l.file == 0) ENVRUN_CHECK(remote_->ensure(l.payload_off, l.raw_size, fault));
   buf_.resize(l.raw_size);
   size_t got = 0;
   while (got < buf_.size()) {
@@ -88,16 +89,17 @@ Result<std::optional<PageChunk>> DiskPageSource::next() {
   if (!asked_.empty()) {
     size_t i = asked_.front();
     asked_.pop_front();
-    return std::optional<PageChunk>(ENVRUN_TRY(load(i)));
+    return std::optional<PageChunk>(ENVRUN_TRY(load(i, true)));
   }
   while (cursor_ < locs_.size() && given_[cursor_]) ++cursor_;
   if (cursor_ >= locs_.size()) return std::optional<PageChunk>();
-  return std::optional<PageChunk>(ENVRUN_TRY(load(cursor_++)));
+  return std::optional<PageChunk>(ENVRUN_TRY(load(cursor_++, false)));
 }
 
 std::vector<int> DiskPageSource::fds() const {
   std::vector<int> out;
   for (const auto& f : files_) out.push_back(f.get());
+  if (remote_) out.push_back(remote_->fd());
   return out;
 }
 

@@ -11,12 +11,14 @@
 #pragma once
 #include <cstdint>
 #include <deque>
+#include <memory>
 #include <optional>
 #include <span>
 #include <string>
 #include <vector>
 
 #include "ckpt/image.hpp"
+#include "ckpt/lazy_remote.hpp"
 #include "kernel/fd.hpp"
 #include "kernel/result.hpp"
 
@@ -70,6 +72,8 @@ class DiskPageSource final : public LazyPageSource {
   size_t size() const { return locs_.size(); }
   const std::vector<PageLoc>& locations() const { return locs_; }
   uint64_t pages() const;
+  // Post-copy (lazy_remote.hpp): file 0 is sparse; a section is fetched before it is read.
+  void set_remote(std::shared_ptr<RemoteFill> r) { remote_ = std::move(r); }
 
   Result<void> request(uint64_t pid, uint64_t addr) override;
   Result<std::optional<PageChunk>> next() override;
@@ -77,7 +81,7 @@ class DiskPageSource final : public LazyPageSource {
   std::vector<int> fds() const override;
 
  private:
-  Result<PageChunk> load(size_t i);
+  Result<PageChunk> load(size_t i, bool fault);
   std::vector<UniqueFd> files_;
   std::vector<std::string> names_;
   std::vector<PageLoc> locs_;
@@ -85,6 +89,7 @@ class DiskPageSource final : public LazyPageSource {
   std::deque<size_t> asked_;
   size_t cursor_ = 0;
   std::vector<uint8_t> buf_;
+  std::shared_ptr<RemoteFill> remote_;
 };
 
 }  // namespace envrun::ckpt

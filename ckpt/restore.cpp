@@ -87,7 +87,7 @@ Result<void> lazy_memory(const RestoreOptions& o, ImageReader& in, std::optional
                          ParentChain& chain, std::vector<std::unique_ptr<ProcessRebuild>>& rebuilds, pid_t root,
                          RestoreResult& res) {
   auto uffd = UffdPages::open_lazy(plan, rebuilds);
-  auto lazy = ENVRUN_TRY(LazyRestore::open(plan, o.in_name, o.in_fd));
+  auto lazy = ENVRUN_TRY(LazyRestore::open(plan, o.in_name, o.in_fd, o.page_fetch_fd));
   res.stats.pages_restored = ENVRUN_TRY(write_memory(in, first_memory, plan, chain, uffd, lazy.own(uffd)));
   res.stats.pages_restored += ENVRUN_TRY(chain.write_pages(plan, lazy.parents(uffd))) - lazy.parent_pages();
   res.stats.lazy_pages = lazy.pages();

@@ -29,6 +29,9 @@ struct RestoreOptions {
   // Lazy restore (lazy_restore.hpp): private anonymous memory is left to a page server
   // that outlives the restore; in_name must then be the image file's path.
   bool lazy_pages = false;
+  // With lazy_pages: the image is sparse, its pages sections fetched through this fd
+  // (post-copy migration, lazy_remote.hpp); taken over by the restore. -1: none.
+  int page_fetch_fd = -1;
   // Creates the root stub process and returns its host pid; the new process must call
   // `run_stub` (which never returns). A container restore creates the container here
   // (namespaces, rootfs, cgroup) with `run_stub` in place of its process. Empty: a plain

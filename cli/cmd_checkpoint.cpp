@@ -49,6 +49,7 @@ struct RestoreFlags {
   int stream_fd = -1;
   bool stats = false;
   bool lazy_pages = false;
+  int page_fetch_fd = -1;  // post-copy migration: the agent's fd for the image's missing pages
 };
 
 void print_dump_stats(const ckpt::DumpStats& s) {
@@ -207,6 +208,7 @@ Result<int> run_checkpoint(Globals& g, const CheckpointFlags& f) {
 
 Result<int> run_restore(Globals& g, const RestoreFlags& f) {
   ckpt::RestoreOptions o;
+  if (f.page_fetch_fd >= 0 && !f.lazy_pages) return Error::make(ErrorKind::Usage, "--page-fetch-fd needs --lazy-pages");
   UniqueFd in;
   if (f.stream_fd >= 0) {
     o.in_fd = f.stream_fd;
@@ -222,6 +224,9 @@ Result<int> run_restore(Globals& g, const RestoreFlags& f) {
     o.image_dir = f.image_path;
   }
   o.lazy_pages = f.lazy_pages;
+  if (f.page_fetch_fd >= 0 && ::fcntl(f.page_fetch_fd, F_SETFD, FD_CLOEXEC) < 0)
+    return Error::sys("--page-fetch-fd " + std::to_string(f.page_fetch_fd));
+  o.page_fetch_fd = f.page_fetch_fd;
   if (f.id.empty()) {
     auto r = ckpt::restore(o);
     if (!r) return std::move(r).error();
@@ -307,6 +312,8 @@ void add_checkpoint(CLI::App& app, Globals& g) {
   r->add_flag("--stats", rf.stats, "print restore times and page counts (with --lazy-pages: waits until every page is in)");
   r->add_flag("--lazy-pages", rf.lazy_pages, "run before the private anonymous memory is in: a page server process "
                                              "answers faults first and copies the rest in the background");
+  r->add_option("--page-fetch-fd", rf.page_fetch_fd,
+                "with --lazy-pages: the image's pages sections are holes, asked for on this fd (envrun migrate --lazy)");
   on_run(r, g, "restore", &rf.id, [&g]() -> Result<int> { return run_restore(g, rf); });
 }
 

@@ -12,6 +12,7 @@
 #include "cli/duration.hpp"
 #include "cli/migrate_hooks.hpp"
 #include "cli/migrate_report.hpp"
+#include "ckpt/lazy_remote.hpp"
 #include "ha/migrate_source.hpp"
 #include "ha/psk.hpp"
 #include "ha/subprocess.hpp"
@@ -35,6 +36,7 @@ struct MigrateFlags {
   uint32_t max_rounds = 8;
   std::string max_downtime = "100ms";
   bool no_lazy_pages = false;
+  bool lazy = false;  // post-copy
   MigrateHooks hooks;  // --before-stop, --before-restore, --on-rollback
 };
 
@@ -114,6 +116,15 @@ Result<int> run_migrate(const Globals& g, const MigrateFlags& f) {
   o.precopy.max_rounds = f.max_rounds;
   o.precopy.max_downtime_us = uint64_t(budget) * 1000;
   o.lazy_pages = !f.no_lazy_pages;
+  if (f.lazy) {  // post-copy: no pre-copy; the pages follow the app (ckpt/lazy_remote.hpp)
+    o.precopy.enabled = false;
+    o.postcopy = true;
+    o.postcopy_holes = [](int fd, const std::string& name) -> Result<std::vector<ha::Hole>> {
+      std::vector<ha::Hole> out;
+      for (const auto& r : ENVRUN_TRY(ckpt::lazy_holes(fd, name))) out.push_back({r.off, r.len});
+      return out;
+    };
+  }
   auto store = g.store();
   auto st = ENVRUN_TRY(store.load(f.id));
   if (store.status(st) != runtime::Status::Running)
@@ -152,6 +163,9 @@ void add_migrate(CLI::App& app, Globals& g) {
   m->add_option("--max-rounds", f.max_rounds, "pre-copy rounds at most before the final one")->capture_default_str();
   m->add_option("--max-downtime", f.max_downtime, "downtime budget: pre-copy ends once the predicted final round fits")
       ->capture_default_str();
+  m->add_flag("--lazy", f.lazy,
+              "post-copy: no pre-copy; the app runs on the target once all but its private anonymous memory is there, "
+              "whose pages the target fetches from here after (faults first); a break after that: rolled back here");
   m->add_flag("--no-lazy-pages", f.no_lazy_pages,
               "after pre-copy, the target restores all memory before the app runs (default: the app runs at once "
               "and a page server fills its memory from the rounds there, when the target's envrun has restore --lazy-pages)");

@@ -51,6 +51,9 @@ void print_migrate_report(const MigrateReportHeader& h, const ha::MigrateReport&
                                     {"prefetch", {{"files_sent", r.prefetch.blobs_sent}, {"bytes_sent", r.prefetch.bytes_sent}}},
                                     {"final", {{"files_sent", r.final_sync.blobs_sent}, {"bytes_sent", r.final_sync.bytes_sent}}}}},
                         {"image_bytes", r.image_bytes}, {"wire_bytes_sent", r.wire_sent}};
+    if (r.postcopy)
+      j["postcopy"] = {{"all_in_ms", ms(r.all_in_us)}, {"ranges_fetched", r.post.ranges}, {"bytes_fetched", r.post.bytes},
+                       {"fault_ranges", r.post.fault_ranges}, {"background_ranges", r.post.background_ranges}};
     std::printf("%s\n", j.dump().c_str());
     return;
   }
@@ -67,6 +70,11 @@ void print_migrate_report(const MigrateReportHeader& h, const ha::MigrateReport&
               (unsigned long long)files, (unsigned long long)bytes);
   std::printf("  image bytes:        %10llu\n", (unsigned long long)r.image_bytes);
   std::printf("  bytes on the wire:  %10llu\n", (unsigned long long)r.wire_sent);
+  if (r.postcopy)
+    std::printf("  post-copy:          %10.1f ms until every page was in; %llu ranges fetched (%llu for faults, %llu in "
+                "the background), %llu bytes\n",
+                ms(r.all_in_us), (unsigned long long)r.post.ranges, (unsigned long long)r.post.fault_ranges,
+                (unsigned long long)r.post.background_ranges, (unsigned long long)r.post.bytes);
 }
 
 }  // namespace envrun::cli

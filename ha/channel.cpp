@@ -28,6 +28,10 @@ const char* frame_type_name(FrameType t) {
     case FrameType::Running: return "running";
     case FrameType::Commit: return "commit";
     case FrameType::Committed: return "committed";
+    case FrameType::LazyHoles: return "lazy-holes";
+    case FrameType::PageFetch: return "page-fetch";
+    case FrameType::FetchEnd: return "fetch-end";
+    case FrameType::PagesIn: return "pages-in";
     case FrameType::DrainPlan: return "drain-plan";
     case FrameType::DrainProgress: return "drain-progress";
     case FrameType::DrainResult: return "drain-result";

@@ -38,6 +38,11 @@ enum class FrameType : uint8_t {
   Running = 15,    // agent -> client: {"pid": P, "restore_ms": T}
   Commit = 16,     // client -> agent: the source has let go; keep the container
   Committed = 17,  // agent -> client
+  // Post-copy (envrun migrate --lazy, ha/postcopy.hpp):
+  LazyHoles = 24,  // client -> agent, after ImageBegin: {"size": N, "holes": [[off, len], ...]}; then Data frames
+  PageFetch = 25,  // agent -> client, after Running: {"off", "len", "fault"}: send these image bytes
+  FetchEnd = 26,   // client -> agent: the Data frames of one PageFetch are all sent
+  PagesIn = 27,    // agent -> client: {"pages_fetched", "bytes", "fault_ranges", "background_ranges", "all_in_ms"}
   // `envrun drain` (Begin {"op": "drain", "to": PEER?, "dry_run": bool}; agent/drain.hpp):
   DrainPlan = 32,      // agent -> client: {"moves": [{"id", "to"}], "stays": [{"id", "reason"}]}
   DrainProgress = 33,  // agent -> client: {"line": text}

@@ -1,6 +1,8 @@
 // send_image / receive_image.
 #include "ha/image_transfer.hpp"
 
+#include "ha/postcopy.hpp"
+
 #include <unistd.h>
 
 #include <cerrno>
@@ -68,6 +70,11 @@ Result<uint64_t> receive_image(Channel& ch, int out_fd, const std::string& out_n
   uint64_t total = 0;
   for (;;) {
     Frame f = ENVRUN_TRY(ch.recv());
+    if (f.type == FrameType::LazyHoles && total == 0) {  // post-copy: a sparse image (postcopy.hpp)
+      auto j = nlohmann::json::parse(f.payload.begin(), f.payload.end(), nullptr, false);
+      if (!j.is_object()) return Error::make(ErrorKind::Generic, ch.peer() + ": lazy-holes message: not valid JSON");
+      return receive_sparse_image(ch, j, out_fd, out_name, max_bytes);
+    }
     if (f.type == FrameType::ImageEnd) {
       auto j = nlohmann::json::parse(f.payload.begin(), f.payload.end(), nullptr, false);
       if (!j.is_object()) return Error::make(ErrorKind::Generic, ch.peer() + ": image-end message: not valid JSON");

@@ -52,7 +52,7 @@ Result<UniqueFd> open_keep(const std::string& dir, const std::string& path) {
   return keep;
 }
 
-void stream_round(Channel& ch, SourceHost& host, const CheckpointSpec& spec, RoundRun& rr) {
+void stream_round(Channel& ch, SourceHost& host, const CheckpointSpec& spec, RoundRun& rr, const MigrateOptions& o) {
   std::string keep_path = spec.image_dir + "/envrun.img";
   auto keep = open_keep(spec.image_dir, keep_path);
   int p[2];
@@ -68,7 +68,9 @@ void stream_round(Channel& ch, SourceHost& host, const CheckpointSpec& spec, Rou
     return;
   }
   pipe_w.reset();
-  auto sent = send_image_buffered(ch, pipe_r.get(), keep->get(), keep_path, rr.rec.round, rr.rec.kind);
+  auto sent = o.postcopy && !spec.leave_running
+                  ? send_postcopy_image(ch, pipe_r.get(), keep->get(), keep_path, o.postcopy_holes)
+                  : send_image_buffered(ch, pipe_r.get(), keep->get(), keep_path, rr.rec.round, rr.rec.kind);
   pipe_r.reset();
   auto cp = host.finish_checkpoint();
   uint64_t t_exit = now_us();
@@ -88,7 +90,7 @@ RoundRun run_round(Channel& ch, SourceHost& host, const MigrateOptions& o, uint3
   rr.rec.round = k, rr.rec.live = live, rr.rec.kind = k == 0 ? "full" : "pages";
   CheckpointSpec spec{round_dir(o, k), k == 0 ? std::string() : "../r" + std::to_string(k - 1), live};
   uint64_t t0 = now_us(), wire0 = ch.bytes_sent();
-  stream_round(ch, host, spec, rr);
+  stream_round(ch, host, spec, rr, o);
   if (!rr.checkpoint_error && !rr.send_error)
     if (auto stored = ch.recv_json(FrameType::Ok); !stored) rr.send_error = std::move(stored).error();
   rr.rec.wall_us = now_us() - t0;
@@ -101,10 +103,20 @@ Result<void> restore_on_target(Channel& ch, const MigrateOptions& o, HashCache& 
   auto m = ENVRUN_TRY(build_manifest(o.bundle_dir, cache));
   rep.final_sync = ENVRUN_TRY(send_bundle_round(ch, o.bundle_dir, m, true));
   if (o.before_restore) ENVRUN_CHECK(o.before_restore());
-  ENVRUN_CHECK(ch.send_json(FrameType::Restore, {{"lazy_pages", o.lazy_pages && !rep.round_log.empty() && rep.rounds_live()}}));
+  nlohmann::json how{{"lazy_pages", o.lazy_pages && !rep.round_log.empty() && rep.rounds_live()}};
+  if (o.postcopy) how["lazy"] = "remote";
+  ENVRUN_CHECK(ch.send_json(FrameType::Restore, how));
   for (;;) {  // Busy frames keep the wait alive while the agent restores
     auto msg = ENVRUN_TRY(ch.recv_next());
     if (msg.type == FrameType::Busy) continue;
+    if (msg.type == FrameType::PageFetch && o.postcopy) {  // post-copy: the restore reads a section it writes at once
+      std::string copy = round_dir(o, 0) + "/envrun.img";
+      UniqueFd rd(::open(copy.c_str(), O_RDONLY | O_CLOEXEC));
+      if (!rd) return Error::sys(copy);
+      ENVRUN_CHECK(answer_page_fetch(ch, rd.get(), copy, ENVRUN_TRY(msg.json())));
+      ++rep.post.ranges, rep.post.bytes += ENVRUN_TRY(msg.json()).value("len", uint64_t(0));
+      continue;
+    }
     if (msg.type != FrameType::Running)
       return Error::make(ErrorKind::Generic, ch.peer() + ": expected a running message, got " + frame_type_name(msg.type));
     auto j = ENVRUN_TRY(msg.json());
@@ -193,6 +205,19 @@ Result<MigrateReport> migrate(const MigrateOptions& o, SourceHost& host) {
     return rolled_back(host, o, k, std::move(r).error(), work.keep);
   }
   rep.downtime_us = now_us() - rr.frozen_from_us;
+  if (o.postcopy) {  // the app runs there; its pages follow (a break: it is killed there, restored here)
+    rep.postcopy = true;
+    note("running on the target; its pages follow");
+    std::string copy = round_dir(o, k) + "/envrun.img";
+    UniqueFd rd(::open(copy.c_str(), O_RDONLY | O_CLOEXEC));
+    auto post = rd ? serve_page_fetches(ch, rd.get(), copy) : Result<PostcopyStats>(Error::sys(copy));
+    if (!post) {
+      ch.send_error("migration abandoned: " + post.error().message);
+      return rolled_back(host, o, k, std::move(post).error().with_context("post-copy"), work.keep);
+    }
+    rep.post = *post;
+    rep.all_in_us = now_us() - rr.frozen_from_us;
+  }
   auto sent_commit = ch.send(FrameType::Commit, {});
   auto ack = sent_commit ? ch.recv_json(FrameType::Committed) : Result<nlohmann::json>(std::move(sent_commit).error());
   work.keep = !ack.ok();

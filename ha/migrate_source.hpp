@@ -27,6 +27,7 @@
 
 #include "ha/bundle_sync.hpp"
 #include "ha/net.hpp"
+#include "ha/postcopy.hpp"
 #include "ha/precopy.hpp"
 
 namespace envrun::ha {
@@ -66,6 +67,10 @@ struct MigrateOptions {
   // Run after the final image and bundle are on the target, before it is asked to
   // restore (envrun migrate --before-restore); its error rolls the migration back.
   std::function<Result<void>()> before_restore;
+  // Post-copy (--lazy, ha/postcopy.hpp; no pre-copy): the image goes without its pages
+  // sections' pages (holes found by postcopy_holes), which the target fetches after Running.
+  bool postcopy = false;
+  HoleFinder postcopy_holes;
 };
 
 struct MigrateReport {
@@ -82,6 +87,9 @@ struct MigrateReport {
   bool lazy_pages = false;                    // the target restored lazily (its memory filled after)
   bool rounds_live() const { return !round_log.empty() && round_log.front().live; }
   int64_t target_pid = 0;
+  bool postcopy = false;
+  PostcopyStats post;  // what the target fetched after Running
+  uint64_t all_in_us = 0;  // from the freeze until every page was in on the target
 };
 
 Result<MigrateReport> migrate(const MigrateOptions& o, SourceHost& host);
