@@ -9,6 +9,9 @@
 
 #include <cerrno>
 
+#include "agent/session.hpp"
+#include "kernel/fs.hpp"
+
 namespace envrun::agent {
 
 namespace {
@@ -47,6 +50,7 @@ Result<void> serve(const ServeOptions& o) {
   auto log = [&](const std::string& s) { if (cfg.log) cfg.log(s); };
   StopSignals stop;
   if (stop.fd() < 0) return Error::sys("signalfd");
+  if (fs::exists(cfg.root.images())) (void)delete_uncommitted(cfg);  // before prepare() sweeps images/
   int swept = ENVRUN_TRY(cfg.root.prepare());
   if (swept) log("removed " + std::to_string(swept) + " leftovers of interrupted migrations");
   auto lsock = ENVRUN_TRY(ha::listen_on(o.listen));

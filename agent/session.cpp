@@ -170,6 +170,7 @@ class Incoming {
     image_placed_ = true;
     ENVRUN_CHECK(rename_into(staging_ + "/image", image));
     uint64_t t0 = now_ms();
+    ENVRUN_CHECK(fs::write_file(image + "/uncommitted", id_ + "\n", O_CREAT | O_TRUNC));  // until the Commit (delete_uncommitted)
     restored_ = true;
     std::string last = image + "/r" + std::to_string(rounds_ - 1);  // its parents beside it
     auto argv = envrun({"restore", id_, "-b", bundle, "--image-path", last, "-d"});
@@ -239,6 +240,7 @@ class Incoming {
     if (m.type != FrameType::Commit)
       return Error::make(ErrorKind::Generic, std::string("expected a commit, got ") + ha::frame_type_name(m.type));
     committed_ = true;
+    (void)fs::remove_tree(cfg_.root.image(id_) + "/uncommitted");
     log("committed: the container runs here");
     (void)ch_.send_json(FrameType::Committed, nlohmann::json::object());
     return ok();
@@ -273,6 +275,25 @@ class Incoming {
 };
 
 }  // namespace
+
+int delete_uncommitted(const AgentConfig& cfg) {
+  int n = 0;
+  for (const auto& id : fs::list_dir(cfg.root.images())) {
+    if (!fs::exists(cfg.root.images() + "/" + id + "/uncommitted") ||
+        !fs::exists(runtime::StateStore(cfg.root.state()).dir(id)))
+      continue;
+    std::vector<std::string> argv{ha::self_exe(), "--root", cfg.root.state()};
+    argv.insert(argv.end(), cfg.envrun_globals.begin(), cfg.envrun_globals.end());
+    argv.insert(argv.end(), {"delete", "-f", id});
+    auto c = ha::Child::spawn({argv, {}});
+    int status = c ? c->wait().value_or(1) : 1;
+    if (cfg.log) cfg.log(id + ": " + (status == 0 ? "deleted: restored but never committed (the agent was killed)"
+                                                  : "could not delete the uncommitted container: " +
+                                                        (c ? c->failure_text(status) : c.error().message)));
+    n += status == 0;
+  }
+  return n;
+}
 
 Result<std::string> serve_session(ha::Channel& ch, const AgentConfig& cfg) {
   ENVRUN_CHECK(ha::ContentStore(cfg.root.blobs()).init());

@@ -38,4 +38,9 @@ struct AgentConfig {
 // (The channel's cancel fd aborts every wait for the peer; a running restore is waited for.)
 Result<std::string> serve_session(ha::Channel& ch, const AgentConfig& cfg);
 
+// A killed agent's restored but uncommitted containers (a post-copy migration's app runs
+// before the Commit; IMAGES/ID/uncommitted marks them) are deleted; before the sweep of
+// IMAGES (AgentRoot::prepare). Returns how many.
+int delete_uncommitted(const AgentConfig& cfg);
+
 }  // namespace envrun::agent

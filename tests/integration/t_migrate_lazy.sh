@@ -8,7 +8,8 @@
 # bytes fetched. The agent killed while pages are still being fetched (the page server
 # slowed by ENVRUN_LAZY_TEST_DELAY_US): the target's page server cannot get a page and
 # kills the tree there; the source restores the app from its local copy (rollback) and it
-# PASSes there; nothing runs on the target.
+# PASSes there; nothing runs on the target, and the restarted agent deletes the
+# container it had restored but never had committed.
 source "$(dirname "$0")/lib.sh"
 BUILD=$(cd "$(dirname "$ENVRUN")/.." && pwd)
 PROGS=$BUILD/tests/ckpt
@@ -45,7 +46,7 @@ start_agent() {  # start_agent LOG [ENV=VALUE...]: the agent in host B; sets AGE
   env "$@" nsenter --net="/run/netns/$NS_B" "$ENVRUN" --root "$AROOT" serve --listen "$IP_B:$PORT" --psk-file "$T/psk" "${NO_API[@]}" >"$log" 2>&1 </dev/null &
   AGENT_PID=$!
   PIDS_TO_KILL+=("$AGENT_PID")
-  wait_for 10 grep -q "listening on $IP_B:$PORT" "$log" || fail "agent listens" "$(cat "$log")"
+  wait_for 60 grep -q "listening on $IP_B:$PORT" "$log" || fail "agent listens" "$(cat "$log"; ps -ef | grep -v grep | grep -E "envrun|dirtier")"
 }
 caps='c["process"]["capabilities"] = {k: ["CAP_SYS_ADMIN", "CAP_KILL"] for k in ("bounding", "effective", "permitted")}'
 make_bundle counter "args('/ckpt_counter')" "$caps"
@@ -130,3 +131,9 @@ assert_eq "l3: running on the source again" running "$(status l3)"
 check "l3: the app's process on the target ($TPID) is gone" wait_for 20 sh -c "test -n '$TPID' && ! kill -0 '$TPID' 2>/dev/null"
 check "l3: the container does not run on the target" sh -c "! '$ENVRUN' --root '$AROOT/state' state l3 2>/dev/null | grep -q '\"running\"'"
 passes l3 dirtier er
+# (after the source's container is gone: both "hosts" share this machine's cgroup tree, and
+# the target's copy of the bundle names the same cgroup path, busy while the source runs it)
+start_agent "$T/agent-after.log"
+assert_contains "l3: the restarted agent deletes the uncommitted container" "$(cat "$T/agent-after.log")" "l3: deleted: restored but never committed"
+check "l3: no container on the target" test ! -e "$AROOT/state/l3"
+assert_eq "l3: no image and nothing staged on the target" "" "$(find "$AROOT/images" "$AROOT/incoming" -mindepth 1 2>&1)"
