@@ -57,7 +57,7 @@ ParentChain::ParentChain(ParentChain&&) noexcept = default;
 ParentChain& ParentChain::operator=(ParentChain&&) noexcept = default;
 ParentChain::~ParentChain() = default;
 
-Result<ParentChain> ParentChain::open(const nlohmann::json& inventory, const std::string& image_dir) {
+Result<ParentChain> ParentChain::open(const nlohmann::json& inventory, const std::string& image_dir, bool whole) {
   ParentChain chain;
   std::set<std::string> seen;
   std::string child = "the image", dir = image_dir.empty() ? "." : image_dir;
@@ -71,7 +71,7 @@ Result<ParentChain> ParentChain::open(const nlohmann::json& inventory, const std
     if (!seen.insert(real).second) return refuse(file + ": the chain loops back to it");
     Image img{UniqueFd(::open(real, O_RDONLY | O_CLOEXEC)), file};
     if (!img.fd) return Error::sys("parent image: " + file);
-    auto summary = verify_image(img.fd.get(), file);
+    auto summary = whole ? verify_image(img.fd.get(), file) : scan_image(img.fd.get(), file);
     if (!summary) return std::move(summary).error().with_context("parent image of " + child);
     if (::lseek(img.fd.get(), 0, SEEK_SET) < 0) return Error::sys("parent image: " + file + ": seek");
     auto inv = ENVRUN_TRY(read_inventory(img.fd.get(), file));
@@ -107,7 +107,12 @@ Result<std::map<uint64_t, PageRanges>> ParentChain::apply(Image& img, std::map<u
   for (auto h = ENVRUN_TRY(in.next()); h; h = ENVRUN_TRY(in.next())) {
     auto type = h->section_type();
     auto want = needed.find(h->id);
-    if (want == needed.end() || want->second.empty()) continue;
+    // Payloads not used are sought over: a parent was verified whole when the chain was
+    // opened, or (lazy restore) its payloads are checked by whoever reads them.
+    if (want == needed.end() || want->second.empty()) {
+      ENVRUN_CHECK(in.seek_payload());
+      continue;
+    }
     if (type == SectionType::ParentPages) {
       auto bytes = ENVRUN_TRY(in.read_payload());
       auto theirs = ENVRUN_TRY(decode_ranges(bytes, img.name + ": " + format::label(*h)));
@@ -116,25 +121,49 @@ Result<std::map<uint64_t, PageRanges>> ParentChain::apply(Image& img, std::map<u
       f.insert(f.end(), more.begin(), more.end());
       continue;
     }
-    if (type != SectionType::Pages) continue;
+    if (type != SectionType::Pages) {
+      ENVRUN_CHECK(in.seek_payload());
+      continue;
+    }
     if (h->raw_size < 8 || (h->raw_size - 8) % kPageBytes)
       return refuse(img.name + ": " + format::label(*h) + ": not whole pages");
-    buf.resize(h->raw_size);
-    ENVRUN_CHECK(in.read_payload(buf));
+    // The section's address first; its pages are read only if some are written now
+    // (a lazy restore's page server reads the deferred ones itself).
+    bool whole = h->compressed();
+    if (whole) {
+      buf.resize(h->raw_size);
+      ENVRUN_CHECK(in.read_payload(buf));
+    } else {
+      buf.resize(8);
+      ENVRUN_CHECK(in.read_payload_part(std::span<uint8_t>(buf.data(), 8)));
+    }
     uint64_t addr;
     std::memcpy(&addr, buf.data(), 8);
-    PageRange held{addr, addr + (buf.size() - 8)};
+    PageRange held{addr, addr + (h->raw_size - 8)};
     auto hit = overlap(want->second, held);
-    if (hit.empty()) continue;
+    if (hit.empty()) {
+      if (!whole) ENVRUN_CHECK(in.seek_payload());
+      continue;
+    }
     size_t i = plan.index_of(pid_t(h->id));
     if (i == std::string::npos || !plan.procs[i].host_pid)
       return refuse(img.name + ": pages of pid " + std::to_string(h->id) + ", a process the image does not restore");
+    PageRanges now;
     for (const auto& r : hit) {
-      std::span<const uint8_t> data(buf.data() + 8 + (r.start - addr), r.bytes());
-      if (!defer || !ENVRUN_TRY(defer(plan.procs[i], r, img.name, *h, addr)))
-        ENVRUN_CHECK(infect::write_mem(plan.procs[i].host_pid, r.start, data));
+      if (!defer || !ENVRUN_TRY(defer(plan.procs[i], r, img.name, *h, addr))) now.push_back(r);
       pages += r.bytes() / kPageBytes;
     }
+    if (!whole) {
+      if (now.empty()) {
+        ENVRUN_CHECK(in.seek_payload());
+      } else {
+        buf.resize(h->raw_size);
+        ENVRUN_CHECK(in.read_payload_part(std::span<uint8_t>(buf.data() + 8, buf.size() - 8)));  // checksum checked
+      }
+    }
+    for (const auto& r : now)
+      ENVRUN_CHECK(infect::write_mem(plan.procs[i].host_pid, r.start,
+                                     std::span<const uint8_t>(buf.data() + 8 + (r.start - addr), r.bytes())));
     auto& f = found[h->id];
     f.insert(f.end(), hit.begin(), hit.end());  // each page is in one section of an image
   }

@@ -10,7 +10,11 @@
 //
 // Every parent is opened and verified whole (checksums, End section) and checked to be
 // the very image its child was dumped against (the "track" id) before anything is
-// restored: a missing, corrupt or re-taken parent refuses the restore.
+// restored: a missing, corrupt or re-taken parent refuses the restore. A lazy restore
+// scans the parents' headers only (scan_image): reading every payload of a 1 GiB parent
+// before the app runs was most of a migration's downtime, and each payload is checked
+// anyway by whoever reads it (the restore, or the page server, which kills the tree on
+// a damaged one rather than let it run).
 #pragma once
 #include <functional>
 #include <map>
@@ -35,7 +39,8 @@ class ParentChain {
   // Follows inventory["parent"]["path"] (relative to `image_dir`, the directory of the
   // image being restored; each parent's own parent relative to that parent's
   // directory) up to a full image. An empty chain for a full image.
-  static Result<ParentChain> open(const nlohmann::json& inventory, const std::string& image_dir);
+  // `whole`: verify_image() of each parent, else scan_image() (lazy restore).
+  static Result<ParentChain> open(const nlohmann::json& inventory, const std::string& image_dir, bool whole = true);
   ParentChain();
   ParentChain(ParentChain&&) noexcept;
   ParentChain& operator=(ParentChain&&) noexcept;

@@ -115,7 +115,7 @@ Result<RestoreResult> restore(const RestoreOptions& o) {
   auto in = ENVRUN_TRY(ImageReader::from_fd(o.in_fd, o.in_name));
   std::optional<SectionHeader> first_memory;
   auto plan = ENVRUN_TRY(read_plan(in, first_memory));
-  auto chain = ENVRUN_TRY(ParentChain::open(plan.inventory, o.image_dir));  // each parent verified
+  auto chain = ENVRUN_TRY(ParentChain::open(plan.inventory, o.image_dir, !o.lazy_pages));  // each parent verified
   if (!o.old_root.empty()) plan.old_root = o.old_root;
   plan.new_root = o.new_root;
   ENVRUN_CHECK(open_files(plan));

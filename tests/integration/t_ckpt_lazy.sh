@@ -141,6 +141,29 @@ check "incr: pages were left to the page server" test "$(stat_of "pages left laz
 sleep 0.3
 verdict counter lz-incr "^PASS counter\$"
 
+section "a chain whose parent has a damaged page: a lazy restore scans parents' headers only; the page server finds it and kills the tree"
+ckpt_bundle bigmem 64
+er run -d -b "$B" lz-pbad >"$T/lz-pbad.out" 2>&1 </dev/null
+wait_for 20 grep -q READY "$T/lz-pbad.out" || fail "pbad: READY"
+capture er checkpoint --leave-running --track-mem --image-path "$T/pbad1" lz-pbad
+assert_eq "pbad: checkpoint --track-mem exits 0" 0 "$RC" || last_cmd_details
+capture er checkpoint --parent-path ../pbad1 --image-path "$T/pbad2" lz-pbad
+assert_eq "pbad: incremental checkpoint exits 0" 0 "$RC" || last_cmd_details
+img=$T/pbad1/envrun.img
+off=$(( $(stat -c %s "$img") / 2 ))   # 64 MiB of pages: the middle is in a pages payload
+byte=$(od -An -tu1 -j $off -N1 "$img" | tr -d ' ')
+printf "\\$(printf %o $((byte ^ 255)))" | dd of="$img" bs=1 seek=$off conv=notrunc status=none
+check "pbad: the parent differs from what was dumped" test "$(od -An -tu1 -j $off -N1 "$img" | tr -d ' ')" != "$byte"
+expect_fail 1 "checksum" er restore -d --image-path "$T/pbad2" -b "$B" lz-pbad
+check "pbad: a full restore refuses it before anything runs (no container)" test -z "$(er list -q | grep -x lz-pbad)"
+capture er --log "$T/pbad.log" restore -d --lazy-pages --stats --image-path "$T/pbad2" -b "$B" lz-pbad
+RESTORED=$OUT
+assert_eq "pbad: the lazy restore itself succeeds (parent payloads are the page server's to read)" 0 "$RC" || last_cmd_details
+assert_contains "pbad: --stats reports the page server's failure" "$OUT" "checksum mismatch"
+check "pbad: the program is gone" wait_for 10 test -z "$(pgrep -f '^/ckpt_bigmem 64')"
+assert_eq "pbad: it never got to a verdict" "" "$(grep -E '^(PASS|FAIL)' "$T/lz-pbad.out")"
+er delete -f lz-pbad >/dev/null 2>&1
+
 section "the page server killed half-way: its watchdog kills the tree (no zero pages)"
 start bigmem lz-wd 64 || true
 ENVRUN_LAZY_TEST_DELAY_US=100000 capture er --debug --log "$T/wd.log" restore -d --lazy-pages --image-path "$T/lz-wd.img" -b "$B" lz-wd
