@@ -40,12 +40,30 @@ Result<int64_t> parse_time_ms(const std::string& text) {
   return int64_t(::timegm(&tm)) * 1000 + ms;
 }
 
+// The name a bundle directory bills under by default: its own name, but NAME for a
+// version of an agent's library (DIR/library/NAME/versions/N, agent/library.hpp), whose
+// directory name is only the version number.
+std::string bundle_name_of(std::string dir) {
+  while (dir.size() > 1 && dir.back() == '/') dir.pop_back();
+  std::vector<std::string> parts;
+  for (size_t at = 0; at <= dir.size();) {
+    size_t next = dir.find('/', at);
+    if (next == std::string::npos) next = dir.size();
+    if (next > at) parts.push_back(dir.substr(at, next - at));
+    at = next + 1;
+  }
+  if (parts.empty()) return dir;
+  size_t n = parts.size();
+  bool numeric = parts[n - 1].find_first_not_of("0123456789") == std::string::npos;
+  if (n >= 4 && numeric && parts[n - 2] == "versions" && parts[n - 4] == "library") return parts[n - 3];
+  return parts[n - 1];
+}
+
 Result<Target> target_for(const runtime::StateStore& store, const runtime::ContainerState& st,
                           const billing::CgroupHierarchies& h) {
   Target t;
   t.info.instance = st.id;
-  auto slash = st.bundle.find_last_of('/');
-  t.info.bundle = slash == std::string::npos ? st.bundle : st.bundle.substr(slash + 1);
+  t.info.bundle = bundle_name_of(st.bundle);
   // envrun.yaml was checked at create; if it was broken since, bill under the directory name.
   if (auto settings = billing::read_bundle_billing(st.bundle)) {
     if (!settings->bundle.empty()) t.info.bundle = settings->bundle;
