@@ -1,8 +1,10 @@
-// /v1/instances: list, create, inspect, start, stop, kill, checkpoint, upgrade, delete.
+// /v1/instances: list, create, inspect, start, stop, kill, checkpoint, upgrade, delete;
+// /v1/bundles/{name}/rollout: every running instance of a bundle upgraded in turn.
 #include <algorithm>
 #include <cctype>
 
 #include "agent/api/api.hpp"
+#include "agent/library.hpp"
 #include "agent/upgrade.hpp"
 
 namespace envrun::agent::api {
@@ -27,26 +29,76 @@ Result<HealthCheck> health_of(const json& body) {
   return h;
 }
 
+struct UpgradeAsk {
+  int version = 0;
+  UpgradeMode mode{};
+  HealthCheck health;
+};
+
+Result<UpgradeAsk> upgrade_ask(const json& body) {
+  UpgradeAsk a;
+  a.version = ENVRUN_TRY(int_field(body, "version", 0));
+  auto mode_text = ENVRUN_TRY(string_field(body, "mode", false));
+  auto mode = parse_upgrade_mode(mode_text.empty() ? "auto" : mode_text);
+  if (!mode) return Error::make(ErrorKind::Usage, "body: field \"mode\": " + mode.error().message);
+  a.mode = *mode;
+  a.health = ENVRUN_TRY(health_of(body));
+  return a;
+}
+
+// One instance upgraded (under its lock): the answer's JSON and whether it upgraded.
+Result<std::pair<json, bool>> upgrade_one(ApiContext& ctx, const std::string& id, const UpgradeAsk& a) {
+  auto g = ctx.instances.lock(id);
+  auto r = ENVRUN_TRY(upgrade_instance(ctx.opt.dir, id, a.version, a.mode, a.health,
+                                       [&](const std::string& s) { ctx.log("upgrade " + id + ": " + s); }));
+  json j{{"upgraded", r.upgraded}, {"rolled_back", r.rolled_back}, {"from_version", r.from_version},
+         {"to_version", r.to_version}, {"mode_used", r.mode_used}, {"message", r.message},
+         {"downtime_ms", r.downtime_ms}};
+  if (auto inst = ctx.instances.get(id)) j["instance"] = *inst;
+  return std::pair{std::move(j), r.upgraded};
+}
+
 Reply upgrade(ApiContext& ctx, Call& c) {
   const auto& id = c.params[0];
-  auto version = int_field(c.body_json, "version", 0);
-  if (!version) return error_reply(version.error());
-  auto mode_text = string_field(c.body_json, "mode", false);
-  if (!mode_text) return error_reply(mode_text.error());
-  auto mode = parse_upgrade_mode(mode_text->empty() ? "auto" : *mode_text);
-  if (!mode) return error_reply(400, "body: field \"mode\": " + mode.error().message);
-  auto health = health_of(c.body_json);
-  if (!health) return error_reply(health.error());
-  auto g = ctx.instances.lock(id);
-  auto r = upgrade_instance(ctx.opt.dir, id, *version, *mode, *health,
-                            [&](const std::string& s) { ctx.log("upgrade " + id + ": " + s); });
+  auto a = upgrade_ask(c.body_json);
+  if (!a) return error_reply(a.error());
+  auto r = upgrade_one(ctx, id, *a);
   if (!r) return error_reply(r.error());
-  json j{{"upgraded", r->upgraded}, {"rolled_back", r->rolled_back}, {"from_version", r->from_version},
-         {"to_version", r->to_version}, {"mode_used", r->mode_used}, {"message", r->message},
-         {"downtime_ms", r->downtime_ms}};
-  if (auto inst = ctx.instances.get(id)) j["instance"] = *inst;
-  int status = r->upgraded ? 200 : 409;  // rolled back: the instance runs its old version
-  return json_reply(j, status, "upgrade " + id + ": " + r->message);
+  int status = r->second ? 200 : 409;  // rolled back: the instance runs its old version
+  return json_reply(r->first, status, "upgrade " + id + ": " + r->first["message"].get<std::string>());
+}
+
+// POST /v1/bundles/{name}/rollout: every running instance of the bundle upgraded in turn
+// (sorted by id); the first that is not upgraded (rolled back, refused) stops the rollout
+// unless "continue" is true: the rest stay on their version ("skipped").
+Reply rollout(ApiContext& ctx, Call& c) {
+  const auto& name = c.params[0];
+  auto a = upgrade_ask(c.body_json);
+  if (!a) return error_reply(a.error());
+  auto cont = c.body_json.find("continue");
+  if (cont != c.body_json.end() && !cont->is_boolean()) return error_reply(400, "body: field \"continue\": want a boolean");
+  bool keep_going = cont != c.body_json.end() && cont->get<bool>();
+  if (auto cur = ctx.instances.library().current(name); !cur) return error_reply(cur.error());
+  std::vector<std::string> ids;
+  for (auto& j : ctx.instances.list())
+    if (j.value("bundle", "") == name && j.value("status", "") == "running") ids.push_back(j.value("id", ""));
+  std::sort(ids.begin(), ids.end());
+  json done = json::array(), skipped = json::array();
+  bool all = true;
+  for (const auto& id : ids) {
+    if (!all && !keep_going) {
+      skipped.push_back(id);
+      continue;
+    }
+    auto r = upgrade_one(ctx, id, *a);
+    json e = r ? r->first : json{{"upgraded", false}, {"message", r.error().message}};
+    e["id"] = id;
+    all = all && r && r->second;
+    done.push_back(std::move(e));
+  }
+  json out{{"bundle", name}, {"instances", done}, {"skipped", skipped}, {"upgraded_all", all}};
+  std::string what = "rollout " + name + ": " + std::to_string(done.size()) + " tried, " + std::to_string(skipped.size()) + " skipped";
+  return json_reply(out, all ? 200 : 409, what);
 }
 
 }  // namespace
@@ -104,6 +156,12 @@ void add_instance_routes(Router& r, ApiContext& ctx) {
          }});
   r.add({"POST", "/v1/instances/{id}/upgrade", Need::InstanceWrite, true, scope_of_id,
          [&ctx](Call& c) { return upgrade(ctx, c); }});
+  r.add({"POST", "/v1/bundles/{name}/rollout", Need::InstanceWrite, true,
+         [](Call& c) -> Result<std::string> {
+           ENVRUN_CHECK(Library::validate_name(c.params[0]));
+           return c.params[0];
+         },
+         [&ctx](Call& c) { return rollout(ctx, c); }});
   r.add({"DELETE", "/v1/instances/{id}", Need::InstanceWrite, false, scope_of_id, [&inst](Call& c) {
            bool force = c.query_value("force") == "1" || c.query_value("force") == "true";
            auto d = inst.remove(c.params[0], force);
