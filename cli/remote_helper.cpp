@@ -38,6 +38,7 @@ Result<std::vector<std::string>> serve_argv(const Globals& g, const ApiFlags& f,
   if (g.debug) a.push_back("--debug");
   a.insert(a.end(), {"serve", "--root", dir, "--envrun", std::string(self, size_t(n)),
                      "--ledger", f.ledger.empty() ? billing::default_ledger_path() : f.ledger});
+  if (!f.plan.empty()) a.insert(a.end(), {"--plan", f.plan});
   for (const auto& s : f.api) a.insert(a.end(), {"--api", s});
   if (f.api.empty()) a.insert(a.end(), {"--api", "unix:" + dir + "/api.sock"});
   if (!f.listen.empty()) a.insert(a.end(), {"--api-listen", f.listen, "--tls-cert", f.cert, "--tls-key", f.key});
@@ -63,6 +64,7 @@ void add_api_flags(CLI::App* s, ApiFlags& f) {
   s->add_option("--tls-cert", f.cert, "PEM certificate (chain) for --api-listen");
   s->add_option("--tls-key", f.key, "PEM private key for --api-listen");
   s->add_option("--ledger", f.ledger, "billing ledger read by GET /v1/usage (default: envrun billing's)");
+  s->add_option("--plan", f.plan, "pricing plan (envrun-billing(5)) that prices GET /v1/billing");
   s->add_flag("--no-api", f.no_api, "serve migrations only (no management API)");
   s->add_flag("--list-routes", f.list_routes, "print the API's routes (METHOD PATH) and exit");
 }

@@ -15,6 +15,7 @@ struct ApiFlags {
   std::vector<std::string> api;  // unix:PATH (default unix:DIR/api.sock)
   std::string listen, cert, key; // --api-listen ADDR:PORT --tls-cert F --tls-key F
   std::string ledger;            // default: billing::default_ledger_path()
+  std::string plan;              // pricing plan for GET /v1/billing
   bool no_api = false, list_routes = false;
 };
 void add_api_flags(CLI::App* serve, ApiFlags& f);

@@ -17,8 +17,9 @@ struct ApiOptions {
   std::string dir;               // the agent's DIR
   std::string envrun;            // the envrun binary run for changes
   std::string pull_helper;       // envrun-pull, for POST /v1/bundles {pull: REF}
-  std::string ledger;            // the billing ledger for /v1/usage
+  std::string ledger;            // the billing ledger for /v1/usage and /v1/billing
   std::function<void(const std::string&)> log;
+  std::string plan;              // the pricing plan for /v1/billing ("": prices 0)
 };
 
 struct ApiContext {

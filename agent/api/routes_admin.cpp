@@ -2,6 +2,7 @@
 #include <ctime>
 
 #include "agent/api/api.hpp"
+#include "billing/export.hpp"
 #include "billing/ledger.hpp"
 #include "billing/metrics.hpp"
 #include "kernel/fs.hpp"
@@ -55,6 +56,40 @@ Reply usage(const ApiContext& ctx, Call& c) {
   return json_reply(out);
 }
 
+// GET /v1/billing: the window priced by the agent's plan (--plan), as `envrun billing export
+// --format json` gives it: one row per bundle and metric (FOCUS-style columns), only the
+// bundles the token sees.
+Reply billing_rows(const ApiContext& ctx, Call& c) {
+  auto from = time_param("from", c.query_value("from"), 0);
+  if (!from) return error_reply(from.error());
+  auto to = time_param("to", c.query_value("to"), int64_t(std::time(nullptr)) * 1000 + 1000);
+  if (!to) return error_reply(to.error());
+  if (*to <= *from) return error_reply(400, "query: \"to\" must be after \"from\"");
+  std::string want = c.query_value("bundle");
+  if (!want.empty())
+    if (auto v = check_id("query: bundle", want); !v) return error_reply(v.error());
+  std::optional<billing::Plan> plan;
+  if (!ctx.opt.plan.empty()) {
+    auto p = billing::load_plan(ctx.opt.plan);
+    if (!p) return error_reply(500, "plan " + ctx.opt.plan + ": " + p.error().message);
+    plan = std::move(*p);
+  }
+  json out{{"from_ms", *from}, {"to_ms", *to}, {"currency", plan ? plan->currency : ""}, {"rows", json::array()}};
+  if (!fs::exists(ctx.opt.ledger)) return json_reply(out);
+  auto ledger = billing::Ledger::open(ctx.opt.ledger);
+  if (!ledger) return error_reply(500, "ledger " + ctx.opt.ledger + ": " + ledger.error().message);
+  auto report = billing::build_export(*ledger, *from, *to, plan ? &*plan : nullptr);
+  if (!report) return error_reply(500, "ledger " + ctx.opt.ledger + ": " + report.error().message);
+  auto rows = json::parse(billing::format_export(*report, billing::ExportFormat::Json), nullptr, false);
+  if (rows.is_discarded() || !rows.is_array()) return error_reply(500, "billing export: not a JSON array");
+  for (auto& r : rows) {
+    std::string b = r.value("ResourceName", "");
+    if ((!want.empty() && b != want) || !sees_bundle(c.token.bundles, b)) continue;
+    out["rows"].push_back(std::move(r));
+  }
+  return json_reply(out);
+}
+
 Reply create_token(ApiContext& ctx, Call& c) {
   NewToken t;
   auto name = string_field(c.body_json, "name", true);
@@ -82,6 +117,7 @@ Reply create_token(ApiContext& ctx, Call& c) {
 
 void add_admin_routes(Router& r, ApiContext& ctx) {
   r.add({"GET", "/v1/usage", Need::Usage, false, nullptr, [&ctx](Call& c) { return usage(ctx, c); }});
+  r.add({"GET", "/v1/billing", Need::Usage, false, nullptr, [&ctx](Call& c) { return billing_rows(ctx, c); }});
   r.add({"GET", "/v1/audit", Need::Admin, false, nullptr, [&ctx](Call& c) {
            std::string l = c.query_value("limit", "100");
            if (l.empty() || l.size() > 6 || l.find_first_not_of("0123456789") != std::string::npos)

@@ -23,7 +23,7 @@ using namespace envrun;
 namespace {
 
 struct ServeArgs {
-  std::string dir, envrun, ledger;
+  std::string dir, envrun, ledger, plan;
   std::vector<std::string> api;  // unix:PATH
   std::string listen, cert, key;
   size_t max_body = 1 << 20;
@@ -38,6 +38,7 @@ Result<int> serve(const ServeArgs& a) {
                              std::fflush(stderr);
                              if (log::has_file()) log::info("serve: api: " + s);
                            }};
+  o.plan = a.plan;
   agent::api::ApiContext ctx(o);
   if (a.list_routes) {
     for (const auto& r : agent::api::route_list(ctx)) std::printf("%s\n", r.c_str());
@@ -118,6 +119,7 @@ int main(int argc, char** argv) {
   s->add_option("--root", a.dir, "the agent's directory")->required();
   s->add_option("--envrun", a.envrun, "the envrun binary run for changes")->required();
   s->add_option("--ledger", a.ledger, "billing ledger");
+  s->add_option("--plan", a.plan, "pricing plan for GET /v1/billing");
   s->add_option("--api", a.api, "unix:PATH");
   s->add_option("--api-listen", a.listen, "ADDR:PORT (TLS)");
   s->add_option("--tls-cert", a.cert, "PEM certificate");
