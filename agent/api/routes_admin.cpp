@@ -22,20 +22,40 @@ Result<int64_t> time_param(const std::string& name, const std::string& v, int64_
   return int64_t(::timegm(&tm)) * 1000;
 }
 
+// The query of /v1/usage and /v1/billing: [from, to) (default: all until now) and an
+// optional bundle.
+struct Window {
+  int64_t from = 0, to = 0;
+  std::string bundle;
+};
+
+Result<Window> window_of(const Call& c) {
+  Window w;
+  w.from = ENVRUN_TRY(time_param("from", c.query_value("from"), 0));
+  w.to = ENVRUN_TRY(time_param("to", c.query_value("to"), int64_t(std::time(nullptr)) * 1000 + 1000));
+  if (w.to <= w.from) return Error::make(ErrorKind::Usage, "query: \"to\" must be after \"from\"");
+  w.bundle = c.query_value("bundle");
+  if (!w.bundle.empty()) ENVRUN_CHECK(check_id("query: bundle", w.bundle));
+  return w;
+}
+
+// The ledger, or nullopt when there is none yet (nothing was metered: an empty answer).
+Result<std::optional<billing::Ledger>> open_ledger(const ApiContext& ctx) {
+  if (!fs::exists(ctx.opt.ledger)) return std::optional<billing::Ledger>{};
+  auto l = billing::Ledger::open(ctx.opt.ledger);
+  if (!l) return Error::make(ErrorKind::System, "ledger " + ctx.opt.ledger + ": " + l.error().message);
+  return std::optional<billing::Ledger>(std::move(*l));
+}
+
 Reply usage(const ApiContext& ctx, Call& c) {
-  auto from = time_param("from", c.query_value("from"), 0);
-  if (!from) return error_reply(from.error());
-  auto to = time_param("to", c.query_value("to"), int64_t(std::time(nullptr)) * 1000 + 1000);
-  if (!to) return error_reply(to.error());
-  if (*to <= *from) return error_reply(400, "query: \"to\" must be after \"from\"");
-  std::string want = c.query_value("bundle");
-  if (!want.empty())
-    if (auto v = check_id("query: bundle", want); !v) return error_reply(v.error());
-  json out{{"from_ms", *from}, {"to_ms", *to}, {"bundles", json::array()}};
-  if (!fs::exists(ctx.opt.ledger)) return json_reply(out);
-  auto ledger = billing::Ledger::open(ctx.opt.ledger);
-  if (!ledger) return error_reply(500, "ledger " + ctx.opt.ledger + ": " + ledger.error().message);
-  auto rows = ledger->window_usage(*from, *to);
+  auto w = window_of(c);
+  if (!w) return error_reply(w.error());
+  const std::string& want = w->bundle;
+  json out{{"from_ms", w->from}, {"to_ms", w->to}, {"bundles", json::array()}};
+  auto ledger = open_ledger(ctx);
+  if (!ledger) return error_reply(500, ledger.error().message);
+  if (!*ledger) return json_reply(out);
+  auto rows = (*ledger)->window_usage(w->from, w->to);
   if (!rows) return error_reply(500, "ledger " + ctx.opt.ledger + ": " + rows.error().message);
   std::map<std::string, json> per;
   for (const auto& u : *rows) {
@@ -60,25 +80,20 @@ Reply usage(const ApiContext& ctx, Call& c) {
 // --format json` gives it: one row per bundle and metric (FOCUS-style columns), only the
 // bundles the token sees.
 Reply billing_rows(const ApiContext& ctx, Call& c) {
-  auto from = time_param("from", c.query_value("from"), 0);
-  if (!from) return error_reply(from.error());
-  auto to = time_param("to", c.query_value("to"), int64_t(std::time(nullptr)) * 1000 + 1000);
-  if (!to) return error_reply(to.error());
-  if (*to <= *from) return error_reply(400, "query: \"to\" must be after \"from\"");
-  std::string want = c.query_value("bundle");
-  if (!want.empty())
-    if (auto v = check_id("query: bundle", want); !v) return error_reply(v.error());
+  auto w = window_of(c);
+  if (!w) return error_reply(w.error());
+  const std::string& want = w->bundle;
   std::optional<billing::Plan> plan;
   if (!ctx.opt.plan.empty()) {
     auto p = billing::load_plan(ctx.opt.plan);
     if (!p) return error_reply(500, "plan " + ctx.opt.plan + ": " + p.error().message);
     plan = std::move(*p);
   }
-  json out{{"from_ms", *from}, {"to_ms", *to}, {"currency", plan ? plan->currency : ""}, {"rows", json::array()}};
-  if (!fs::exists(ctx.opt.ledger)) return json_reply(out);
-  auto ledger = billing::Ledger::open(ctx.opt.ledger);
-  if (!ledger) return error_reply(500, "ledger " + ctx.opt.ledger + ": " + ledger.error().message);
-  auto report = billing::build_export(*ledger, *from, *to, plan ? &*plan : nullptr);
+  json out{{"from_ms", w->from}, {"to_ms", w->to}, {"currency", plan ? plan->currency : ""}, {"rows", json::array()}};
+  auto ledger = open_ledger(ctx);
+  if (!ledger) return error_reply(500, ledger.error().message);
+  if (!*ledger) return json_reply(out);
+  auto report = billing::build_export(**ledger, w->from, w->to, plan ? &*plan : nullptr);
   if (!report) return error_reply(500, "ledger " + ctx.opt.ledger + ": " + report.error().message);
   auto rows = json::parse(billing::format_export(*report, billing::ExportFormat::Json), nullptr, false);
   if (rows.is_discarded() || !rows.is_array()) return error_reply(500, "billing export: not a JSON array");
