@@ -13,6 +13,7 @@
 #include <CLI/CLI.hpp>
 
 #include "agent/api/http_server.hpp"
+#include "billing/plan.hpp"
 #include "cli/api/remote_client.hpp"
 #include "cli/exit_code.hpp"
 #include "kernel/fs.hpp"
@@ -33,6 +34,7 @@ struct ServeArgs {
 
 Result<int> serve(const ServeArgs& a) {
   if (a.child) ::prctl(PR_SET_PDEATHSIG, SIGTERM);  // the envrun serve that started us is gone: stop
+  if (!a.plan.empty()) ENVRUN_CHECK(billing::load_plan(a.plan));  // refused at start, not at the first request
   agent::api::ApiOptions o{a.dir, a.envrun, "", a.ledger, [](const std::string& s) {
                              std::fprintf(stderr, "%s envrun serve: api: %s\n", log::now_rfc3339().c_str(), s.c_str());
                              std::fflush(stderr);

@@ -15,6 +15,11 @@ rounding: {mode: half-up, digits: 2}
 metrics:
   processes_peak: {unit_price: 7}
 YAML
+printf 'version: 1\ncurrency: EUR\nmetrics:\n  cpu_seconds: {unit_price: 1}\n' >"$T/bad-plan.yaml"
+capture timeout 20 "$ENVRUN" --root "$T/bad-agent" serve --plan "$T/bad-plan.yaml"
+assert_eq "a bad --plan: envrun serve refuses to start (exit 3)" 3 "$RC"
+assert_contains "... naming the file, line, field and reason" "$ERR" "bad-plan.yaml:4:3: metrics.cpu_seconds: unknown metric"
+check "... and leaves no API socket" test ! -e "$T/bad-agent/api.sock"
 token admin admin
 token bill billing
 token other read-only --bundle zzz
