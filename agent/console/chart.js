@@ -53,10 +53,12 @@
     return spanMs > 86400000 ? d.toLocaleDateString([], { month: 'short', day: 'numeric' }) + ' ' + hm : hm;
   }
 
-  function setMetricOptions(names) {
-    const sel = $('usage-metric');
+  // Puts `names` as the options of select `id`; returns the value it had before, or null
+  // when the options were these already (nothing changed).
+  function fillSelect(id, names) {
+    const sel = $(id);
     const key = JSON.stringify(names);
-    if (sel.dataset.values === key) return;
+    if (sel.dataset.values === key) return null;
     const keep = sel.value;
     sel.replaceChildren(...names.map((n) => {
       const o = document.createElement('option');
@@ -64,6 +66,13 @@
       return o;
     }));
     sel.dataset.values = key;
+    return keep;
+  }
+
+  function setMetricOptions(names) {
+    const sel = $('usage-metric');
+    const keep = fillSelect('usage-metric', names);
+    if (keep === null) return;
     sel.hidden = names.length === 0;
     if (names.includes(keep)) sel.value = keep;
     else sel.value = PREFERRED.find((p) => names.includes(p)) || names[0] || '';
@@ -135,15 +144,8 @@
 
   function setBundles(names) {
     const sel = $('usage-bundle');
-    const key = JSON.stringify(names);
-    if (sel.dataset.values === key) return;
-    const keep = sel.value;
-    sel.replaceChildren(...names.map((n) => {
-      const o = document.createElement('option');
-      o.value = n; o.textContent = n;
-      return o;
-    }));
-    sel.dataset.values = key;
+    const keep = fillSelect('usage-bundle', names);
+    if (keep === null) return;
     if (names.includes(keep)) sel.value = keep;
     if (sel.value !== keep) refresh();
   }
