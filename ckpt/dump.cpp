@@ -154,9 +154,9 @@ nlohmann::json inventory(const DumpOptions& o, const std::vector<CapturedProcess
   return j;
 }
 
-Result<void> write_image(const DumpOptions& o, const std::vector<CapturedProcess>& procs, const FileTable& files,
-                         const std::vector<Seized>& tree, DumpStats& st, const MemoryTracking* trk) {
-  auto w = ENVRUN_TRY(ImageWriter::to_fd(o.out_fd, o.out_name, o.writer));
+// Everything but the memory: inventory, files, each process's core and its threads.
+Result<void> write_state(ImageWriter& w, const DumpOptions& o, const std::vector<CapturedProcess>& procs,
+                         const FileTable& files, const MemoryTracking* trk) {
   auto inv = inventory(o, procs);
   if (trk) trk->annotate(inv);
   ENVRUN_CHECK(w.add(SectionType::Inventory, 0, bytes_of(inv.dump())));
@@ -174,7 +174,14 @@ Result<void> write_image(const DumpOptions& o, const std::vector<CapturedProcess
       ENVRUN_CHECK(w.add(SectionType::ThreadXstate, tid, c.regs[i].xstate));
     }
   }
+  return ok();
+}
+
+// The memory sections, then the end of the image.
+Result<void> write_memory(ImageWriter& w, const std::vector<CapturedProcess>& procs, const std::vector<Seized>& tree,
+                          DumpStats& st, const MemoryTracking* trk, bool live) {
   MemDumper mem{w, st};
+  mem.live = live;
   for (size_t i = 0; i < procs.size(); ++i) {
     if (procs[i].core.zombie) continue;
     const auto* vmas = trk ? trk->dump_vmas(i) : nullptr;  // incremental: only what changed
@@ -197,6 +204,7 @@ Result<DumpStats> dump(const DumpOptions& o) {
   // image to a file): the frozen window then only copies. finish() trims the excess.
   if (o.parent_image.empty() && !o.writer.zstd) reserve_image_space(o.out_fd, estimate_image_bytes(o.root));
   uint64_t t0 = now_us();
+  st.freeze_start_us = t0;
   ENVRUN_CHECK(fz.freeze());
   auto tree = seize_tree(o.root, fz);
   if (!tree) return std::move(tree).error();  // threads seized so far are let go when envrun exits
@@ -239,10 +247,24 @@ Result<DumpStats> dump(const DumpOptions& o) {
     if (!t) return finish(false), std::move(t).error();
     trk = std::move(*t);
   }
-  auto written = write_image(o, procs, files, *tree, st, trk.get());
-  if (!written) return finish(false), std::move(written).error();
-  if (trk) trk->arm(), trk->add_stats(st);
-  finish(!o.leave_running);
+  auto w = ImageWriter::to_fd(o.out_fd, o.out_name, o.writer);
+  if (!w) return finish(false), std::move(w).error();
+  if (auto r = write_state(*w, o, procs, files, trk.get()); !r) return finish(false), std::move(r).error();
+  // A tracked pre-copy round reads the memory after the tree runs again: the trackers are
+  // armed first, so a page written while it is read is dumped again by the next round
+  // (whose parent this image is), and a torn read of it never reaches a restore.
+  st.live_read = o.leave_running && trk;
+  if (st.live_read) trk->arm(), finish(false);
+  if (auto r = write_memory(*w, procs, *tree, st, trk.get(), st.live_read); !r) {
+    if (!st.live_read) finish(false);
+    return std::move(r).error();
+  }
+  if (trk) {
+    if (!st.live_read) trk->arm();
+    trk->add_stats(st);
+  }
+  if (o.image_done) o.image_done();
+  if (!st.live_read) finish(!o.leave_running);
   return st;
 }
 

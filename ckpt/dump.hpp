@@ -3,6 +3,7 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -28,6 +29,9 @@ struct DumpOptions {
   std::string parent_image;
   std::string parent_ref;
   bool track_mem = false;
+  // Called once the image is whole, before the tree is killed (or let go): a migration
+  // closes the stream here, so that the image travels while the tree dies.
+  std::function<void()> image_done;
 };
 
 struct DumpStats {
@@ -43,6 +47,9 @@ struct DumpStats {
   uint64_t processes = 0, threads = 0;
   uint64_t pages_in_parent = 0;       // incremental: unchanged pages the parent images hold
   uint64_t track_us = 0;              // dirty-page scans and memory trackers set up
+  uint64_t pages_vanished = 0;        // live read: unmapped before they were read (dumped next round)
+  bool live_read = false;             // memory read while the tree ran (a tracked pre-copy round)
+  uint64_t freeze_start_us = 0;       // CLOCK_MONOTONIC when the freeze began (microseconds)
   std::vector<std::string> warnings;  // e.g. a process dumped whole in an incremental dump
 };
 

@@ -94,6 +94,19 @@ void MemDumper::record_runs(Pass& p, SectionType type, uint64_t id, uint64_t add
   }
 }
 
+// Reads pages at addr into `to`; live, the pages that cannot be read are left zero
+// (record_runs drops them) and counted.
+Result<void> MemDumper::read_pages(Pass& p, uint64_t addr, uint8_t* to, uint64_t pages) {
+  auto r = infect::read_mem(p.host_pid, addr, std::span<uint8_t>(to, pages * kPage));
+  if (r || !live) return r;
+  for (uint64_t i = 0; i < pages; ++i)
+    if (!infect::read_mem(p.host_pid, addr + i * kPage, std::span<uint8_t>(to + i * kPage, kPage))) {
+      std::memset(to + i * kPage, 0, kPage);
+      ++stats.pages_vanished;
+    }
+  return ok();
+}
+
 // Reads [start, start + pages) into slots and records the runs of non-zero pages.
 Result<void> MemDumper::dump_run(Pass& p, SectionType type, uint64_t id, uint64_t start, uint64_t pages) {
   for (uint64_t done = 0; done < pages;) {
@@ -101,7 +114,7 @@ Result<void> MemDumper::dump_run(Pass& p, SectionType type, uint64_t id, uint64_
     PageSlot& s = *p.slot;
     uint64_t n = std::min<uint64_t>((kSlotBytes - s.used) / kPage, pages - done);
     uint64_t addr = start + done * kPage;
-    ENVRUN_CHECK(infect::read_mem(p.host_pid, addr, std::span<uint8_t>(s.buf.get() + s.used, n * kPage)));
+    ENVRUN_CHECK(read_pages(p, addr, s.buf.get() + s.used, n));
     record_runs(p, type, id, addr, s.used, n);
     s.used += n * kPage;
     done += n;
@@ -128,7 +141,7 @@ Result<void> MemDumper::dump_batches(Pass& p, const PageRanges& ranges) {
     ssize_t got = ::process_vm_readv(p.host_pid, &local, 1, remote.data(), remote.size(), 0);
     for (const auto& q : parts) {
       if (got != ssize_t(pending))
-        ENVRUN_CHECK(infect::read_mem(p.host_pid, q.addr, std::span<uint8_t>(s.buf.get() + q.off, q.pages * kPage)));
+        ENVRUN_CHECK(read_pages(p, q.addr, s.buf.get() + q.off, q.pages));
       record_runs(p, SectionType::Pages, p.image_pid, q.addr, q.off, q.pages);
     }
     s.used += pending;

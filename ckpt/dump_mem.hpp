@@ -44,6 +44,10 @@ struct MemDumper {
   ImageWriter& out;
   DumpStats& stats;
   std::set<uint64_t> shared_done;  // shared anonymous memory is dumped once (by inode)
+  // The tree runs while it is read (a tracked pre-copy round, dump.cpp): a page that can no
+  // longer be read (unmapped meanwhile) is left out and counted in pages_vanished; its
+  // mapping lost its tracking with it, so the next round dumps whatever is there whole.
+  bool live = false;
 
   Result<void> dump_process(pid_t host_pid, uint64_t image_pid, const std::vector<Vma>& vmas);
   // Pages known to be mapped (an incremental dump's written pages, incremental.hpp):
@@ -59,6 +63,7 @@ struct MemDumper {
   Result<void> dump_vmas(Pass& pass, const std::vector<Vma>& vmas);
   Result<void> dump_run(Pass& pass, SectionType type, uint64_t id, uint64_t start, uint64_t pages);
   Result<void> dump_batches(Pass& pass, const PageRanges& ranges);
+  Result<void> read_pages(Pass& pass, uint64_t addr, uint8_t* to, uint64_t pages);
 };
 
 }  // namespace envrun::ckpt

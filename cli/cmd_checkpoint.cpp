@@ -66,6 +66,8 @@ void print_dump_stats(const ckpt::DumpStats& s) {
   std::printf("  image bytes:          %10llu\n", (unsigned long long)s.image_bytes);
   std::printf("  pages in parent:      %10llu\n", (unsigned long long)s.pages_in_parent);
   std::printf("  memory tracking time: %10llu us\n", (unsigned long long)s.track_us);
+  if (s.live_read) std::printf("  memory read live:     %10s (pages vanished: %llu)\n", "yes", (unsigned long long)s.pages_vanished);
+  std::printf("  freeze start:         %10llu us (CLOCK_MONOTONIC)\n", (unsigned long long)s.freeze_start_us);
 }
 
 // --parent-path DIR (incremental) and --track-mem. DIR is relative to --image-path, as
@@ -171,6 +173,9 @@ Result<int> run_checkpoint(Globals& g, const CheckpointFlags& f) {
   if (f.stream_fd >= 0) {
     o.out_fd = f.stream_fd;
     o.out_name = "stream fd " + std::to_string(f.stream_fd);
+    // The reader sees the end of the stream once the image is whole, not after the tree
+    // is dead (a killed tree of a large memory takes a while to exit).
+    o.image_done = [fd = f.stream_fd] { ::close(fd); };
   } else {
     if (f.image_path.empty()) return Error::make(ErrorKind::Usage, "give --image-path DIR or --stream FD");
     made_dir = ::access(f.image_path.c_str(), F_OK) != 0;  // removed again if the checkpoint fails

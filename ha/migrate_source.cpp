@@ -42,7 +42,9 @@ struct RoundRun {
   std::optional<Error> checkpoint_error;  // the checkpoint did not start or failed
   std::optional<Error> send_error;        // the image did not reach the agent whole
   RoundRecord rec;
+  uint64_t started_us = 0;                // the checkpoint was started (our clock)
   uint64_t frozen_from_us = 0;            // when the tree began to freeze (our clock)
+  bool pending = false;                   // the checkpoint process was not waited for yet
 };
 
 Result<UniqueFd> open_keep(const std::string& dir, const std::string& path) {
@@ -50,6 +52,23 @@ Result<UniqueFd> open_keep(const std::string& dir, const std::string& path) {
   UniqueFd keep(::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
   if (!keep) return Error::sys(path);
   return keep;
+}
+
+// The checkpoint's end: its statistics into the record (or its error).
+void finish_round(SourceHost& host, RoundRun& rr) {
+  if (!rr.pending) return;
+  rr.pending = false;
+  auto cp = host.finish_checkpoint();
+  uint64_t t_exit = now_us();
+  if (!cp) {
+    if (!rr.checkpoint_error) rr.checkpoint_error = std::move(cp).error();
+    return;
+  }
+  rr.rec.pages = cp->pages_written, rr.rec.pages_in_parent = cp->pages_in_parent;
+  rr.rec.pause_us = cp->freezing_us + cp->frozen_us;
+  // (unknown: from the checkpoint's start, an upper bound)
+  rr.frozen_from_us = cp->freeze_start_us >= rr.started_us && cp->freeze_start_us <= t_exit ? cp->freeze_start_us
+                                                                                           : rr.started_us;
 }
 
 void stream_round(Channel& ch, SourceHost& host, const CheckpointSpec& spec, RoundRun& rr, const MigrateOptions& o) {
@@ -62,25 +81,21 @@ void stream_round(Channel& ch, SourceHost& host, const CheckpointSpec& spec, Rou
   }
   UniqueFd pipe_r(p[0]), pipe_w(p[1]);
   ::fcntl(pipe_r.get(), F_SETPIPE_SZ, 1 << 20);
-  uint64_t t0 = now_us();
+  rr.started_us = now_us();
   if (auto r = host.start_checkpoint(pipe_w.get(), spec); !r) {
     rr.checkpoint_error = std::move(r).error();
     return;
   }
+  rr.pending = true;
   pipe_w.reset();
   auto sent = o.postcopy && !spec.leave_running
                   ? send_postcopy_image(ch, pipe_r.get(), keep->get(), keep_path, o.postcopy_holes)
                   : send_image_buffered(ch, pipe_r.get(), keep->get(), keep_path, rr.rec.round, rr.rec.kind);
   pipe_r.reset();
-  auto cp = host.finish_checkpoint();
-  uint64_t t_exit = now_us();
-  if (!cp) {
-    rr.checkpoint_error = std::move(cp).error();
-  } else {
-    rr.rec.pages = cp->pages_written, rr.rec.pages_in_parent = cp->pages_in_parent;
-    rr.rec.pause_us = cp->freezing_us + cp->frozen_us;
-    rr.frozen_from_us = t_exit - std::min(t_exit - t0, rr.rec.pause_us);
-  }
+  // The final round's checkpoint ends its stream once the image is whole and then kills
+  // the tree, which takes a while for a large memory: the migration goes on meanwhile
+  // (finish_round after the target runs it, or before a rollback).
+  if (!sent || spec.leave_running) finish_round(host, rr);
   if (!sent) rr.send_error = std::move(sent).error();
   else rr.rec.image_bytes = *sent;
 }
@@ -93,6 +108,7 @@ RoundRun run_round(Channel& ch, SourceHost& host, const MigrateOptions& o, uint3
   stream_round(ch, host, spec, rr, o);
   if (!rr.checkpoint_error && !rr.send_error)
     if (auto stored = ch.recv_json(FrameType::Ok); !stored) rr.send_error = std::move(stored).error();
+  if (rr.send_error) finish_round(host, rr);  // a checkpoint that failed explains a short image better
   rr.rec.wall_us = now_us() - t0;
   rr.rec.wire_bytes = ch.bytes_sent() - wire0;
   return rr;
@@ -199,12 +215,20 @@ Result<MigrateReport> migrate(const MigrateOptions& o, SourceHost& host) {
   }
   note("checkpoint done: the app is stopped");
   if (rr.send_error) return rolled_back(host, o, k, std::move(*rr.send_error), work.keep);
+  auto restored = restore_on_target(ch, o, cache, rep);
+  uint64_t t_running = now_us();
+  finish_round(host, rr);  // the tree is gone here before a rollback restores it
   rep.round_log.push_back(rr.rec);
-  if (auto r = restore_on_target(ch, o, cache, rep); !r) {
-    ch.send_error("migration abandoned: " + r.error().message);
-    return rolled_back(host, o, k, std::move(r).error(), work.keep);
+  if (rr.checkpoint_error && host.container_running()) {  // the image came whole, yet the tree was let go
+    ch.send_error("the checkpoint failed on the source");
+    return Error::make(ErrorKind::Generic, rr.checkpoint_error->message + " (" + o.id + " runs on)");
   }
-  rep.downtime_us = now_us() - rr.frozen_from_us;
+  if (!restored) {
+    ch.send_error("migration abandoned: " + restored.error().message);
+    return rolled_back(host, o, k, std::move(restored).error(), work.keep);
+  }
+  if (rr.checkpoint_error && o.note) o.note("warning: after the image was sent: " + rr.checkpoint_error->message);
+  rep.downtime_us = t_running - rr.frozen_from_us;
   if (o.postcopy) {  // the app runs there; its pages follow (a break: it is killed there, restored here)
     rep.postcopy = true;
     note("running on the target; its pages follow");

@@ -22,6 +22,7 @@ CheckpointStats parse_dump_stats(const std::string& text) {
     else if (key == "pages written") s.pages_written = v;
     else if (key == "pages in parent") s.pages_in_parent = v;
     else if (key == "image bytes") s.image_bytes = v;
+    else if (key == "freeze start") s.freeze_start_us = v;
   }
   return s;
 }

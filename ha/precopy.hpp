@@ -35,6 +35,7 @@ struct CheckpointStats {
   uint64_t freezing_us = 0, frozen_us = 0;
   uint64_t pages_written = 0, pages_in_parent = 0;
   uint64_t image_bytes = 0;
+  uint64_t freeze_start_us = 0;  // CLOCK_MONOTONIC (steady_clock) when the freeze began; 0: unknown
 };
 
 // Parses the "Dump statistics" lines of `envrun checkpoint --stats` (missing lines: 0).
