@@ -159,7 +159,13 @@ Result<void> write_state(ImageWriter& w, const DumpOptions& o, const std::vector
                          const FileTable& files, const MemoryTracking* trk) {
   auto inv = inventory(o, procs);
   if (trk) trk->annotate(inv);
-  ENVRUN_CHECK(w.add(SectionType::Inventory, 0, bytes_of(inv.dump())));
+  std::string text = inv.dump();
+  ENVRUN_CHECK(w.add(SectionType::Inventory, 0, bytes_of(text)));
+  if (o.stub_fd >= 0) {
+    auto stub = ENVRUN_TRY(ImageWriter::to_fd(o.stub_fd, "the parent stub", {}));
+    ENVRUN_CHECK(stub.add(SectionType::Inventory, 0, bytes_of(text)));
+    ENVRUN_CHECK(stub.finish());
+  }
   nlohmann::json fj = nlohmann::json::array();
   for (const auto& f : files.files()) fj.push_back(to_json(f));
   ENVRUN_CHECK(w.add(SectionType::Files, 0, bytes_of(fj.dump())));
@@ -264,7 +270,10 @@ Result<DumpStats> dump(const DumpOptions& o) {
     trk->add_stats(st);
   }
   if (o.image_done) o.image_done();
-  if (!st.live_read) finish(!o.leave_running);
+  if (!st.live_read) {
+    st.killed = !o.leave_running && (!o.hold || o.hold());
+    finish(st.killed);
+  }
   return st;
 }
 

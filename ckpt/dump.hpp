@@ -20,6 +20,9 @@ struct DumpOptions {
   bool leave_running = false;     // else every process is killed after the dump
   bool tcp_established = false;   // established TCP connections are saved (TCP_REPAIR), else refused
   int out_fd = -1;                // the image stream
+  // Also an image of the inventory alone here (-1: none): what a later --parent-path dump
+  // reads of its parent, when the stream itself is not kept (a migration's rounds).
+  int stub_fd = -1;
   std::string out_name;           // for messages
   WriterOptions writer;
   nlohmann::json inventory;       // merged into the inventory section (container id, bundle, ...)
@@ -32,6 +35,10 @@ struct DumpOptions {
   // Called once the image is whole, before the tree is killed (or let go): a migration
   // closes the stream here, so that the image travels while the tree dies.
   std::function<void()> image_done;
+  // Without leave_running: the tree stays stopped (seized) after image_done until hold()
+  // returns, true to kill it, false to let it run on (a migration's target restored it, or
+  // failed: the rollback is a resume).
+  std::function<bool()> hold;
 };
 
 struct DumpStats {
@@ -49,6 +56,7 @@ struct DumpStats {
   uint64_t track_us = 0;              // dirty-page scans and memory trackers set up
   uint64_t pages_vanished = 0;        // live read: unmapped before they were read (dumped next round)
   bool live_read = false;             // memory read while the tree ran (a tracked pre-copy round)
+  bool killed = false;                // the tree was killed after the dump
   uint64_t freeze_start_us = 0;       // CLOCK_MONOTONIC when the freeze began (microseconds)
   std::vector<std::string> warnings;  // e.g. a process dumped whole in an incremental dump
 };

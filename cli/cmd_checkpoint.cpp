@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstdio>
 #include <optional>
 
@@ -33,6 +34,8 @@ struct CheckpointFlags {
   pid_t pid = 0;
   std::string image_path;
   int stream_fd = -1;
+  int hold_fd = -1;
+  bool parent_stub = false;
   bool leave_running = false;
   bool tcp_established = false;
   std::string compress;
@@ -167,7 +170,18 @@ Result<int> run_checkpoint(Globals& g, const CheckpointFlags& f) {
   if (f.compress == "zstd") o.writer.zstd = true;
   else if (!f.compress.empty() && f.compress != "none")
     return Error::make(ErrorKind::Usage, "--compress: \"" + f.compress + "\": use zstd or none");
-  UniqueFd out;
+  if (f.hold_fd >= 0) {
+    if (f.leave_running) return Error::make(ErrorKind::Usage, "--hold-fd: not with --leave-running (the tree runs on anyway)");
+    // One byte: 'k' kills the held tree; anything else, or the end of the fd, lets it go on.
+    o.hold = [fd = f.hold_fd] {
+      char c = 0;
+      ssize_t n;
+      while ((n = ::read(fd, &c, 1)) < 0 && errno == EINTR) {}
+      ::close(fd);
+      return n == 1 && c == 'k';
+    };
+  }
+  UniqueFd out, stub;
   std::string tmp, final_path;
   bool made_dir = false;
   if (f.stream_fd >= 0) {
@@ -175,8 +189,20 @@ Result<int> run_checkpoint(Globals& g, const CheckpointFlags& f) {
     o.out_name = "stream fd " + std::to_string(f.stream_fd);
     // The reader sees the end of the stream once the image is whole, not after the tree
     // is dead (a killed tree of a large memory takes a while to exit).
-    o.image_done = [fd = f.stream_fd] { ::close(fd); };
+    o.image_done = [fd = f.stream_fd, held = f.hold_fd >= 0] {
+      if (held) std::printf("image whole\n"), std::fflush(stdout);  // before the end of the stream (migrate reads it)
+      ::close(fd);
+    };
+    if (f.parent_stub) {
+      if (f.image_path.empty()) return Error::make(ErrorKind::Usage, "--parent-stub needs --image-path DIR");
+      ENVRUN_CHECK(fs::mkdir_p(f.image_path, 0700));
+      std::string stub_path = f.image_path + "/" + kImageFile;
+      stub.reset(::open(stub_path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
+      if (!stub) return Error::sys(stub_path);
+      o.stub_fd = stub.get();
+    }
   } else {
+    if (f.parent_stub) return Error::make(ErrorKind::Usage, "--parent-stub: only with --stream (the image file is the parent)");
     if (f.image_path.empty()) return Error::make(ErrorKind::Usage, "give --image-path DIR or --stream FD");
     made_dir = ::access(f.image_path.c_str(), F_OK) != 0;  // removed again if the checkpoint fails
     ENVRUN_CHECK(fs::mkdir_p(f.image_path, 0700));
@@ -205,7 +231,7 @@ Result<int> run_checkpoint(Globals& g, const CheckpointFlags& f) {
     }
   }
   // Like runc: a checkpointed (and so stopped) container is deleted; restore re-creates it.
-  if (st && !f.leave_running) ENVRUN_CHECK(metering::delete_metered(g.store(), st->id, true));
+  if (st && dumped->killed) ENVRUN_CHECK(metering::delete_metered(g.store(), st->id, true));
   for (const auto& w : dumped->warnings) std::fprintf(stderr, "envrun: checkpoint: warning: %s\n", w.c_str());
   if (f.stats) print_dump_stats(*dumped);
   return 0;
@@ -297,6 +323,12 @@ void add_checkpoint(CLI::App& app, Globals& g) {
   c->add_option("--image-path", cf.image_path, "directory for the image (file envrun.img)");
   c->add_option("--stream", cf.stream_fd, "write the image as one stream to this open fd");
   c->add_flag("--leave-running", cf.leave_running, "let the tree run on after the checkpoint (default: kill it)");
+  c->add_flag("--parent-stub", cf.parent_stub,
+              "with --stream: also write --image-path/envrun.img holding the inventory alone, enough to be the "
+              "--parent-path of the next round's checkpoint (not to restore from)");
+  c->add_option("--hold-fd", cf.hold_fd,
+                "keep the tree stopped after the image until a byte arrives on this fd: 'k' kills it, anything else "
+                "or its end lets it run on (a migration's final round)");
   c->add_flag("--tcp-established", cf.tcp_established,
               "save established TCP connections (TCP_REPAIR; default: refuse them)");
   c->add_option("--compress", cf.compress, "zstd: compress every section");

@@ -2,10 +2,13 @@
 // serve` agent, with rollback (ha/migrate_source.hpp, ha/precopy.hpp). The checkpoints
 // and a rollback's restore are envrun's own commands, run as child processes.
 #include <fcntl.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <optional>
 
 #include "cli/cli.hpp"
@@ -51,18 +54,50 @@ class CliSourceHost : public ha::SourceHost {
     if (!spec.leave_running) ENVRUN_CHECK(hooks_.run_before_stop());  // the final round stops the app
     auto argv = envrun({"checkpoint", f_.id, "--stream", "3", "--image-path", spec.image_dir, "--stats"});
     if (!spec.parent.empty()) argv.insert(argv.end(), {"--parent-path", spec.parent});
-    if (spec.leave_running) argv.insert(argv.end(), {"--leave-running", "--track-mem"});
+    if (spec.leave_running) argv.insert(argv.end(), {"--leave-running", "--track-mem", "--parent-stub"});
+    std::vector<std::pair<int, int>> fds;
+    UniqueFd hold_r;
+    if (spec.hold) {  // the final round: the stopped tree waits for release_held()
+      int h[2];
+      if (::pipe2(h, O_CLOEXEC) < 0) return Error::sys("pipe");
+      hold_r.reset(h[0]), hold_w_.reset(h[1]);
+      argv.insert(argv.end(), {"--hold-fd", "4"});
+    }
     if (f_.tcp_established) argv.push_back("--tcp-established");
     int p[2];
     if (::pipe2(p, O_CLOEXEC) < 0) return Error::sys("pipe");
     stats_r_.reset(p[0]);
     UniqueFd stats_w(p[1]);
-    child_.emplace(ENVRUN_TRY(ha::Child::spawn({argv, {{stream_fd, 3}, {stats_w.get(), 1}}})));
+    fds = {{stream_fd, 3}, {stats_w.get(), 1}};
+    if (hold_r) fds.push_back({hold_r.get(), 4});
+    child_.emplace(ENVRUN_TRY(ha::Child::spawn({argv, fds})));
+    return ok();
+  }
+  Result<void> release_held(bool kill) override {
+    if (!hold_w_) return Error::make(ErrorKind::Generic, "checkpoint: no tree is held");
+    char c = kill ? 'k' : 'r';
+    ssize_t n = ::write(hold_w_.get(), &c, 1);  // SIGPIPE is ignored: a checkpoint that is gone gives EPIPE
+    int err = errno;
+    hold_w_.reset();
+    if (n != 1) return Error::make(ErrorKind::Generic, std::string("checkpoint: the held tree cannot be ") +
+                                                           (kill ? "killed" : "let go") + ": " + std::strerror(err));
+    return ok();
+  }
+  // The checkpoint prints "image whole" before it ends the stream; without it the stream
+  // ended because the checkpoint exited (failed).
+  Result<void> image_whole() override {
+    char buf[4096];
+    for (ssize_t n; stats_.find("image whole\n") == std::string::npos;) {
+      while ((n = ::read(stats_r_.get(), buf, sizeof buf)) < 0 && errno == EINTR) {}
+      if (n <= 0) return Error::make(ErrorKind::Generic, "checkpoint: its stream ended before the image was whole");
+      stats_.append(buf, size_t(n));
+    }
     return ok();
   }
   Result<ha::CheckpointStats> finish_checkpoint() override {
     int status = ENVRUN_TRY(child_->wait());
-    std::string out;
+    std::string out = std::move(stats_);
+    stats_.clear();
     char buf[4096];
     ::fcntl(stats_r_.get(), F_SETFL, O_NONBLOCK);
     for (ssize_t n; (n = ::read(stats_r_.get(), buf, sizeof buf)) > 0;) out.append(buf, size_t(n));
@@ -74,16 +109,10 @@ class CliSourceHost : public ha::SourceHost {
     auto st = g_.store().load(f_.id);
     return st && g_.store().status(*st) == runtime::Status::Running;
   }
-  Result<void> restore_local(const std::string& image_dir) override {
-    // The app's sockets are restored first (they bind their addresses even when absent),
-    // then --on-rollback brings the addresses back: no peer's packet finds the address
-    // here without its socket (it would be answered with a reset).
-    auto c = ha::Child::spawn({envrun({"restore", f_.id, "-b", bundle_, "--image-path", image_dir, "-d"}), {}});
-    auto status = c ? c->wait() : Result<int>(std::move(c).error());
+  void rolled_back() override {
+    // The held tree runs again with its sockets out of repair mode; --on-rollback brings
+    // the addresses back.
     if (auto undo = hooks_.run_on_rollback(); !undo) log::warn("migrate " + f_.id + ": " + undo.error().message);
-    if (!status) return std::move(status).error();
-    if (*status != 0) return Error::make(ErrorKind::Generic, "restore: " + c->failure_text(*status));
-    return ok();
   }
 
  private:
@@ -98,11 +127,13 @@ class CliSourceHost : public ha::SourceHost {
   const MigrateFlags& f_;
   std::string bundle_;
   std::optional<ha::Child> child_;
-  UniqueFd stats_r_;
+  UniqueFd stats_r_, hold_w_;
+  std::string stats_;  // read from stats_r_ before the checkpoint ended
   MigrateHooks& hooks_;
 };
 
 Result<int> run_migrate(const Globals& g, const MigrateFlags& f) {
+  ::signal(SIGPIPE, SIG_IGN);  // a pipe to a checkpoint that is gone: EPIPE
   ha::MigrateOptions o;
   o.id = f.id;
   o.target = ENVRUN_TRY(ha::parse_endpoint(f.to));

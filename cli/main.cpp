@@ -7,6 +7,7 @@
 
 #include "cli/cli.hpp"
 #include "cli/remote_helper.hpp"
+#include "runtime/container.hpp"
 #include "kernel/log.hpp"
 
 using namespace envrun;
@@ -48,6 +49,15 @@ int main(int argc, char** argv) {
   app.add_option("--log", g.log_file, "log file (default: errors on stderr)");
   app.add_option("--log-format", g.log_format, "log format")->check(CLI::IsMember({"text", "json"}));
   app.add_flag("--debug", g.debug, "enable debug logging");
+  std::string cgroup_root;
+  app.add_option("--cgroup-root", cgroup_root,
+                 "create every container's cgroup under this path (default: the hierarchy's root; also "
+                 "$ENVRUN_CGROUP_ROOT, which the processes envrun starts inherit)")
+      ->check([](const std::string& v) {
+        auto r = runtime::check_cgroup_root(v);
+        return r ? std::string() : r.error().message;
+      })
+      ->each([](const std::string& v) { ::setenv(runtime::kCgroupRootEnv, v.c_str(), 1); });
   app.add_flag("--systemd-cgroup", g.systemd_cgroup, "accepted for runc compatibility (cgroupsPath slice:prefix:name is understood either way)");
   app.add_option("--rootless", g.rootless, "accepted for runc compatibility");
   app.require_subcommand(1);

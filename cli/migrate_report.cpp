@@ -36,6 +36,7 @@ std::string budget_line(const MigrateReportHeader& h, const ha::MigrateReport& r
 }  // namespace
 
 void print_migrate_report(const MigrateReportHeader& h, const ha::MigrateReport& r, bool json) {
+  for (const auto& w : r.warnings) std::fprintf(stderr, "envrun: migrate %s: warning: %s\n", h.id.c_str(), w.c_str());
   uint64_t files = r.prefetch.blobs_sent + r.final_sync.blobs_sent;
   uint64_t bytes = r.prefetch.bytes_sent + r.final_sync.bytes_sent;
   if (json) {

@@ -43,8 +43,8 @@ const char* frame_type_name(FrameType t) {
 Channel::Channel(UniqueFd sock, const ChannelOptions& o, const SessionKeys& k)
     : sock_(std::move(sock)),
       max_payload_(std::min(o.max_payload, kMaxPayloadCeiling)),
-      send_mac_(Bytes(k.send.data(), k.send.size())),
-      recv_mac_(Bytes(k.recv.data(), k.recv.size())) {
+      send_aead_(Bytes(k.send.data(), k.send.size()), true),
+      recv_aead_(Bytes(k.recv.data(), k.recv.size()), false) {
   io_ = IoContext{sock_.get(), o.timeout_ms, o.cancel_fd, o.peer};
 }
 
@@ -53,7 +53,7 @@ Result<Channel> Channel::client(UniqueFd sock, Bytes psk, const ChannelOptions& 
   IoContext io{sock.get(), o.timeout_ms, o.cancel_fd, o.peer};
   auto keys = ENVRUN_TRY(handshake_client(io, psk));
   Channel ch(std::move(sock), o, keys);
-  if (!ch.send_mac_.ok() || !ch.recv_mac_.ok()) return Error::make(ErrorKind::System, "OpenSSL: HMAC-SHA256 unavailable");
+  if (!ch.send_aead_.ok() || !ch.recv_aead_.ok()) return Error::make(ErrorKind::System, "OpenSSL: AES-256-GCM unavailable");
   return ch;
 }
 
@@ -62,7 +62,7 @@ Result<Channel> Channel::server(UniqueFd sock, Bytes psk, const ChannelOptions& 
   IoContext io{sock.get(), o.timeout_ms, o.cancel_fd, o.peer};
   auto keys = ENVRUN_TRY(handshake_server(io, psk));
   Channel ch(std::move(sock), o, keys);
-  if (!ch.send_mac_.ok() || !ch.recv_mac_.ok()) return Error::make(ErrorKind::System, "OpenSSL: HMAC-SHA256 unavailable");
+  if (!ch.send_aead_.ok() || !ch.recv_aead_.ok()) return Error::make(ErrorKind::System, "OpenSSL: AES-256-GCM unavailable");
   return ch;
 }
 
@@ -85,11 +85,11 @@ Result<void> Channel::send(FrameType t, Bytes payload, uint8_t flags) {
   FrameHeader h{t, flags, 0, uint32_t(payload.size()), send_seq_};
   uint8_t head[kFrameHeaderSize];
   encode_header(h, head);
-  send_mac_.reset();
-  send_mac_.update(Bytes(head, sizeof head));
-  send_mac_.update(payload);
-  Digest tag = send_mac_.final();
-  iovec iov[3] = {{head, sizeof head}, {const_cast<uint8_t*>(payload.data()), payload.size()}, {tag.data(), tag.size()}};
+  if (sealed_.size() < payload.size()) sealed_.resize(payload.size());
+  AeadTag tag;
+  if (!send_aead_.seal(send_seq_, Bytes(head, sizeof head), payload.data(), payload.size(), sealed_.data(), tag))
+    return Error::make(ErrorKind::System, "OpenSSL: AES-256-GCM failed to seal a frame");
+  iovec iov[3] = {{head, sizeof head}, {sealed_.data(), payload.size()}, {tag.data(), tag.size()}};
   if (auto r = write_all(io_, iov); !r) return peer_reason(std::move(r).error());
   ++send_seq_;
   sent_bytes_ += sizeof head + payload.size() + tag.size();
@@ -125,15 +125,13 @@ Result<Frame> Channel::recv() {
                           "), the limit is " + std::to_string(max_payload_));
   Frame f{h.type, h.flags, h.seq, std::vector<uint8_t>(h.length)};
   ENVRUN_CHECK(read_exact(io_, f.payload, "a " + std::to_string(h.length) + "-byte frame"));
-  Digest tag;
+  AeadTag tag;
   ENVRUN_CHECK(read_exact(io_, tag, "a frame's tag"));
-  recv_mac_.reset();
-  recv_mac_.update(Bytes(head, sizeof head));
-  recv_mac_.update(f.payload);
-  Digest want = recv_mac_.final();
-  if (!equal_ct(tag, want))
+  // The nonce is the frame's own (authenticated) sequence number: a frame of this
+  // session sent again passes the tag and is then refused by its number.
+  if (!recv_aead_.open(h.seq, Bytes(head, sizeof head), f.payload.data(), f.payload.size(), tag))
     return protocol_error("corrupted frame #" + std::to_string(recv_seq_) + " (" + std::to_string(h.length) +
-                          " bytes): its HMAC does not match");
+                          " bytes): its AES-GCM tag does not match");
   if (h.seq != recv_seq_)
     return protocol_error("replayed or reordered frame: sequence number " + std::to_string(h.seq) + ", expected " +
                           std::to_string(recv_seq_));

@@ -1,6 +1,6 @@
 // Channel: an authenticated, sequenced stream of frames (frame.hpp) over one socket,
 // opened by the handshake (handshake.hpp). Every received frame is checked in this
-// order: its length against our bound ("frame too large"), its tag ("corrupted frame"),
+// order: its length against our bound ("frame too large"), its GCM tag ("corrupted frame"),
 // its sequence number ("replayed or reordered frame"). The first failure ends the channel.
 #pragma once
 #include <cstdint>
@@ -80,7 +80,8 @@ class Channel {
   IoContext io_;
   uint32_t max_payload_;
   uint32_t max_send_ = kDefaultMaxPayload;
-  HmacSha256 send_mac_, recv_mac_;
+  Aes256Gcm send_aead_, recv_aead_;
+  std::vector<uint8_t> sealed_;  // the ciphertext of the frame being sent
   uint64_t send_seq_ = 0, recv_seq_ = 0;
   uint64_t sent_bytes_ = 0, received_bytes_ = 0;
 };

@@ -4,6 +4,7 @@
 #include <sys/random.h>
 
 #include <cerrno>
+#include <algorithm>
 #include <utility>
 
 #include <openssl/core_names.h>
@@ -51,6 +52,78 @@ void HmacSha256::reset() { EVP_MAC_init(static_cast<EVP_MAC_CTX*>(ctx_), nullptr
 
 void HmacSha256::update(Bytes data) {
   if (!data.empty()) EVP_MAC_update(static_cast<EVP_MAC_CTX*>(ctx_), data.data(), data.size());
+}
+
+Aes256Gcm::Aes256Gcm(Bytes key, bool encrypt) : encrypt_(encrypt) {
+  if (key.size() != 32) return;
+  EVP_CIPHER_CTX* ctx = EVP_CIPHER_CTX_new();
+  if (!ctx) return;
+  int r = encrypt ? EVP_EncryptInit_ex(ctx, EVP_aes_256_gcm(), nullptr, key.data(), nullptr)
+                  : EVP_DecryptInit_ex(ctx, EVP_aes_256_gcm(), nullptr, key.data(), nullptr);
+  if (r != 1) {
+    EVP_CIPHER_CTX_free(ctx);
+    return;
+  }
+  ctx_ = ctx;
+}
+
+Aes256Gcm::Aes256Gcm(Aes256Gcm&& o) noexcept : ctx_(std::exchange(o.ctx_, nullptr)), encrypt_(o.encrypt_) {}
+
+Aes256Gcm& Aes256Gcm::operator=(Aes256Gcm&& o) noexcept {
+  if (this != &o) {
+    EVP_CIPHER_CTX_free(static_cast<EVP_CIPHER_CTX*>(ctx_));
+    ctx_ = std::exchange(o.ctx_, nullptr);
+    encrypt_ = o.encrypt_;
+  }
+  return *this;
+}
+
+Aes256Gcm::~Aes256Gcm() { EVP_CIPHER_CTX_free(static_cast<EVP_CIPHER_CTX*>(ctx_)); }
+
+namespace {
+
+std::array<uint8_t, 12> nonce_of(uint64_t n) {
+  std::array<uint8_t, 12> iv{};
+  for (int i = 0; i < 8; ++i) iv[size_t(i)] = uint8_t(n >> (8 * i));
+  return iv;
+}
+
+// EVP's lengths are ints: long buffers go in steps.
+template <class F>
+bool in_steps(size_t len, F&& step) {
+  constexpr size_t kStep = size_t(1) << 30;
+  for (size_t off = 0; off < len; off += kStep)
+    if (!step(off, int(std::min(kStep, len - off)))) return false;
+  return true;
+}
+
+}  // namespace
+
+bool Aes256Gcm::seal(uint64_t n, Bytes aad, const uint8_t* in, size_t len, uint8_t* out, AeadTag& tag) {
+  auto* ctx = static_cast<EVP_CIPHER_CTX*>(ctx_);
+  if (!ctx || !encrypt_) return false;
+  auto iv = nonce_of(n);
+  int k = 0;
+  if (EVP_EncryptInit_ex(ctx, nullptr, nullptr, nullptr, iv.data()) != 1) return false;
+  if (!aad.empty() && EVP_EncryptUpdate(ctx, nullptr, &k, aad.data(), int(aad.size())) != 1) return false;
+  if (!in_steps(len, [&](size_t off, int step) { return EVP_EncryptUpdate(ctx, out + off, &k, in + off, step) == 1; }))
+    return false;
+  return EVP_EncryptFinal_ex(ctx, out + len, &k) == 1 &&
+         EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, int(tag.size()), tag.data()) == 1;
+}
+
+bool Aes256Gcm::open(uint64_t n, Bytes aad, uint8_t* data, size_t len, const AeadTag& tag) {
+  auto* ctx = static_cast<EVP_CIPHER_CTX*>(ctx_);
+  if (!ctx || encrypt_) return false;
+  auto iv = nonce_of(n);
+  int k = 0;
+  if (EVP_DecryptInit_ex(ctx, nullptr, nullptr, nullptr, iv.data()) != 1) return false;
+  if (!aad.empty() && EVP_DecryptUpdate(ctx, nullptr, &k, aad.data(), int(aad.size())) != 1) return false;
+  if (!in_steps(len, [&](size_t off, int step) { return EVP_DecryptUpdate(ctx, data + off, &k, data + off, step) == 1; }))
+    return false;
+  AeadTag t = tag;
+  if (EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, int(t.size()), t.data()) != 1) return false;
+  return EVP_DecryptFinal_ex(ctx, data + len, &k) == 1;
 }
 
 Digest HmacSha256::final() {

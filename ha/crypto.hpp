@@ -36,6 +36,30 @@ class HmacSha256 {
   void* ctx_ = nullptr;  // EVP_MAC_CTX
 };
 
+// AES-256-GCM with one key for a sequence of messages: message n (a frame's sequence
+// number) uses the 96-bit nonce n (little-endian, 8 bytes) | 0 (4 bytes), so a key must
+// never seal two messages with one number (each direction of a channel has its own key).
+// The associated data is authenticated, not encrypted. open() decrypts in place and is
+// false when the tag does not match (then the bytes are garbage).
+inline constexpr size_t kAeadTagSize = 16;
+using AeadTag = std::array<uint8_t, kAeadTagSize>;
+class Aes256Gcm {
+ public:
+  Aes256Gcm(Bytes key, bool encrypt);
+  Aes256Gcm(Aes256Gcm&& o) noexcept;
+  Aes256Gcm& operator=(Aes256Gcm&& o) noexcept;
+  Aes256Gcm(const Aes256Gcm&) = delete;
+  ~Aes256Gcm();
+  bool ok() const { return ctx_ != nullptr; }
+  // in and out may be the same buffer.
+  bool seal(uint64_t n, Bytes aad, const uint8_t* in, size_t len, uint8_t* out, AeadTag& tag);
+  bool open(uint64_t n, Bytes aad, uint8_t* data, size_t len, const AeadTag& tag);
+
+ private:
+  void* ctx_ = nullptr;  // EVP_CIPHER_CTX
+  bool encrypt_ = true;
+};
+
 // One-shot HMAC over the concatenation of parts.
 Digest hmac_sha256(Bytes key, std::initializer_list<Bytes> parts);
 

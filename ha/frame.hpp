@@ -1,8 +1,9 @@
 // The wire format of the migration transport (after the handshake, see handshake.hpp).
 //
 // Every frame:  type u8 | flags u8 | reserved u16 (0) | length u32 | seq u64   (16 bytes,
-// little-endian), then `length` payload bytes, then a 32-byte HMAC-SHA256 tag over the
-// header and the payload, keyed with the session key of that direction. Sequence numbers
+// little-endian), then `length` payload bytes encrypted with AES-256-GCM under the session
+// key of that direction (nonce: the sequence number), then the 16-byte GCM tag over the
+// header (associated data) and the payload. Sequence numbers
 // count the frames of one direction from 0; a receiver accepts only the next one (a
 // replayed, dropped or reordered frame is refused). A receiver refuses a length above its
 // own bound before reading the payload. A message larger than one frame is split: every
@@ -15,7 +16,7 @@
 namespace envrun::ha {
 
 inline constexpr size_t kFrameHeaderSize = 16;
-inline constexpr size_t kFrameTagSize = 32;
+inline constexpr size_t kFrameTagSize = 16;
 inline constexpr uint8_t kFlagMore = 1;
 inline constexpr uint32_t kDefaultMaxPayload = 1u << 20;  // 1 MiB
 inline constexpr uint32_t kMaxPayloadCeiling = 64u << 20;

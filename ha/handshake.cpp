@@ -42,7 +42,7 @@ Result<void> send_bytes(const IoContext& io, const uint8_t* p, size_t n) {
 }
 
 SessionKeys keys_for(Bytes psk, const Nonces& n, bool client) {
-  Digest c2s = derive(psk, "envrun-ha v1 key c2s", n), s2c = derive(psk, "envrun-ha v1 key s2c", n);
+  Digest c2s = derive(psk, "envrun-ha v2 key c2s", n), s2c = derive(psk, "envrun-ha v2 key s2c", n);
   return client ? SessionKeys{c2s, s2c} : SessionKeys{s2c, c2s};
 }
 
@@ -57,11 +57,11 @@ Result<SessionKeys> handshake_client(const IoContext& io, Bytes psk) {
   uint8_t reply[kHelloSize + 32];
   ENVRUN_CHECK(read_exact(io, reply, "the agent's handshake"));
   ENVRUN_CHECK(check_hello(io, reply, n.s));
-  Digest want = derive(psk, "envrun-ha v1 server", n);
+  Digest want = derive(psk, "envrun-ha v2 server", n);
   if (!equal_ct(Bytes(reply + kHelloSize, 32), want))
     return Error::make(ErrorKind::Generic,
                        io.peer + ": authentication failed (the agent does not prove our pre-shared key)");
-  Digest proof = derive(psk, "envrun-ha v1 client", n);
+  Digest proof = derive(psk, "envrun-ha v2 client", n);
   ENVRUN_CHECK(send_bytes(io, proof.data(), proof.size()));
   return keys_for(psk, n, true);
 }
@@ -74,7 +74,7 @@ Result<SessionKeys> handshake_server(const IoContext& io, Bytes psk) {
   ENVRUN_CHECK(random_bytes(n.s));
   uint8_t reply[kHelloSize + 32];
   put_hello(reply, n.s);
-  Digest proof = derive(psk, "envrun-ha v1 server", n);
+  Digest proof = derive(psk, "envrun-ha v2 server", n);
   std::memcpy(reply + kHelloSize, proof.data(), 32);
   ENVRUN_CHECK(send_bytes(io, reply, sizeof reply));
   uint8_t theirs[32];
@@ -85,7 +85,7 @@ Result<SessionKeys> handshake_server(const IoContext& io, Bytes psk) {
                          io.peer + ": authentication failed (the client gave up on our proof: a different pre-shared key?)");
     return std::move(r).error();
   }
-  if (!equal_ct(Bytes(theirs, 32), derive(psk, "envrun-ha v1 client", n)))
+  if (!equal_ct(Bytes(theirs, 32), derive(psk, "envrun-ha v2 client", n)))
     return Error::make(ErrorKind::Generic,
                        io.peer + ": authentication failed (the client does not prove our pre-shared key)");
   return keys_for(psk, n, false);

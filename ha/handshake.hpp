@@ -6,9 +6,9 @@
 //   agent  -> client  ServerHello  "ENVRUNHA" | version u16 | 0 u16 | nonce_s[32] | proof_s[32]
 //   client -> agent   ClientProof  proof_c[32]
 //
-//   proof_s = HMAC(psk, "envrun-ha v1 server" | nonce_c | nonce_s)
-//   proof_c = HMAC(psk, "envrun-ha v1 client" | nonce_c | nonce_s)
-//   key_c2s = HMAC(psk, "envrun-ha v1 key c2s" | nonce_c | nonce_s), key_s2c likewise
+//   proof_s = HMAC(psk, "envrun-ha v2 server" | nonce_c | nonce_s)
+//   proof_c = HMAC(psk, "envrun-ha v2 client" | nonce_c | nonce_s)
+//   key_c2s = HMAC(psk, "envrun-ha v2 key c2s" | nonce_c | nonce_s), key_s2c likewise
 //
 // The client checks proof_s before it proves anything; the agent checks proof_c and
 // then sends its first frame (Welcome) under key_s2c, or closes. A peer without the key
@@ -22,7 +22,8 @@
 
 namespace envrun::ha {
 
-inline constexpr uint16_t kProtocolVersion = 1;
+// 2: frames sealed with AES-256-GCM (1: HMAC-SHA256 tags, payloads in the clear).
+inline constexpr uint16_t kProtocolVersion = 2;
 
 struct SessionKeys {
   Digest send{};  // key of the frames we send

@@ -19,13 +19,6 @@ namespace envrun::ha {
 Result<uint64_t> send_image(Channel& ch, int in_fd, int keep_fd, const std::string& keep_name, uint32_t round,
                             const std::string& kind = "full");
 
-// The same, but the app's checkpoint is not held back by the network: the stream is
-// written to the local copy keep_fd (a regular file named keep_name) as fast as it comes,
-// and a thread sends that file's bytes behind it; returns once all are sent. A pre-copy
-// round's tree is frozen only while it is dumped, not while its image crosses the wire.
-Result<uint64_t> send_image_buffered(Channel& ch, int in_fd, int keep_fd, const std::string& keep_name, uint32_t round,
-                                     const std::string& kind);
-
 // After an ImageBegin message: Data frames written to out_fd until ImageEnd, whose byte
 // count must match what arrived; at most max_bytes (--max-image-bytes). Every frame is
 // authenticated and in sequence, so the bytes are the client's, whole and in order (a

@@ -37,7 +37,11 @@ Result<Channel> open_session(const MigrateOptions& o) {
 
 std::string round_dir(const MigrateOptions& o, uint32_t k) { return o.work_dir + "/r" + std::to_string(k); }
 
-// One round: the checkpoint streamed to the agent and to round_dir(k)/envrun.img.
+// One round: the checkpoint streamed to the agent. The source keeps no copy of the
+// memory: a pre-copy round leaves a stub image of its inventory in round_dir(k) (what
+// the next round's checkpoint reads of its parent), the final round holds the stopped
+// tree until the outcome is known. Post-copy keeps its final image whole here: the
+// target fetches its pages from it.
 struct RoundRun {
   std::optional<Error> checkpoint_error;  // the checkpoint did not start or failed
   std::optional<Error> send_error;        // the image did not reach the agent whole
@@ -45,6 +49,7 @@ struct RoundRun {
   uint64_t started_us = 0;                // the checkpoint was started (our clock)
   uint64_t frozen_from_us = 0;            // when the tree began to freeze (our clock)
   bool pending = false;                   // the checkpoint process was not waited for yet
+  bool held = false;                      // it holds the stopped tree until told (the final round)
 };
 
 Result<UniqueFd> open_keep(const std::string& dir, const std::string& path) {
@@ -54,10 +59,15 @@ Result<UniqueFd> open_keep(const std::string& dir, const std::string& path) {
   return keep;
 }
 
-// The checkpoint's end: its statistics into the record (or its error).
-void finish_round(SourceHost& host, RoundRun& rr) {
+// The checkpoint's end (a held tree killed or let go first): its statistics into the
+// record, or its error.
+void finish_round(SourceHost& host, RoundRun& rr, bool kill_held) {
   if (!rr.pending) return;
   rr.pending = false;
+  if (rr.held) {
+    rr.held = false;
+    if (auto r = host.release_held(kill_held); !r && !rr.checkpoint_error) rr.checkpoint_error = std::move(r).error();
+  }
   auto cp = host.finish_checkpoint();
   uint64_t t_exit = now_us();
   if (!cp) {
@@ -72,13 +82,18 @@ void finish_round(SourceHost& host, RoundRun& rr) {
 }
 
 void stream_round(Channel& ch, SourceHost& host, const CheckpointSpec& spec, RoundRun& rr, const MigrateOptions& o) {
+  bool keep_whole = o.postcopy && !spec.leave_running;
   std::string keep_path = spec.image_dir + "/envrun.img";
-  auto keep = open_keep(spec.image_dir, keep_path);
-  int p[2];
-  if (!keep || ::pipe2(p, O_CLOEXEC) < 0) {
-    rr.checkpoint_error = keep ? Error::sys("pipe") : std::move(keep).error();
-    return;
+  UniqueFd keep;
+  if (keep_whole) {
+    auto k = open_keep(spec.image_dir, keep_path);
+    if (!k) return void(rr.checkpoint_error = std::move(k).error());
+    keep = std::move(*k);
+  } else if (auto made = fs::mkdir_p(spec.image_dir, 0700); !made) {
+    return void(rr.checkpoint_error = std::move(made).error());
   }
+  int p[2];
+  if (::pipe2(p, O_CLOEXEC) < 0) return void(rr.checkpoint_error = Error::sys("pipe"));
   UniqueFd pipe_r(p[0]), pipe_w(p[1]);
   ::fcntl(pipe_r.get(), F_SETPIPE_SZ, 1 << 20);
   rr.started_us = now_us();
@@ -86,29 +101,36 @@ void stream_round(Channel& ch, SourceHost& host, const CheckpointSpec& spec, Rou
     rr.checkpoint_error = std::move(r).error();
     return;
   }
-  rr.pending = true;
+  rr.pending = true, rr.held = spec.hold;
   pipe_w.reset();
-  auto sent = o.postcopy && !spec.leave_running
-                  ? send_postcopy_image(ch, pipe_r.get(), keep->get(), keep_path, o.postcopy_holes)
-                  : send_image_buffered(ch, pipe_r.get(), keep->get(), keep_path, rr.rec.round, rr.rec.kind);
+  auto sent = keep_whole ? send_postcopy_image(ch, pipe_r.get(), keep.get(), keep_path, o.postcopy_holes)
+                         : send_image(ch, pipe_r.get(), -1, "", rr.rec.round, rr.rec.kind);
   pipe_r.reset();
-  // The final round's checkpoint ends its stream once the image is whole and then kills
-  // the tree, which takes a while for a large memory: the migration goes on meanwhile
-  // (finish_round after the target runs it, or before a rollback).
-  if (!sent || spec.leave_running) finish_round(host, rr);
-  if (!sent) rr.send_error = std::move(sent).error();
-  else rr.rec.image_bytes = *sent;
+  // The final round's checkpoint ends its stream once the image is whole and holds the
+  // stopped tree: the migration goes on (finish_round once the outcome is known).
+  if (!sent) {
+    finish_round(host, rr, false);  // a failed checkpoint explains a short image better
+    rr.send_error = std::move(sent).error();
+    return;
+  }
+  if (spec.leave_running) finish_round(host, rr, false);
+  if (spec.hold)
+    if (auto whole = host.image_whole(); !whole) {
+      rr.checkpoint_error = std::move(whole).error();
+      finish_round(host, rr, false);
+      return;
+    }
+  rr.rec.image_bytes = *sent;
 }
 
 RoundRun run_round(Channel& ch, SourceHost& host, const MigrateOptions& o, uint32_t k, bool live) {
   RoundRun rr;
   rr.rec.round = k, rr.rec.live = live, rr.rec.kind = k == 0 ? "full" : "pages";
-  CheckpointSpec spec{round_dir(o, k), k == 0 ? std::string() : "../r" + std::to_string(k - 1), live};
+  CheckpointSpec spec{round_dir(o, k), k == 0 ? std::string() : "../r" + std::to_string(k - 1), live, !live};
   uint64_t t0 = now_us(), wire0 = ch.bytes_sent();
   stream_round(ch, host, spec, rr, o);
   if (!rr.checkpoint_error && !rr.send_error)
     if (auto stored = ch.recv_json(FrameType::Ok); !stored) rr.send_error = std::move(stored).error();
-  if (rr.send_error) finish_round(host, rr);  // a checkpoint that failed explains a short image better
   rr.rec.wall_us = now_us() - t0;
   rr.rec.wire_bytes = ch.bytes_sent() - wire0;
   return rr;
@@ -142,13 +164,15 @@ Result<void> restore_on_target(Channel& ch, const MigrateOptions& o, HashCache& 
   }
 }
 
-Error rolled_back(SourceHost& host, const MigrateOptions& o, uint32_t k, Error why, bool& keep_work) {
+// The final round failed after the tree stopped: it runs on here (the held tree let go).
+Error rolled_back(SourceHost& host, const MigrateOptions& o, RoundRun& rr, Error why) {
   if (o.note) o.note("rolling back: " + why.message);
-  auto r = host.restore_local(round_dir(o, k));
-  keep_work = !r.ok();
-  if (!r)
-    return Error::make(ErrorKind::Generic, why.message + "; ROLLBACK FAILED: " + r.error().message + "; the image is kept in " +
-                                               round_dir(o, k));
+  finish_round(host, rr, false);
+  bool back = host.container_running();
+  if (back) host.rolled_back();
+  if (!back)
+    return Error::make(ErrorKind::Generic, why.message + "; ROLLBACK FAILED: " + o.id + " no longer runs on this host" +
+                                               (rr.checkpoint_error ? " (" + rr.checkpoint_error->message + ")" : ""));
   return Error::make(ErrorKind::Generic, why.message + "; rolled back: " + o.id + " runs on this host again");
 }
 
@@ -161,13 +185,10 @@ Error live_round_failed(Channel& ch, SourceHost& host, const MigrateOptions& o, 
   return Error::make(ErrorKind::Generic, where + why.message + " (" + o.id + " no longer runs: it was left running)");
 }
 
-// The work directory goes on every outcome but one that keeps the images (their path is in the error).
+// The work directory (stubs, a post-copy image) goes on every outcome.
 struct WorkDir {
   const std::string& dir;
-  bool keep = false;
-  ~WorkDir() {
-    if (!keep) (void)fs::remove_tree(dir);
-  }
+  ~WorkDir() { (void)fs::remove_tree(dir); }
 };
 
 // Step 3: pre-copy rounds until a stop rule; returns how many were sent.
@@ -207,29 +228,20 @@ Result<MigrateReport> migrate(const MigrateOptions& o, SourceHost& host) {
 
   uint32_t k = ENVRUN_TRY(precopy(ch, host, o, rep));
   auto rr = run_round(ch, host, o, k, false);
-  if (rr.checkpoint_error) {
+  if (rr.checkpoint_error) {  // the image never came whole: the checkpoint let the tree go
     ch.send_error("the checkpoint failed on the source");
-    if (host.container_running())
-      return Error::make(ErrorKind::Generic, rr.checkpoint_error->message + " (" + o.id + " runs on)");
-    return rolled_back(host, o, k, std::move(*rr.checkpoint_error), work.keep);
+    finish_round(host, rr, false);
+    return Error::make(ErrorKind::Generic, rr.checkpoint_error->message + " (" + o.id +
+                                               (host.container_running() ? " runs on)" : " no longer runs)"));
   }
   note("checkpoint done: the app is stopped");
-  if (rr.send_error) return rolled_back(host, o, k, std::move(*rr.send_error), work.keep);
-  auto restored = restore_on_target(ch, o, cache, rep);
+  if (rr.send_error) return rolled_back(host, o, rr, std::move(*rr.send_error));
+  if (auto r = restore_on_target(ch, o, cache, rep); !r) {
+    ch.send_error("migration abandoned: " + r.error().message);
+    return rolled_back(host, o, rr, std::move(r).error());
+  }
   uint64_t t_running = now_us();
-  finish_round(host, rr);  // the tree is gone here before a rollback restores it
-  rep.round_log.push_back(rr.rec);
-  if (rr.checkpoint_error && host.container_running()) {  // the image came whole, yet the tree was let go
-    ch.send_error("the checkpoint failed on the source");
-    return Error::make(ErrorKind::Generic, rr.checkpoint_error->message + " (" + o.id + " runs on)");
-  }
-  if (!restored) {
-    ch.send_error("migration abandoned: " + restored.error().message);
-    return rolled_back(host, o, k, std::move(restored).error(), work.keep);
-  }
-  if (rr.checkpoint_error && o.note) o.note("warning: after the image was sent: " + rr.checkpoint_error->message);
-  rep.downtime_us = t_running - rr.frozen_from_us;
-  if (o.postcopy) {  // the app runs there; its pages follow (a break: it is killed there, restored here)
+  if (o.postcopy) {  // the app runs there; its pages follow (a break: it is killed there, resumed here)
     rep.postcopy = true;
     note("running on the target; its pages follow");
     std::string copy = round_dir(o, k) + "/envrun.img";
@@ -237,18 +249,24 @@ Result<MigrateReport> migrate(const MigrateOptions& o, SourceHost& host) {
     auto post = rd ? serve_page_fetches(ch, rd.get(), copy) : Result<PostcopyStats>(Error::sys(copy));
     if (!post) {
       ch.send_error("migration abandoned: " + post.error().message);
-      return rolled_back(host, o, k, std::move(post).error().with_context("post-copy"), work.keep);
+      return rolled_back(host, o, rr, std::move(post).error().with_context("post-copy"));
     }
     rep.post = *post;
-    rep.all_in_us = now_us() - rr.frozen_from_us;
+    rep.all_in_us = now_us();  // made relative to the freeze below
   }
+  // The stopped tree here is the fallback until the target keeps the app. A lost answer to
+  // the Commit leaves the outcome unknown: the tree is killed (the app may run there).
   auto sent_commit = ch.send(FrameType::Commit, {});
   auto ack = sent_commit ? ch.recv_json(FrameType::Committed) : Result<nlohmann::json>(std::move(sent_commit).error());
-  work.keep = !ack.ok();
+  finish_round(host, rr, true);
+  rep.round_log.push_back(rr.rec);
+  rep.downtime_us = t_running - std::min(t_running, rr.frozen_from_us);
+  if (o.postcopy) rep.all_in_us -= std::min(rep.all_in_us, rr.frozen_from_us);
   if (!ack)
     return Error::make(ErrorKind::Generic, ack.error().message + ": the target restored " + o.id +
                                                " but did not confirm the commit: it may run there (the agent deletes "
-                                               "it if the commit did not arrive); the images are kept in " + o.work_dir);
+                                               "it if the commit did not arrive); it was stopped here");
+  if (rr.checkpoint_error) rep.warnings.push_back("the checkpoint, after its image was whole: " + rr.checkpoint_error->message);
   rep.total_us = now_us() - t0;
   rep.wire_sent = ch.bytes_sent(), rep.wire_received = ch.bytes_received();
   rep.rounds = uint32_t(rep.round_log.size());

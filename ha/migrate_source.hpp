@@ -4,19 +4,18 @@
 //   2. bundle sync while the app runs (the agent's content store fills);
 //   3. pre-copy (precopy.hpp; not with --no-precopy): round 0 checkpoints the whole memory
 //      with --leave-running --track-mem, rounds 1..n the pages written since (--parent-path
-//      the previous round), each image sent as it is made and kept here, until a stop rule;
+//      the previous round), each image sent as it is made, until a stop rule; the source
+//      keeps of a round only a stub image of its inventory (the next round's parent);
 //   4. the final round: a checkpoint (against the last round, if any) that freezes, dumps,
-//      then kills the tree: the image goes to the agent and to a local copy at once;
+//      and then holds the stopped tree (--hold-fd) while the migration goes on;
 //   5. final bundle sync (the rootfs is still now): the agent builds the bundle;
 //   6. Restore: the agent restores the container from its chain of rounds, answers Running;
-//   7. Commit: the agent keeps it (without a Commit it deletes it again); the local copies
-//      are removed.
-// Every round R is kept in work_dir/rR/envrun.img and recorded with its parent as ../rR-1,
-// on the agent too: the chain restores from either side. A failed pre-copy round leaves
-// the app running here (it never stopped). If anything fails after step 4 began, the app
-// is restored on the source from the local chain (rollback) and the error says so. Only a
-// lost answer to the Commit leaves the outcome unknown: the error says so and the local
-// copies are kept.
+//   7. Commit: the agent keeps it (without a Commit it deletes it again); then the held
+//      tree is killed here.
+// A failed pre-copy round leaves the app running here (it never stopped). If anything
+// fails after step 4 began, the held tree is let go: the app runs on here (rollback) and
+// the error says so. Only a lost answer to the Commit leaves the outcome unknown: the
+// tree here is killed and the error says the app may run there.
 #pragma once
 #include <sys/types.h>
 
@@ -37,6 +36,7 @@ struct CheckpointSpec {
   std::string image_dir;        // the round's directory here (its copy: image_dir/envrun.img)
   std::string parent;           // --parent-path, relative to image_dir ("": a full image)
   bool leave_running = false;   // a pre-copy round: the tree runs on, its memory tracked
+  bool hold = false;            // the final round: the stopped tree is held until release_held()
 };
 
 // What the migration needs from the source host (cli/cmd_migrate.cpp runs envrun's own
@@ -44,14 +44,19 @@ struct CheckpointSpec {
 class SourceHost {
  public:
   virtual ~SourceHost() = default;
-  // Starts the checkpoint, its image written to stream_fd (unless leave_running, the tree
-  // is killed once it is written).
+  // Starts the checkpoint, its image written to stream_fd and the stream closed once the
+  // image is whole; with spec.hold, the stopped tree is then held until release_held().
   virtual Result<void> start_checkpoint(int stream_fd, const CheckpointSpec& spec) = 0;
-  // Waits until it ended; its statistics (zeros when unknown).
+  // After the stream ended, for a held round: whether the checkpoint ended it because the
+  // image was whole (an error: it failed, and its stream closed when it exited).
+  virtual Result<void> image_whole() { return ok(); }
+  // A held tree: killed (the target keeps the app) or let go (rollback).
+  virtual Result<void> release_held(bool kill) = 0;
+  // Waits until the checkpoint ended; its statistics (zeros when unknown).
   virtual Result<CheckpointStats> finish_checkpoint() = 0;
   virtual bool container_running() = 0;
-  // Rollback: the container re-created from image_dir/envrun.img (and its parents).
-  virtual Result<void> restore_local(const std::string& image_dir) = 0;
+  // After a rollback let the tree go (envrun migrate --on-rollback).
+  virtual void rolled_back() {}
 };
 
 struct MigrateOptions {
@@ -59,7 +64,7 @@ struct MigrateOptions {
   std::string bundle_dir;
   Endpoint target;
   std::vector<uint8_t> psk;
-  std::string work_dir;  // the rollback copies: work_dir/rR/envrun.img (the directory exists)
+  std::string work_dir;  // the rounds' stubs and a post-copy image: work_dir/rR/envrun.img (removed at the end)
   PrecopyOptions precopy;
   bool lazy_pages = true;  // a pre-copied migration: the target restores with --lazy-pages when it can
   int timeout_ms = 30000;
@@ -90,6 +95,7 @@ struct MigrateReport {
   bool postcopy = false;
   PostcopyStats post;  // what the target fetched after Running
   uint64_t all_in_us = 0;  // from the freeze until every page was in on the target
+  std::vector<std::string> warnings;  // e.g. the final checkpoint failed after its image was whole
 };
 
 Result<MigrateReport> migrate(const MigrateOptions& o, SourceHost& host);

@@ -85,6 +85,13 @@ Result<oci::Spec> container_spec(const StateStore& store, const ContainerState& 
 
 // "/envrun/<id>" by default; absolute cgroupsPath as is; "slice:prefix:name" (systemd
 // style, as podman passes it) -> "/slice/prefix-name.scope"; relative -> "/envrun/<path>".
+// Under the host's cgroup root (ENVRUN_CGROUP_ROOT, set by `envrun --cgroup-root`), if any.
 std::string resolve_cgroup_path(const std::string& cgroups_path, const std::string& id);
+
+// The environment variable that places every new container's cgroup under a path of the
+// host's choosing (envrun --cgroup-root; inherited by the processes envrun starts).
+inline constexpr const char* kCgroupRootEnv = "ENVRUN_CGROUP_ROOT";
+// "" (none), or the normalized absolute path; an Error for a relative path or "..".
+Result<std::string> check_cgroup_root(const std::string& dir);
 
 }  // namespace envrun::runtime

@@ -232,7 +232,18 @@ Result<oci::Spec> with_interception(const oci::Spec& spec, const InterceptPlan& 
 
 }  // namespace
 
-std::string resolve_cgroup_path(const std::string& p, const std::string& id) {
+Result<std::string> check_cgroup_root(const std::string& dir) {
+  if (dir.empty()) return std::string();
+  if (dir[0] != '/') return Error::make(ErrorKind::Usage, "\"" + dir + "\": not an absolute path");
+  if (dir.find("/../") != std::string::npos || dir.ends_with("/.."))
+    return Error::make(ErrorKind::Usage, "\"" + dir + "\": \"..\" is not allowed");
+  std::string n = fs::normalize(dir);
+  return n == "/" ? std::string() : n;
+}
+
+namespace {
+
+std::string resolve_in_host(const std::string& p, const std::string& id) {
   if (p.empty()) return "/envrun/" + id;
   auto c1 = p.find(':');
   if (p[0] != '/' && c1 != std::string::npos) {  // systemd style "slice:prefix:name"
@@ -245,6 +256,15 @@ std::string resolve_cgroup_path(const std::string& p, const std::string& id) {
   }
   if (p[0] == '/') return fs::normalize(p);
   return fs::normalize("/envrun/" + p);
+}
+
+}  // namespace
+
+std::string resolve_cgroup_path(const std::string& p, const std::string& id) {
+  std::string path = resolve_in_host(p, id);
+  const char* env = std::getenv(kCgroupRootEnv);
+  auto root = check_cgroup_root(env ? env : "");
+  return root && !root->empty() ? fs::normalize(*root + path) : path;
 }
 
 Result<Created> create_container(const StateStore& store, const CreateOptions& opt, bool relay_console) {

@@ -2,12 +2,13 @@
 """A TCP proxy for t_migrate: one connection at a time, client -> server bytes optionally
 changed or slowed down, so that the test can corrupt a frame or stretch a transfer.
 
-usage: migrate_proxy.py LISTEN_ADDR LISTEN_PORT TO_ADDR TO_PORT [--flip-at N] [--flip-after TEXT]
+usage: migrate_proxy.py LISTEN_ADDR LISTEN_PORT TO_ADDR TO_PORT [--flip-at N] [--flip-in-frame TYPE:N]
                         [--rate BYTES_PER_S]
 
 --flip-at N   XOR 0x01 into the byte at offset N of each connection's client -> server stream
---flip-after TEXT  the same at the last byte of TEXT's first occurrence (payloads are
-              authenticated, not encrypted: '"kind":"pages","round":1}' finds an image's start)
+--flip-in-frame TYPE:N  the same at the first payload byte of the Nth (from 1) client frame
+              of type TYPE (ha/frame.hpp: 11 is image-begin; payloads are encrypted, the
+              16-byte frame headers are not: the proxy follows them)
 --rate R      forward client -> server at most R bytes per second
 Prints "listening" once ready; stops when the test kills it.
 """
@@ -17,13 +18,41 @@ import socket
 import time
 
 
-def serve(conn, to, flip_at, rate, flip_after=None):
+HANDSHAKE = 44 + 32  # ClientHello + ClientProof (ha/handshake.hpp)
+HEADER, TAG = 16, 16
+
+
+class FrameFinder:
+    """Follows the client's frame headers; offset of the payload of the Nth frame of a type."""
+
+    def __init__(self, ftype, nth):
+        self.ftype, self.nth, self.next_at, self.head, self.found = ftype, nth, HANDSHAKE, b"", None
+
+    def feed(self, offset, data):
+        end = offset + len(data)
+        while self.found is None and self.next_at < end:
+            if self.next_at + len(self.head) < offset:
+                return
+            take = data[self.next_at + len(self.head) - offset:][:HEADER - len(self.head)]
+            self.head += take
+            if len(self.head) < HEADER:
+                return
+            ftype, length = self.head[0], int.from_bytes(self.head[4:8], "little")
+            if ftype == self.ftype:
+                self.nth -= 1
+                if self.nth == 0:
+                    self.found = self.next_at + HEADER
+            self.next_at += HEADER + length + TAG
+            self.head = b""
+
+
+def serve(conn, to, flip_at, rate, finder=None):
     with socket.create_connection(to) as up:
-        forward(conn, up, flip_at, rate, flip_after)
+        forward(conn, up, flip_at, rate, finder)
 
 
-def forward(conn, up, flip_at, rate, flip_after=None):
-    offset, started, seen = 0, time.monotonic(), b""
+def forward(conn, up, flip_at, rate, finder=None):
+    offset, started = 0, time.monotonic()
     peers = {conn: up, up: conn}
     while True:
         readable, _, _ = select.select([conn, up], [], [], 60)
@@ -34,11 +63,9 @@ def forward(conn, up, flip_at, rate, flip_after=None):
             if not data:
                 return
             if s is conn:
-                if flip_after and flip_at is None:
-                    seen = seen[-len(flip_after):] + data
-                    i = seen.find(flip_after)
-                    if i >= 0:
-                        flip_at = offset - (len(seen) - len(data)) + i + len(flip_after) - 1
+                if finder and flip_at is None:
+                    finder.feed(offset, data)
+                    flip_at = finder.found
                 if flip_at is not None and offset <= flip_at < offset + len(data):
                     b = bytearray(data)
                     b[flip_at - offset] ^= 0x01
@@ -59,7 +86,7 @@ def main():
     ap.add_argument("to_port", type=int)
     ap.add_argument("--flip-at", type=int)
     ap.add_argument("--rate", type=int)
-    ap.add_argument("--flip-after")
+    ap.add_argument("--flip-in-frame")
     a = ap.parse_args()
     ls = socket.socket()
     ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -69,8 +96,11 @@ def main():
     while True:
         conn, _ = ls.accept()
         try:
-            serve(conn, (a.to_addr, a.to_port), a.flip_at, a.rate,
-                  a.flip_after.encode() if a.flip_after else None)
+            finder = None
+            if a.flip_in_frame:
+                t, n = a.flip_in_frame.split(":")
+                finder = FrameFinder(int(t), int(n))
+            serve(conn, (a.to_addr, a.to_port), a.flip_at, a.rate, finder)
         except OSError:
             pass
         finally:

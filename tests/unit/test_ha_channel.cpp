@@ -194,8 +194,46 @@ TEST_CASE("a flipped byte in a frame is a corrupted frame") {
   }
 }
 
+TEST_CASE("payloads travel encrypted: the wire never shows them") {
+  const std::string secret = "the quick brown fox jumps over the lazy dog, twice over";
+  std::string wire;
+  std::optional<Result<Frame>> got;
+  run_pair(key(6), key(6), opts("client"), [&](Channel& ch) { REQUIRE(ch.send(FrameType::Data, text(secret)).ok()); },
+           [&](Channel& ch) { got.emplace(ch.recv()); },
+           [&](size_t, std::vector<uint8_t>& b) { wire.append(b.begin(), b.end()); });
+  REQUIRE(got.has_value());
+  REQUIRE(got->ok());
+  CHECK(std::string((*got)->payload.begin(), (*got)->payload.end()) == secret);
+  REQUIRE(wire.size() == kClientHandshakeBytes + kFrameHeaderSize + secret.size() + kFrameTagSize);
+  CHECK(wire.find("quick brown") == std::string::npos);
+}
+
+TEST_CASE("Aes256Gcm: a sealed message opens with its number only, and a changed byte fails") {
+  std::vector<uint8_t> k(32, 7);
+  Aes256Gcm seal(k, true), open(k, false);
+  REQUIRE(seal.ok());
+  REQUIRE(open.ok());
+  std::string aad = "header";
+  std::vector<uint8_t> msg(100000);
+  for (size_t i = 0; i < msg.size(); ++i) msg[i] = uint8_t(i * 31);
+  std::vector<uint8_t> c(msg.size());
+  AeadTag tag;
+  REQUIRE(seal.seal(41, as_bytes(aad), msg.data(), msg.size(), c.data(), tag));
+  CHECK(c != msg);
+  auto copy = c;
+  CHECK_FALSE(open.open(42, as_bytes(aad), copy.data(), copy.size(), tag));  // another number
+  copy = c;
+  CHECK_FALSE(open.open(41, as_bytes(std::string("Header")), copy.data(), copy.size(), tag));  // other header
+  copy = c;
+  copy[50000] ^= 0x80;
+  CHECK_FALSE(open.open(41, as_bytes(aad), copy.data(), copy.size(), tag));
+  copy = c;
+  REQUIRE(open.open(41, as_bytes(aad), copy.data(), copy.size(), tag));
+  CHECK(copy == msg);
+}
+
 TEST_CASE("a replayed frame is refused by its sequence number") {
-  const size_t frame_bytes = 16 + 10 + 32;
+  const size_t frame_bytes = kFrameHeaderSize + 10 + kFrameTagSize;
   std::vector<std::string> results;
   run_pair(key(5), key(5), opts("client"),
            [&](Channel& ch) {

@@ -38,11 +38,12 @@ std::string read_all(const std::string& p) {
 // Checkpoints by writing `image` to the stream from a thread; `ok` decides its outcome.
 struct FakeHost : SourceHost {
   std::string image;
-  bool checkpoint_ok = true, running_after_failure = false;
-  int restores = 0;
-  std::string restored_image;
+  bool checkpoint_ok = true, running = true;
+  std::vector<std::string> released;  // "kill" / "resume" of the held tree
+  int rollback_hooks = 0;
   std::thread writer;
-  Result<void> start_checkpoint(int fd, const CheckpointSpec&) override {
+  Result<void> start_checkpoint(int fd, const CheckpointSpec& spec) override {
+    CHECK(spec.hold);  // no pre-copy here: the one round is the final one
     int own = ::dup(fd);
     writer = std::thread([this, own] {
       size_t off = 0;
@@ -60,10 +61,15 @@ struct FakeHost : SourceHost {
     if (!checkpoint_ok) return Error::make(ErrorKind::Generic, "checkpoint: the tree could not be seized");
     return CheckpointStats{};
   }
-  bool container_running() override { return running_after_failure; }
-  Result<void> restore_local(const std::string& dir) override {
-    ++restores;
-    restored_image = read_all(dir + "/envrun.img");
+  bool container_running() override { return running; }
+  Result<void> release_held(bool kill) override {
+    released.push_back(kill ? "kill" : "resume");
+    running = !kill;
+    return ok();
+  }
+  void rolled_back() override { ++rollback_hooks; }
+  Result<void> image_whole() override {
+    if (!checkpoint_ok) return Error::make(ErrorKind::Generic, "checkpoint: the tree could not be seized");
     return ok();
   }
 };
@@ -163,11 +169,12 @@ TEST_CASE("migrate: good path") {
   CHECK(r->prefetch.blobs_sent == 2);  // config.json and rootfs/data
   CHECK(r->final_sync.blobs_sent == 0);
   CHECK(r->downtime_us <= r->total_us);
-  CHECK(host.restores == 0);
-  CHECK(::access(s.opts.work_dir.c_str(), F_OK) != 0);  // the local copy is gone
+  CHECK(host.released == std::vector<std::string>{"kill"});  // after the commit
+  CHECK(host.rollback_hooks == 0);
+  CHECK(::access(s.opts.work_dir.c_str(), F_OK) != 0);  // the work directory is gone
 }
 
-TEST_CASE("migrate: the agent fails after the checkpoint: restored here from the whole local copy") {
+TEST_CASE("migrate: the agent fails after the checkpoint: the held tree is let go") {
   Setup s;
   FakeHost host;
   host.image = image_of(2 << 20);
@@ -178,8 +185,9 @@ TEST_CASE("migrate: the agent fails after the checkpoint: restored here from the
   REQUIRE_FALSE(r.ok());
   CHECK_THAT(r.error().message, Catch::Contains("restore: No space left on device"));
   CHECK_THAT(r.error().message, Catch::EndsWith("rolled back: c1 runs on this host again"));
-  CHECK(host.restores == 1);
-  CHECK(host.restored_image == host.image);
+  CHECK(host.released == std::vector<std::string>{"resume"});
+  CHECK(host.rollback_hooks == 1);
+  CHECK(host.running);
   CHECK(::access(s.opts.work_dir.c_str(), F_OK) != 0);
 }
 
@@ -188,17 +196,17 @@ TEST_CASE("migrate: a checkpoint that fails while the app runs on is not rolled 
   FakeHost host;
   host.image = image_of(1000);
   host.checkpoint_ok = false;
-  host.running_after_failure = true;
   std::string got;
   std::thread a(agent, s.listener.get(), s.opts.psk, s.dir + "/store", FailAt::Nothing, &got);
   auto r = migrate(s.opts, host);
   a.join();
   REQUIRE_FALSE(r.ok());
   CHECK_THAT(r.error().message, Catch::Contains("checkpoint: the tree could not be seized (c1 runs on)"));
-  CHECK(host.restores == 0);
+  CHECK(host.released == std::vector<std::string>{"resume"});
+  CHECK(host.rollback_hooks == 0);
 }
 
-TEST_CASE("migrate: a commit without an answer keeps the local copy and says the outcome is open") {
+TEST_CASE("migrate: a commit without an answer kills the held tree and says the outcome is open") {
   Setup s;
   FakeHost host;
   host.image = image_of(5000);
@@ -208,6 +216,7 @@ TEST_CASE("migrate: a commit without an answer keeps the local copy and says the
   a.join();
   REQUIRE_FALSE(r.ok());
   CHECK_THAT(r.error().message, Catch::Contains("did not confirm the commit: it may run there"));
-  CHECK(host.restores == 0);
-  CHECK(read_all(s.opts.work_dir + "/r0/envrun.img") == host.image);
+  CHECK_THAT(r.error().message, Catch::Contains("it was stopped here"));
+  CHECK(host.released == std::vector<std::string>{"kill"});
+  CHECK_FALSE(host.running);
 }
