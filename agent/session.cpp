@@ -64,6 +64,7 @@ class Incoming {
 
  private:
   std::optional<std::string> other_op_;  // the outcome of a Begin op other than migrate (serve_op)
+  std::string prebuilt_;                  // the manifest (JSON) staging/bundle.pre was built from
   void log(const std::string& s) const {
     if (cfg_.log) cfg_.log((id_.empty() ? ch_.peer() : id_) + ": " + s);
   }
@@ -94,18 +95,30 @@ class Incoming {
 
   Result<void> bundle_round(const nlohmann::json& msg) {
     auto r = ENVRUN_TRY(ha::receive_bundle_round(ch_, msg, store_, cfg_.limits, staging_ + "/tmp", received_));
-    if (r.final) {
-      std::string dest = staging_ + "/bundle";
-      ENVRUN_CHECK(fs::remove_tree(dest));
+    // The bundle is built once its prefetch is in (while the app still runs there); the
+    // final sync reuses it when its manifest is the same, else builds it again.
+    std::string dest = staging_ + (r.final ? "/bundle" : "/bundle.pre"), pre = staging_ + "/bundle.pre";
+    std::string listed = ha::manifest_to_json(r.manifest).dump();
+    ENVRUN_CHECK(fs::remove_tree(dest));
+    bool reused = r.final && fs::exists(pre) && listed == prebuilt_;
+    if (reused) {
+      ENVRUN_CHECK(rename_into(pre, dest));
+    } else {
+      if (r.final) ENVRUN_CHECK(fs::remove_tree(pre));
       uint64_t last = now_ms();
-      ENVRUN_CHECK(ha::materialize(r.manifest, store_, dest, [&] {
+      auto built = ha::materialize(r.manifest, store_, dest, [&] {
         if (now_ms() - last >= 2000) (void)ch_.send(FrameType::Busy, {}), last = now_ms();
-      }));
+      });
+      if (!built && !r.final) (void)fs::remove_tree(dest);  // the final sync builds it then
+      else ENVRUN_CHECK(std::move(built));
+      prebuilt_ = r.final || !built ? std::string() : listed;
+    }
+    if (r.final) {
       have_bundle_ = true;
     }
     log(std::string("bundle ") + (r.final ? "synced" : "prefetched") + ": " + std::to_string(r.manifest.file_count()) +
         " files, " + std::to_string(r.blobs) + " received (" + std::to_string(r.bytes) + " bytes)" +
-        (r.stale ? ", " + std::to_string(r.stale) + " stale" : ""));
+        (r.stale ? ", " + std::to_string(r.stale) + " stale" : "") + (reused ? ", built at the prefetch" : ""));
     return ch_.send_json(FrameType::Synced, {{"files", r.manifest.file_count()}, {"blobs", r.blobs}, {"bytes", r.bytes}, {"stale", r.stale}});
   }
 

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <optional>
@@ -164,7 +165,12 @@ Result<int> run_migrate(const Globals& g, const MigrateFlags& f) {
   std::string tmpl = fs::join(f.work_dir, "envrun-migrate-" + f.id + ".XXXXXX");
   if (!::mkdtemp(tmpl.data())) return Error::sys("--work-dir " + f.work_dir);
   o.work_dir = tmpl;
-  o.note = [](const std::string& s) { log::debug("migrate: " + s); };
+  o.note = [t0 = std::chrono::steady_clock::now()](const std::string& s) {
+    auto ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+    char at[32];
+    std::snprintf(at, sizeof at, "%.1f ms: ", ms);
+    log::debug("migrate: " + std::string(at) + s);
+  };
   MigrateHooks hooks = f.hooks;
   hooks.set_context(f.id, f.to);
   o.before_restore = [&hooks]() { return hooks.run_before_restore(); };

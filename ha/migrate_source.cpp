@@ -139,11 +139,14 @@ RoundRun run_round(Channel& ch, SourceHost& host, const MigrateOptions& o, uint3
 // After the final image was stored there, until the target runs the app.
 Result<void> restore_on_target(Channel& ch, const MigrateOptions& o, HashCache& cache, MigrateReport& rep) {
   auto m = ENVRUN_TRY(build_manifest(o.bundle_dir, cache));
+  if (o.note) o.note("final manifest built");
   rep.final_sync = ENVRUN_TRY(send_bundle_round(ch, o.bundle_dir, m, true));
+  if (o.note) o.note("final bundle sync done");
   if (o.before_restore) ENVRUN_CHECK(o.before_restore());
   nlohmann::json how{{"lazy_pages", o.lazy_pages && !rep.round_log.empty() && rep.rounds_live()}};
   if (o.postcopy) how["lazy"] = "remote";
   ENVRUN_CHECK(ch.send_json(FrameType::Restore, how));
+  if (o.note) o.note("restore asked");
   for (;;) {  // Busy frames keep the wait alive while the agent restores
     auto msg = ENVRUN_TRY(ch.recv_next());
     if (msg.type == FrameType::Busy) continue;
@@ -234,7 +237,7 @@ Result<MigrateReport> migrate(const MigrateOptions& o, SourceHost& host) {
     return Error::make(ErrorKind::Generic, rr.checkpoint_error->message + " (" + o.id +
                                                (host.container_running() ? " runs on)" : " no longer runs)"));
   }
-  note("checkpoint done: the app is stopped");
+  note("final image stored there: the app is stopped");
   if (rr.send_error) return rolled_back(host, o, rr, std::move(*rr.send_error));
   if (auto r = restore_on_target(ch, o, cache, rep); !r) {
     ch.send_error("migration abandoned: " + r.error().message);
