@@ -89,6 +89,8 @@ class Incoming {
     ENVRUN_CHECK(ha::random_bytes(rnd));
     staging_ = cfg_.root.incoming() + "/" + id_ + "." + ha::to_hex(ha::Bytes(rnd.data(), rnd.size()));
     ENVRUN_CHECK(fs::mkdir_p(staging_ + "/tmp", 0700));
+    image_staging_ = cfg_.root.image_incoming() + "/" + id_ + "." + ha::to_hex(ha::Bytes(rnd.data(), rnd.size()));
+    if (image_staging_ != staging_) ENVRUN_CHECK(fs::mkdir_p(image_staging_, 0700));
     log("migration from " + ch_.peer() + " begins");
     return ch_.send_json(FrameType::Ok, nlohmann::json::object());
   }
@@ -131,7 +133,7 @@ class Incoming {
       return Error::make(ErrorKind::Generic, "image-begin: round " + std::to_string(round) + " of kind \"" + kind +
                                                  "\" after " + std::to_string(rounds_) + " rounds (want round " +
                                                  std::to_string(rounds_) + ", " + (rounds_ ? "pages" : "full") + ")");
-    std::string dir = staging_ + "/image/r" + std::to_string(round), partial = staging_ + "/envrun.img.partial";
+    std::string dir = image_staging_ + "/image/r" + std::to_string(round), partial = image_staging_ + "/envrun.img.partial";
     UniqueFd out(::open(partial.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
     if (!out) return Error::sys(partial);
     // No fsync: the image lives only until its restore, and a crash ends the migration
@@ -181,7 +183,7 @@ class Incoming {
     bundle_placed_ = true;
     ENVRUN_CHECK(rename_into(staging_ + "/bundle", bundle));
     image_placed_ = true;
-    ENVRUN_CHECK(rename_into(staging_ + "/image", image));
+    ENVRUN_CHECK(rename_into(image_staging_ + "/image", image));
     uint64_t t0 = now_ms();
     ENVRUN_CHECK(fs::write_file(image + "/uncommitted", id_ + "\n", O_CREAT | O_TRUNC));  // until the Commit (delete_uncommitted)
     restored_ = true;
@@ -270,12 +272,13 @@ class Incoming {
     if (!committed_ && bundle_placed_) (void)fs::remove_tree(cfg_.root.bundle(id_));
     if (image_placed_) (void)fs::remove_tree(cfg_.root.image(id_));
     if (!staging_.empty()) (void)fs::remove_tree(staging_);
+    if (!image_staging_.empty() && image_staging_ != staging_) (void)fs::remove_tree(image_staging_);
   }
 
   ha::Channel& ch_;
   const AgentConfig& cfg_;
   ha::ContentStore store_;
-  std::string id_, staging_;
+  std::string id_, staging_, image_staging_;
   uint64_t received_ = 0;
   bool have_bundle_ = false;
   uint32_t rounds_ = 0;       // memory rounds received

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <utility>
 #include <cerrno>
 #include <climits>
 #include <cstring>
@@ -46,11 +47,15 @@ namespace {
 // what it holds of a big payload is copied once more (a 256 KiB read-ahead copied a
 // quarter of every 1 MiB page part twice).
 constexpr size_t kReadAhead = 8 * 1024;
+constexpr size_t kHeaderRefill = 512;
 
 // One read(2) that retries on EINTR: count, 0 at end of stream, or -errno.
-int64_t read_once(int fd, uint8_t* dst, size_t n) {
+// A regular file is read at `at` (pread: a scan that seeks over payloads needs no
+// lseek); a stream from where it is (at < 0).
+int64_t read_once(int fd, uint8_t* dst, size_t n, int64_t at = -1) {
   for (;;) {
-    ssize_t r = ::read(fd, dst, std::min<size_t>(n, 1u << 30));
+    ssize_t r = at >= 0 ? ::pread(fd, dst, std::min<size_t>(n, 1u << 30), off_t(at))
+                        : ::read(fd, dst, std::min<size_t>(n, 1u << 30));
     if (r >= 0) return r;
     if (errno != EINTR) return -errno;
   }
@@ -60,7 +65,12 @@ int64_t read_once(int fd, uint8_t* dst, size_t n) {
 ImageInput::ImageInput(int fd) : fd_(fd) {
   struct stat st {};
   regular_ = ::fstat(fd, &st) == 0 && S_ISREG(st.st_mode);
-  if (regular_) buf_.resize(kReadAhead);
+  if (regular_) {
+    buf_.resize(kReadAhead);
+    size_ = uint64_t(st.st_size);
+    off_t at = ::lseek(fd, 0, SEEK_CUR);
+    fd_off_ = at > 0 ? uint64_t(at) : 0;
+  }
 }
 
 int64_t ImageInput::read(uint8_t* dst, size_t n) {
@@ -75,16 +85,22 @@ int64_t ImageInput::read(uint8_t* dst, size_t n) {
     }
     size_t need = n - got;
     int64_t r;
-    if (regular_ && need < buf_.size()) {
-      r = read_once(fd_, buf_.data(), buf_.size());
+    // After a seek over a payload the next section header is wanted, not what follows
+    // it (a scan seeks again at once): a small refill.
+    size_t refill = sought_ ? std::max<size_t>(need, kHeaderRefill) : buf_.size();
+    if (regular_ && need < refill) {
+      r = read_once(fd_, buf_.data(), refill, regular_ ? int64_t(fd_off_) : -1);
       if (r > 0) {
+        fd_off_ += uint64_t(r);
+        sought_ = false;
         pos_ = 0;
         len_ = static_cast<size_t>(r);
         continue;
       }
     } else {
-      r = read_once(fd_, dst + got, need);
+      r = read_once(fd_, dst + got, need, regular_ ? int64_t(fd_off_) : -1);
       if (r > 0) {
+        fd_off_ += uint64_t(r);
         got += static_cast<size_t>(r);
         continue;
       }
@@ -101,12 +117,15 @@ int64_t ImageInput::skip(uint64_t n) {
   uint64_t got = std::min<uint64_t>(len_ - pos_, n);
   pos_ += got;
   if (got < n) {
-    struct stat st {};
-    off_t at = ::lseek(fd_, 0, SEEK_CUR);
-    if (at < 0 || ::fstat(fd_, &st) != 0) return -errno;
-    uint64_t left = st.st_size > at ? uint64_t(st.st_size - at) : 0;
+    if (fd_off_ + (n - got) > size_) {  // past the size seen: it may have grown
+      struct stat st {};
+      if (::fstat(fd_, &st) != 0) return -errno;
+      size_ = uint64_t(st.st_size);
+    }
+    uint64_t left = size_ > fd_off_ ? size_ - fd_off_ : 0;
     uint64_t step = std::min(n - got, left);
-    if (step && ::lseek(fd_, off_t(step), SEEK_CUR) < 0) return -errno;
+    fd_off_ += step;  // the fd's own offset follows in sync() (give_back, the destructor)
+    sought_ = step > 0;
     got += step;
   }
   offset_ += got;
@@ -115,9 +134,20 @@ int64_t ImageInput::skip(uint64_t n) {
 
 void ImageInput::give_back() {
   if (regular_ && pos_ < len_) {
-    ::lseek(fd_, -static_cast<off_t>(len_ - pos_), SEEK_CUR);
+    fd_off_ -= len_ - pos_;
     pos_ = len_ = 0;
   }
+  sync();
 }
+
+void ImageInput::sync() {
+  if (regular_ && fd_ >= 0) ::lseek(fd_, off_t(fd_off_), SEEK_SET);
+}
+
+ImageInput::~ImageInput() { sync(); }
+
+ImageInput::ImageInput(ImageInput&& o) noexcept
+    : fd_(std::exchange(o.fd_, -1)), regular_(o.regular_), sought_(o.sought_), size_(o.size_), fd_off_(o.fd_off_),
+      buf_(std::move(o.buf_)), pos_(o.pos_), len_(o.len_), offset_(o.offset_) {}
 
 }  // namespace envrun::ckpt

@@ -17,16 +17,21 @@ int write_all_iov(int fd, std::span<iovec> iov);
 class ImageInput {
  public:
   explicit ImageInput(int fd);
+  ImageInput(ImageInput&& o) noexcept;
+  ImageInput& operator=(ImageInput&&) = delete;
+  // A regular file's fd offset is left after the bytes read (read-ahead included).
+  ~ImageInput();
   // Reads up to n bytes into dst, stopping early only at end of stream. Returns the
   // count, or -errno.
   int64_t read(uint8_t* dst, size_t n);
   // Skips up to n bytes of a regular file without reading them (read-ahead first, then
-  // lseek), stopping at the end of the file. Returns the count, or -errno; -ESPIPE for a
+  // the next pread starts further on), stopping at the end of the file. Returns the count, or -errno; -ESPIPE for a
   // stream that is not a regular file (the caller reads instead).
   int64_t skip(uint64_t n);
   // Bytes consumed by the reader (not by read-ahead).
   uint64_t offset() const { return offset_; }
-  // Gives back read-ahead bytes to a regular file (lseek); a no-op otherwise.
+  // Gives back read-ahead bytes to a regular file (its fd offset set after the bytes
+  // consumed); a no-op otherwise.
   void give_back();
   // True when the fd is a regular file.
   bool regular() const { return regular_; }
@@ -34,6 +39,10 @@ class ImageInput {
  private:
   int fd_;
   bool regular_ = false;
+  bool sought_ = false;   // the last move was an lseek over a payload: the next refill is small
+  uint64_t size_ = 0;     // the regular file's size as last seen (fstat again only past it)
+  uint64_t fd_off_ = 0;   // where the next read of a regular file starts (pread)
+  void sync();            // the fd's offset := fd_off_
   std::vector<uint8_t> buf_;
   size_t pos_ = 0;
   size_t len_ = 0;

@@ -8,6 +8,7 @@
 #include "cli/remote_helper.hpp"
 #include "cli/size_arg.hpp"
 #include "ha/psk.hpp"
+#include "kernel/fs.hpp"
 #include "kernel/log.hpp"
 
 namespace envrun::cli {
@@ -19,6 +20,7 @@ constexpr const char* kDefaultAgentRoot = "/var/lib/envrun/agent";
 struct ServeFlags {
   std::string listen;
   std::string psk_file;
+  std::string image_dir;  // --image-dir: images outside the root (a tmpfs)
   std::string max_bundle = "8G", max_image = "64G", max_frame = "1M";
   std::string timeout = "30s";
   ApiFlags api;  // the management API (cli/remote_helper.hpp)
@@ -46,6 +48,10 @@ Result<int> run_serve(const Globals& g, const ServeFlags& f, bool root_given) {
   o.listen = ENVRUN_TRY(ha::parse_endpoint(f.listen));
   auto& c = o.cfg;
   c.root.dir = root_given ? g.root : kDefaultAgentRoot;
+  if (!f.image_dir.empty()) {
+    if (f.image_dir[0] != '/') return Error::make(ErrorKind::Usage, "--image-dir \"" + f.image_dir + "\": not an absolute path");
+    c.root.image_root = fs::normalize(f.image_dir);
+  }
   c.psk = ENVRUN_TRY(ha::load_psk(f.psk_file));
   c.limits.max_bundle_bytes = ENVRUN_TRY(size_flag("--max-bundle-bytes", f.max_bundle));
   c.limits.max_image_bytes = ENVRUN_TRY(size_flag("--max-image-bytes", f.max_image));
@@ -82,6 +88,9 @@ void add_serve(CLI::App& app, Globals& g) {
   auto* root_opt = app.get_option("--root");
   auto* s = app.add_subcommand("serve", "the agent that receives migrations (foreground; SIGTERM stops it)");
   s->add_option("--listen", f.listen, "ADDR:PORT to receive migrations on (numeric address; none: the API alone)");
+  s->add_option("--image-dir", f.image_dir,
+                 "keep received images (and their staging) here instead of under the root: a tmpfs halves the cost "
+                 "of storing them (its memory is used until the restore's page server has them)");
   s->add_option("--psk-file", f.psk_file, "pre-shared key file for --listen (>= 32 random bytes, mode 600)");
   add_api_flags(s, f.api);
   s->add_option("--max-bundle-bytes", f.max_bundle, "largest bundle accepted")->capture_default_str();

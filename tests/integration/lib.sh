@@ -23,6 +23,7 @@ CHECKS=0
 FAILED_CHECKS=()
 NETNS_TO_DELETE=()
 PIDS_TO_KILL=()
+CLEANUP_DIRS=()   # removed at the end too (outside $T, e.g. on /dev/shm)
 
 if [[ -z ${FIXTURE_ROOTFS:-} || ! -x ${FIXTURE_ROOTFS}/bin/busybox ]]; then
   FIXTURE_ROOTFS=${FIXTURE_ROOTFS:-$T/fixture-rootfs}
@@ -216,6 +217,7 @@ cleanup() {
   awk -v t="$T" 'index($5, t) == 1 {print $5}' /proc/self/mountinfo | sort -r |
     while read -r m; do umount -l "$m" 2>/dev/null; done
   rm -rf --one-file-system "$T"
+  for m in "${CLEANUP_DIRS[@]}"; do rm -rf --one-file-system "$m"; done
 }
 
 on_exit() {

@@ -60,7 +60,7 @@ cleanup_targets() {
 trap 'rc=$?; cleanup_targets; (exit $rc); on_exit' EXIT
 
 head -c 32 /dev/urandom >"$T/psk" && chmod 600 "$T/psk"
-nsenter --net="/run/netns/$NS_B" "${AGENT_ENVRUN:-$ENVRUN}" --cgroup-root /envrun-host-b --root "$AROOT" serve --listen "$IP_B:$AGENT_PORT" --psk-file "$T/psk" >"$T/agent.log" 2>&1 </dev/null &
+nsenter --net="/run/netns/$NS_B" "${AGENT_ENVRUN:-$ENVRUN}" --cgroup-root "/$CG_PREFIX/host-b" --root "$AROOT" serve --listen "$IP_B:$AGENT_PORT" --psk-file "$T/psk" >"$T/agent.log" 2>&1 </dev/null &
 PIDS_TO_KILL+=($!)
 wait_for 10 grep -q "listening on $IP_B:$AGENT_PORT" "$T/agent.log" || fail "the agent on B listens" "$(cat "$T/agent.log")"
 TARGET=$IP_B:$AGENT_PORT

@@ -46,7 +46,7 @@ head -c 32 /dev/urandom >"$T/other.psk" && chmod 600 "$T/other.psk"
 # start_agent ROOT PORT LOG [ARGS]: an agent in host B; sets AGENT_PID.
 start_agent() {
   local root=$1 port=$2 log=$3; shift 3
-  nsenter --net="/run/netns/$NS_B" "$ENVRUN" --cgroup-root /envrun-host-b --root "$root" serve --listen "$IP_B:$port" --psk-file "$T/psk" "$@" >"$log" 2>&1 </dev/null &
+  nsenter --net="/run/netns/$NS_B" "$ENVRUN" --cgroup-root "/$CG_PREFIX/host-b" --root "$root" serve --listen "$IP_B:$port" --psk-file "$T/psk" "$@" >"$log" 2>&1 </dev/null &
   AGENT_PID=$!
   PIDS_TO_KILL+=("$AGENT_PID")
   wait_for 10 grep -q "listening on $IP_B:$port" "$log" || fail "agent on port $port listens" "$(cat "$log")"
@@ -105,7 +105,7 @@ check "m1: gone from the source" test -z "$(er list -q | grep -x m1)"
 assert_eq "m1: running on the target" running "$(eb state m1 2>/dev/null | json_get "d['status']")"
 check "m1: the target's bundle is in the agent's root" test -x "$AROOT/bundles/m1/rootfs/ckpt_counter"
 M1_PID=$(eb state m1 2>/dev/null | json_get "d['pid']")
-assert_contains "m1: its cgroup there is under the agent's --cgroup-root" "$(cat "/proc/$M1_PID/cgroup" 2>/dev/null)" ":/envrun-host-b/"
+assert_contains "m1: its cgroup there is under the agent's --cgroup-root" "$(cat "/proc/$M1_PID/cgroup" 2>/dev/null)" ":/$CG_PREFIX/host-b/"
 assert_contains "m1: the agent logged the commit" "$(cat "$T/agent.log")" "m1: committed: the container runs here"
 assert_eq "m1: no image or staged file left on the target" "" "$(find "$AROOT/images" "$AROOT/incoming" -mindepth 1 2>&1)"
 passes m1 eb

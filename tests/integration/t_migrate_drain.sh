@@ -41,7 +41,7 @@ head -c 32 /dev/urandom >"$T/psk" && chmod 600 "$T/psk"
 # start_agent NS ROOT IP LOG: an agent in that namespace; sets AGENT_PID.
 start_agent() {
   local ns=$1 root=$2 ip=$3 log=$4
-  nsenter --net="/run/netns/$ns" "$ENVRUN" --cgroup-root "/envrun-host-$ns" --root "$root" serve --listen "$ip:$PORT" --psk-file "$T/psk" >"$log" 2>&1 </dev/null &
+  nsenter --net="/run/netns/$ns" "$ENVRUN" --cgroup-root "/$CG_PREFIX/host-$ns" --root "$root" serve --listen "$ip:$PORT" --psk-file "$T/psk" >"$log" 2>&1 </dev/null &
   AGENT_PID=$!
   PIDS_TO_KILL+=("$AGENT_PID")
   wait_for 10 grep -q "listening on $ip:$PORT" "$log" || fail "agent $ip:$PORT listens" "$(cat "$log")"

@@ -43,7 +43,7 @@ NO_API=()
 "$ENVRUN" serve --help 2>/dev/null | grep -q -- --no-api && NO_API=(--no-api)
 start_agent() {  # start_agent LOG [ENV=VALUE...]: the agent in host B; sets AGENT_PID
   local log=$1; shift
-  env "$@" nsenter --net="/run/netns/$NS_B" "$ENVRUN" --cgroup-root /envrun-host-b --root "$AROOT" serve --listen "$IP_B:$PORT" --psk-file "$T/psk" "${NO_API[@]}" >"$log" 2>&1 </dev/null &
+  env "$@" nsenter --net="/run/netns/$NS_B" "$ENVRUN" --cgroup-root "/$CG_PREFIX/host-b" --root "$AROOT" serve --listen "$IP_B:$PORT" --psk-file "$T/psk" "${NO_API[@]}" >"$log" 2>&1 </dev/null &
   AGENT_PID=$!
   PIDS_TO_KILL+=("$AGENT_PID")
   wait_for 60 grep -q "listening on $IP_B:$PORT" "$log" || fail "agent listens" "$(cat "$log"; ps -ef | grep -v grep | grep -E "envrun|dirtier")"

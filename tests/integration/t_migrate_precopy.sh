@@ -39,9 +39,12 @@ head -c 32 /dev/urandom >"$T/psk" && chmod 600 "$T/psk"
 # The agent receives migrations only (no management API, when this envrun has one).
 NO_API=()
 "$ENVRUN" serve --help 2>/dev/null | grep -q -- --no-api && NO_API=(--no-api)
+# The agent keeps its images on a tmpfs (--image-dir), as a target host would to store them faster.
+IMGDIR=/dev/shm/envrun-it-precopy.$$
+CLEANUP_DIRS+=("$IMGDIR")
 start_agent() {  # start_agent PORT LOG: the agent in host B; sets AGENT_PID
   local port=$1 log=$2
-  nsenter --net="/run/netns/$NS_B" "$ENVRUN" --cgroup-root /envrun-host-b --root "$AROOT" serve --listen "$IP_B:$port" --psk-file "$T/psk" "${NO_API[@]}" >"$log" 2>&1 </dev/null &
+  nsenter --net="/run/netns/$NS_B" "$ENVRUN" --cgroup-root "/$CG_PREFIX/host-b" --root "$AROOT" serve --listen "$IP_B:$port" --psk-file "$T/psk" --image-dir "$IMGDIR" "${NO_API[@]}" >"$log" 2>&1 </dev/null &
   AGENT_PID=$!
   PIDS_TO_KILL+=("$AGENT_PID")
   wait_for 10 grep -q "listening on $IP_B:$port" "$log" || fail "agent on port $port listens" "$(cat "$log")"
@@ -73,7 +76,7 @@ passes() {  # passes ID NAME ENVRUN_FN
 }
 nothing_left() {
   check "$1: no container on the target" test ! -e "$AROOT/state/$1"
-  assert_eq "$1: no image and nothing staged on the target" "" "$(find "$AROOT/images" "$AROOT/incoming" -mindepth 1 2>&1)"
+  assert_eq "$1: no image and nothing staged on the target" "" "$(find "$AROOT/images" "$AROOT/incoming" "$IMGDIR/images" "$IMGDIR/incoming" -mindepth 1 2>&1)"
 }
 jq_() { json_get "$1" <<<"$REPORT" 2>/dev/null; }
 report_checks() {  # report_checks ID: rounds >= 2, round 1 < round 0, pauses reported
