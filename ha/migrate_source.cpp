@@ -198,6 +198,8 @@ struct WorkDir {
 Result<uint32_t> precopy(Channel& ch, SourceHost& host, const MigrateOptions& o, MigrateReport& rep) {
   rep.stop = StopRule::Disabled;
   if (!o.precopy.enabled || o.precopy.max_rounds == 0) return 0u;
+  PrecopyOptions po = o.precopy;
+  po.lazy_restore = o.lazy_pages;  // restore_on_target asks for it after live rounds
   for (uint32_t k = 0;; ++k) {
     auto rr = run_round(ch, host, o, k, true);
     if (rr.checkpoint_error || rr.send_error) return live_round_failed(ch, host, o, rr);
@@ -206,10 +208,10 @@ Result<uint32_t> precopy(Channel& ch, SourceHost& host, const MigrateOptions& o,
       o.note("pre-copy round " + std::to_string(k) + ": " + std::to_string(rr.rec.pages) + " pages, " +
              std::to_string(rr.rec.image_bytes) + " bytes in " + std::to_string(rr.rec.wall_us / 1000) + " ms, app paused " +
              std::to_string(rr.rec.pause_us / 1000) + " ms");
-    rep.stop = next_step(rep.round_log, o.precopy);
+    rep.stop = next_step(rep.round_log, po);
     if (rep.stop != StopRule::None) break;
   }
-  rep.predicted = predict_final(rep.round_log, o.precopy);
+  rep.predicted = predict_final(rep.round_log, po);
   if (o.note)
     o.note(std::string("pre-copy ends (") + stop_rule_name(rep.stop) + "): final round predicted " +
            std::to_string(rep.predicted.downtime_us() / 1000) + " ms");

@@ -51,9 +51,11 @@ Prediction predict_final(const std::vector<RoundRecord>& done, const PrecopyOpti
   double fixed = double(last.wall_us) - per_byte * double(last.image_bytes);
   p.fixed_us = uint64_t(std::max(0.0, fixed));
   p.transfer_us = uint64_t(per_byte * double(last.image_bytes));
-  uint64_t chain = last.image_bytes;
-  for (const auto& r : done) chain += r.image_bytes;
-  p.restore_us = o.restore_fixed_us + (o.restore_bytes_per_s ? chain * 1000000 / o.restore_bytes_per_s : 0);
+  uint64_t read = last.image_bytes;  // the final image, taken as large as the latest round's
+  if (!o.lazy_restore)
+    for (const auto& r : done) read += r.image_bytes;  // and every parent's pages
+  p.restore_us = (o.lazy_restore ? o.lazy_restore_fixed_us : o.restore_fixed_us) +
+                 (o.restore_bytes_per_s ? read * 1000000 / o.restore_bytes_per_s : 0);
   return p;
 }
 

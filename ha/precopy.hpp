@@ -12,7 +12,8 @@
 // image) as fixed + bytes / throughput through round 0 and the latest round, takes the
 // latest round's image as the final one's size, and adds the target's restore, which
 // cannot be measured before it runs: image bytes of the whole chain at
-// restore_bytes_per_s, plus restore_fixed_us.
+// restore_bytes_per_s, plus restore_fixed_us (a lazy restore: the final image's bytes
+// only, plus lazy_restore_fixed_us).
 #pragma once
 #include <cstdint>
 #include <string>
@@ -28,6 +29,10 @@ struct PrecopyOptions {
   double min_progress = 0.10;             // the dirty set must shrink by this fraction per round
   uint64_t restore_bytes_per_s = 2000000000;  // assumed for the target's restore of the chain
   uint64_t restore_fixed_us = 40000;
+  // The target restores with --lazy-pages: the app runs before the chain's pages are in, so
+  // only the final image is read before it runs (the fixed part measured: 50-90 ms).
+  bool lazy_restore = false;
+  uint64_t lazy_restore_fixed_us = 60000;
 };
 
 // What `envrun checkpoint --stats` reported for one round.

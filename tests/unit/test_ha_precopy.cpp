@@ -70,6 +70,14 @@ TEST_CASE("precopy: the budget counts the restore on the target") {
   CHECK(next_step(d, o) == StopRule::Budget);
   o.restore_bytes_per_s = 2000000000;  // 1.1 GB of chain at 2 GB/s: ~560 ms more
   CHECK(next_step(d, o) == StopRule::None);
+  // A lazy restore reads the final image only (as large as round 1) before the app runs.
+  o.lazy_restore = true;
+  o.lazy_restore_fixed_us = 5000;
+  auto lazy = predict_final(d, o);
+  CHECK(lazy.restore_us == 5000 + d[1].image_bytes * 1000000 / 2000000000);
+  CHECK(next_step(d, o) == StopRule::Budget);
+  o.lazy_restore_fixed_us = 200000;  // a slow target: no longer fits
+  CHECK(next_step(d, o) == StopRule::None);
 }
 
 TEST_CASE("precopy: stop rule names") {
