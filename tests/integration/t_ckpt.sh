@@ -121,6 +121,48 @@ check "stream: a truncated stream fails" test "$(cat "$T/stream.rc")" -ne 0
 assert_contains "stream: ... saying so" "$ERRTXT" "truncated"
 check "stream: and leaves no container" test -z "$(er list -q | grep -x ck-stream-3)"
 
+section "--hold-fd: the stopped tree waits after its image; 'r' lets it run on, 'k' kills it; --parent-stub"
+ckpt_bundle counter
+OUTH=$T/ck-hold.out
+er run -d -b "$B" ck-hold >"$OUTH" 2>&1 </dev/null
+wait_for 20 grep -q READY "$OUTH" || fail "hold: READY" "$(cat "$OUTH")"
+HPID=$(er state ck-hold | json_get "d['pid']")
+expect_fail 2 "--hold-fd: not with --leave-running" er checkpoint --stream 1 --hold-fd 0 --leave-running ck-hold
+mkfifo "$T/hold.fifo"
+exec 7<>"$T/hold.fifo"
+hold_ckpt() {  # hold_ckpt N: checkpoint ck-hold with --hold-fd on the fifo; sets CK
+  timeout -k 5 60 "$ENVRUN" --root "$STATE" checkpoint --stream 3 --hold-fd 4 --stats ck-hold \
+    3>"$T/hold$1.img" 4<&7 >"$T/hold$1.out" 2>"$T/hold$1.err" &
+  CK=$!
+  wait_for 20 grep -q "image whole" "$T/hold$1.out" || fail "hold $1: image whole" "$(cat "$T/hold$1.err")"
+}
+hold_ckpt 1
+assert_contains "hold: the tree is stopped while held" "$(grep '^State:' "/proc/$HPID/status")" "t (tracing stop)"
+check "hold: the image is complete before the decision" test "$(stat -c %s "$T/hold1.img")" -gt 4096
+printf r >&7
+wait "$CK"
+assert_eq "hold 'r': checkpoint exits 0" 0 "$?"
+assert_eq "hold 'r': the container runs on" running "$(er state ck-hold | json_get "d['status']")"
+assert_contains "hold 'r': its init runs again" "$(grep '^State:' "/proc/$HPID/status")" "S (sleeping)"
+# --parent-stub: a round's inventory alone is enough to be the next round's parent
+capture er checkpoint --stream 1 --leave-running --track-mem --parent-stub --image-path "$T/stub0" ck-hold
+assert_eq "stub: checkpoint --parent-stub exits 0" 0 "$RC" || last_cmd_details
+check "stub: the stub image is small (the inventory alone)" test "$(stat -c %s "$T/stub0/envrun.img")" -lt 65536
+mkdir "$T/stub1"
+( "$ENVRUN" --root "$STATE" checkpoint --stream 3 --leave-running --parent-path ../stub0 --image-path "$T/stub1" --stats ck-hold \
+    3>"$T/stub1.img" >"$T/stub1.out" 2>"$T/stub1.err"; echo $? >"$T/stub1.rc" )
+assert_eq "stub: a checkpoint with the stub as its parent exits 0" 0 "$(cat "$T/stub1.rc")" || cat "$T/stub1.err"
+assert_line_match "stub: ... and finds the parent's pages" "$(cat "$T/stub1.out")" '^  pages in parent: +[1-9][0-9]* *$'
+expect_fail 2 "--parent-stub: only with --stream" er checkpoint --parent-stub --image-path "$T/stub2" ck-hold
+hold_ckpt 2
+printf k >&7
+wait "$CK"
+assert_eq "hold 'k': checkpoint exits 0" 0 "$?"
+check "hold 'k': the container is gone" test -z "$(er list -q | grep -x ck-hold)"
+dead() { [[ ! -e /proc/$1 ]] || grep -qE '^State:[[:space:]]+(Z|X)' "/proc/$1/status"; }  # gone, or a zombie its parent reaps
+check "hold 'k': its init is dead" dead "$HPID"
+exec 7>&-
+
 section "a damaged image is refused before anything runs"
 mkdir -p "$T/trunc" "$T/flip"
 size=$(stat -c %s "$T/ck2-a/envrun.img")
