@@ -76,7 +76,8 @@ passes() {  # passes ID NAME ENVRUN_FN
 }
 nothing_left() {
   check "$1: no container on the target" test ! -e "$AROOT/state/$1"
-  assert_eq "$1: no image and nothing staged on the target" "" "$(find "$AROOT/images" "$AROOT/incoming" "$IMGDIR/images" "$IMGDIR/incoming" -mindepth 1 2>&1)"
+  assert_eq "$1: no image and nothing staged on the target" "" "$(find "$AROOT/incoming" "$IMGDIR/images" "$IMGDIR/incoming" -mindepth 1 2>&1)"
+  check "$1: the agent kept its images in --image-dir only" test ! -e "$AROOT/images"
 }
 jq_() { json_get "$1" <<<"$REPORT" 2>/dev/null; }
 report_checks() {  # report_checks ID: rounds >= 2, round 1 < round 0, pauses reported
@@ -103,7 +104,7 @@ echo "       report: $REPORT"
 report_checks p1
 assert_eq "p1: running on the target" running "$(eb state p1 2>/dev/null | json_get "d['status']")"
 assert_contains "p1: the agent received round 1 as pages" "$(cat "$T/agent.log")" "p1: image round 1 (pages) received"
-assert_eq "p1: no image and nothing staged on the target" "" "$(find "$AROOT/images" "$AROOT/incoming" -mindepth 1 2>&1)"
+assert_eq "p1: no image and nothing staged on the target" "" "$(find "$AROOT/incoming" "$IMGDIR/images" "$IMGDIR/incoming" -mindepth 1 2>&1)"
 passes p1 counter eb
 
 section "the dirtier (256 MiB, 20 MB/s) moves with pre-copy and every page passes"
