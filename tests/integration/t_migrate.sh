@@ -87,6 +87,8 @@ expect_fail 2 "16 bytes: a key needs at least 32 random bytes" er migrate x --to
 expect_fail 2 "mode 0644 lets group or others access the key (chmod 600 it)" er serve --listen 127.0.0.1:7999 --psk-file "$T/open.psk"
 expect_fail 2 "host \"no-such-host.invalid\" not found" er migrate x --to "no-such-host.invalid:1" --psk-file "$T/psk"
 expect_fail 2 "port must be 1..65535" er migrate x --to "localhost:0" --psk-file "$T/psk"
+expect_fail 2 "\"host-b\": not an absolute path" er --cgroup-root host-b list
+expect_fail 2 "\"..\" is not allowed" er --cgroup-root /a/../b list
 expect_fail 4 "" er migrate nosuch --to "$IP_B:$PORT" --psk-file "$T/psk"
 
 section "stop-and-copy: the counter moves to host B and passes there"

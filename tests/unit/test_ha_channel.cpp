@@ -238,7 +238,9 @@ TEST_CASE("a replayed frame is refused by its sequence number") {
   run_pair(key(5), key(5), opts("client"),
            [&](Channel& ch) {
              REQUIRE(ch.send(FrameType::Data, text("0123456789")).ok());
-             REQUIRE(ch.send(FrameType::Data, text("abcdefghij")).ok());
+             // The receiver may already have refused the replayed copy and hung up: this
+             // send may fail (a REQUIRE in this thread would abort the whole test program).
+             (void)ch.send(FrameType::Data, text("abcdefghij"));
            },
            [&](Channel& ch) {
              for (int i = 0; i < 2; ++i) {

@@ -27,13 +27,6 @@ using namespace envrun::ha;
 
 namespace {
 
-std::string read_all(const std::string& p) {
-  std::ifstream f(p);
-  std::stringstream s;
-  s << f.rdbuf();
-  return s.str();
-}
-
 // Round R's image: "image R" and some bytes; its pages: pages[R] (the last one repeats).
 struct RoundsHost : SourceHost {
   std::vector<uint64_t> pages;
