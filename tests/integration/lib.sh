@@ -193,6 +193,20 @@ assert_no_cgroup() {  # assert_no_cgroup BUNDLE_NAME
   pass "no cgroup dirs left for $1"
 }
 
+# ---------------------------------------------------------------- two hosts
+# two_hosts TAG: the network namespaces $NS_A and $NS_B (set by the caller) joined by a
+# veth pair TAG-a-PID / TAG-b-PID with $IP_A and $IP_B (/24), loopback up in both; both
+# deleted at the end. The migration tests' two "hosts".
+two_hosts() {
+  local a="$1-a-$$" b="$1-b-$$"
+  ip netns add "$NS_A" && NETNS_TO_DELETE+=("$NS_A")
+  ip netns add "$NS_B" && NETNS_TO_DELETE+=("$NS_B")
+  ip link add "$a" netns "$NS_A" type veth peer name "$b" netns "$NS_B" ||
+    { fail "veth pair between the two namespaces"; exit 1; }
+  ip -n "$NS_A" addr add "$IP_A/24" dev "$a" && ip -n "$NS_A" link set "$a" up && ip -n "$NS_A" link set lo up
+  ip -n "$NS_B" addr add "$IP_B/24" dev "$b" && ip -n "$NS_B" link set "$b" up && ip -n "$NS_B" link set lo up
+}
+
 # ---------------------------------------------------------------- cleanup
 cleanup() {
   local id p ns m

@@ -15,12 +15,7 @@ command -v nsenter >/dev/null || { fail "nsenter is not installed (util-linux)";
 NS_A=envrun-mig-a-$$ NS_B=envrun-mig-b-$$
 IP_A=10.231.7.1 IP_B=10.231.7.2 PORT=7070
 AROOT=$T/hostB          # the agent's --root; its containers: $AROOT/state
-ip netns add "$NS_A" && NETNS_TO_DELETE+=("$NS_A")
-ip netns add "$NS_B" && NETNS_TO_DELETE+=("$NS_B")
-ip link add "mig-a-$$" netns "$NS_A" type veth peer name "mig-b-$$" netns "$NS_B" ||
-  { fail "veth pair between the two namespaces"; exit 1; }
-ip -n "$NS_A" addr add "$IP_A/24" dev "mig-a-$$" && ip -n "$NS_A" link set "mig-a-$$" up && ip -n "$NS_A" link set lo up
-ip -n "$NS_B" addr add "$IP_B/24" dev "mig-b-$$" && ip -n "$NS_B" link set "mig-b-$$" up && ip -n "$NS_B" link set lo up
+two_hosts mig
 
 in_a() { nsenter --net="/run/netns/$NS_A" "$@"; }
 in_b() { nsenter --net="/run/netns/$NS_B" "$@"; }

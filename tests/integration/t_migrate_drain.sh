@@ -16,12 +16,7 @@ NS_A=envrun-drn-a-$$ NS_B=envrun-drn-b-$$
 IP_A=10.231.9.1 IP_B=10.231.9.2 PORT=7170 DEAD_PORT=7179
 AROOT=$T/hostA BROOT=$T/hostB
 STATE=$AROOT/state      # er = host A's agent's containers (lib.sh's cleanup deletes them)
-ip netns add "$NS_A" && NETNS_TO_DELETE+=("$NS_A")
-ip netns add "$NS_B" && NETNS_TO_DELETE+=("$NS_B")
-ip link add "drn-a-$$" netns "$NS_A" type veth peer name "drn-b-$$" netns "$NS_B" ||
-  { fail "veth pair between the two namespaces"; exit 1; }
-ip -n "$NS_A" addr add "$IP_A/24" dev "drn-a-$$" && ip -n "$NS_A" link set "drn-a-$$" up && ip -n "$NS_A" link set lo up
-ip -n "$NS_B" addr add "$IP_B/24" dev "drn-b-$$" && ip -n "$NS_B" link set "drn-b-$$" up && ip -n "$NS_B" link set lo up
+two_hosts drn
 
 in_a() { nsenter --net="/run/netns/$NS_A" "$@"; }
 eb() { timeout -k 5 "$ER_TIMEOUT" "$ENVRUN" --root "$BROOT/state" "$@"; }

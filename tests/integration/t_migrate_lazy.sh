@@ -20,12 +20,7 @@ command -v nsenter >/dev/null || { fail "nsenter is not installed (util-linux)";
 NS_A=envrun-lzy-a-$$ NS_B=envrun-lzy-b-$$
 IP_A=10.231.11.1 IP_B=10.231.11.2 PORT=7090
 AROOT=$T/hostB
-ip netns add "$NS_A" && NETNS_TO_DELETE+=("$NS_A")
-ip netns add "$NS_B" && NETNS_TO_DELETE+=("$NS_B")
-ip link add "lzy-a-$$" netns "$NS_A" type veth peer name "lzy-b-$$" netns "$NS_B" ||
-  { fail "veth pair between the two namespaces"; exit 1; }
-ip -n "$NS_A" addr add "$IP_A/24" dev "lzy-a-$$" && ip -n "$NS_A" link set "lzy-a-$$" up && ip -n "$NS_A" link set lo up
-ip -n "$NS_B" addr add "$IP_B/24" dev "lzy-b-$$" && ip -n "$NS_B" link set "lzy-b-$$" up && ip -n "$NS_B" link set lo up
+two_hosts lzy
 
 eb() { timeout -k 5 "$ER_TIMEOUT" "$ENVRUN" --root "$AROOT/state" "$@"; }
 migrate() { nsenter --net="/run/netns/$NS_A" timeout -k 5 180 "$ENVRUN" --root "$STATE" migrate "$@"; }
