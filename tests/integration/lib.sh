@@ -24,6 +24,7 @@ FAILED_CHECKS=()
 NETNS_TO_DELETE=()
 PIDS_TO_KILL=()
 CLEANUP_DIRS=()   # removed at the end too (outside $T, e.g. on /dev/shm)
+STATE_ROOTS=()    # more state roots whose containers the cleanup deletes (an agent's), before $STATE
 
 if [[ -z ${FIXTURE_ROOTFS:-} || ! -x ${FIXTURE_ROOTFS}/bin/busybox ]]; then
   FIXTURE_ROOTFS=${FIXTURE_ROOTFS:-$T/fixture-rootfs}
@@ -211,15 +212,16 @@ two_hosts() {
 cleanup() {
   local id p ns m
   for p in "${PIDS_TO_KILL[@]}"; do kill -9 "$p" 2>/dev/null; done
-  if [[ -d $STATE ]]; then
-    local d
-    for d in "$STATE"/*/; do
+  local root d
+  for root in "${STATE_ROOTS[@]}" "$STATE"; do
+    [[ -d $root ]] || continue
+    for d in "$root"/*/; do
       [[ -d $d ]] || continue
       id=$(basename "$d")
-      timeout -k 2 20 "$ENVRUN" --root "$STATE" delete --force "$id" >/dev/null 2>&1 </dev/null
-      if [[ -d $STATE/$id ]]; then echo "cleanup: container $id could not be deleted" >&2; fi
+      timeout -k 2 20 "$ENVRUN" --root "$root" delete --force "$id" >/dev/null 2>&1 </dev/null
+      if [[ -d $root/$id ]]; then echo "cleanup: container $id could not be deleted" >&2; fi
     done
-  fi
+  done
   for ns in "${NETNS_TO_DELETE[@]}"; do ip netns delete "$ns" 2>/dev/null; done
   # Leftover cgroups of this test (deepest first); only empty ones can go.
   for m in /sys/fs/cgroup/*/"$CG_PREFIX" /sys/fs/cgroup/"$CG_PREFIX"; do

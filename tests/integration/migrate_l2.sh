@@ -50,14 +50,7 @@ HOOKS=(--before-stop "$HOOK_STOP" --before-restore "$HOOK_RESTORE" --on-rollback
 # C asks for the service address's owner again (B, once the app runs there).
 renew_neighbour() { ip -n "$NS_C" neigh flush dev "$IF_C"; }
 
-cleanup_targets() {
-  local d
-  for d in "$AROOT"/state/*/; do
-    [[ -d $d ]] && timeout -k 2 20 "$ENVRUN" --root "$AROOT/state" delete -f "$(basename "$d")" >/dev/null 2>&1
-  done
-  return 0
-}
-trap 'rc=$?; cleanup_targets; (exit $rc); on_exit' EXIT
+STATE_ROOTS+=("$AROOT/state")  # the agent's containers go too
 
 head -c 32 /dev/urandom >"$T/psk" && chmod 600 "$T/psk"
 nsenter --net="/run/netns/$NS_B" "${AGENT_ENVRUN:-$ENVRUN}" --cgroup-root "/$CG_PREFIX/host-b" --root "$AROOT" serve --listen "$IP_B:$AGENT_PORT" --psk-file "$T/psk" >"$T/agent.log" 2>&1 </dev/null &

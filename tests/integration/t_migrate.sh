@@ -23,17 +23,7 @@ in_b() { nsenter --net="/run/netns/$NS_B" "$@"; }
 eb() { timeout -k 5 "$ER_TIMEOUT" "$ENVRUN" --root "$AROOT/state" "$@"; }
 migrate() { in_a timeout -k 5 120 "$ENVRUN" --root "$STATE" migrate "$@"; }
 
-# The agents' containers go too when the test ends (lib.sh's cleanup knows only $STATE).
-cleanup_targets() {
-  local r d
-  for r in "$AROOT" "$T/small"; do
-    for d in "$r"/state/*/; do
-      [[ -d $d ]] && timeout -k 2 20 "$ENVRUN" --root "$r/state" delete -f "$(basename "$d")" >/dev/null 2>&1
-    done
-  done
-  return 0
-}
-trap 'rc=$?; cleanup_targets; (exit $rc); on_exit' EXIT
+STATE_ROOTS+=("$AROOT/state" "$T/small/state")  # the agents' containers go too when the test ends
 
 head -c 32 /dev/urandom >"$T/psk" && chmod 600 "$T/psk"
 head -c 32 /dev/urandom >"$T/other.psk" && chmod 600 "$T/other.psk"
