@@ -181,7 +181,10 @@ Result<int> run_checkpoint(Globals& g, const CheckpointFlags& f) {
       return n == 1 && c == 'k';
     };
   }
-  UniqueFd out, stub;
+  // The image file (or with --stream, the --parent-stub) is written under a temporary
+  // name and renamed when complete; a failed checkpoint removes it, and the directory if
+  // it made it.
+  UniqueFd out;
   std::string tmp, final_path;
   bool made_dir = false;
   if (f.stream_fd >= 0) {
@@ -193,37 +196,37 @@ Result<int> run_checkpoint(Globals& g, const CheckpointFlags& f) {
       if (held) std::printf("image whole\n"), std::fflush(stdout);  // before the end of the stream (migrate reads it)
       ::close(fd);
     };
-    if (f.parent_stub) {
-      if (f.image_path.empty()) return Error::make(ErrorKind::Usage, "--parent-stub needs --image-path DIR");
-      ENVRUN_CHECK(fs::mkdir_p(f.image_path, 0700));
-      std::string stub_path = f.image_path + "/" + kImageFile;
-      stub.reset(::open(stub_path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
-      if (!stub) return Error::sys(stub_path);
-      o.stub_fd = stub.get();
-    }
+    if (f.parent_stub && f.image_path.empty()) return Error::make(ErrorKind::Usage, "--parent-stub needs --image-path DIR");
   } else {
     if (f.parent_stub) return Error::make(ErrorKind::Usage, "--parent-stub: only with --stream (the image file is the parent)");
     if (f.image_path.empty()) return Error::make(ErrorKind::Usage, "give --image-path DIR or --stream FD");
-    made_dir = ::access(f.image_path.c_str(), F_OK) != 0;  // removed again if the checkpoint fails
+  }
+  if (f.stream_fd < 0 || f.parent_stub) {
+    made_dir = ::access(f.image_path.c_str(), F_OK) != 0;
     ENVRUN_CHECK(fs::mkdir_p(f.image_path, 0700));
     final_path = f.image_path + "/" + kImageFile;
     tmp = final_path + ".partial";
     out.reset(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
     if (!out) return Error::sys(tmp);
-    o.out_fd = out.get();
-    o.out_name = final_path;
+    if (f.stream_fd >= 0) {
+      o.stub_fd = out.get();
+    } else {
+      o.out_fd = out.get();
+      o.out_name = final_path;
+    }
   }
+  auto discard = [&] {
+    if (!tmp.empty()) ::unlink(tmp.c_str());
+    if (made_dir) ::rmdir(f.image_path.c_str());
+  };
   ::signal(SIGPIPE, SIG_IGN);
   // Processes with the interception library flush and save first (ckpt/inproc.hpp).
   std::string ctl = st ? g.store().dir(st->id) + "/" + runtime::kInterceptCtlName : "";
-  auto inproc = ENVRUN_TRY(ckpt::inproc_checkpoint(o.root, ctl, o.inventory));
+  auto inproc = ckpt::inproc_checkpoint(o.root, ctl, o.inventory);
+  if (!inproc) return discard(), std::move(inproc).error();
   auto dumped = ckpt::dump(o);
-  if (inproc) inproc->release();
-  if (!dumped) {
-    if (!tmp.empty()) ::unlink(tmp.c_str());
-    if (made_dir) ::rmdir(f.image_path.c_str());
-    return std::move(dumped).error();
-  }
+  if (*inproc) (*inproc)->release();
+  if (!dumped) return discard(), std::move(dumped).error();
   if (!tmp.empty()) {
     if (::fsync(out.get()) < 0 || ::rename(tmp.c_str(), final_path.c_str()) < 0) {
       ::unlink(tmp.c_str());

@@ -154,6 +154,9 @@ mkdir "$T/stub1"
 assert_eq "stub: a checkpoint with the stub as its parent exits 0" 0 "$(cat "$T/stub1.rc")" || cat "$T/stub1.err"
 assert_line_match "stub: ... and finds the parent's pages" "$(cat "$T/stub1.out")" '^  pages in parent: +[1-9][0-9]* *$'
 expect_fail 2 "--parent-stub: only with --stream" er checkpoint --parent-stub --image-path "$T/stub2" ck-hold
+capture er checkpoint --stream 1 --leave-running --parent-stub --parent-path ../stub-none --image-path "$T/stub3" ck-hold
+check "stub: a checkpoint whose parent is missing fails" test "$RC" -ne 0
+check "stub: ... and leaves neither the stub nor its directory" test ! -e "$T/stub3"
 hold_ckpt 2
 printf k >&7
 wait "$CK"
