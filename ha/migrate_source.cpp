@@ -245,7 +245,7 @@ Result<MigrateReport> migrate(const MigrateOptions& o, SourceHost& host) {
     ch.send_error("migration abandoned: " + r.error().message);
     return rolled_back(host, o, rr, std::move(r).error());
   }
-  uint64_t t_running = now_us();
+  uint64_t t_running = now_us(), t_all_in = 0;
   if (o.postcopy) {  // the app runs there; its pages follow (a break: it is killed there, resumed here)
     rep.postcopy = true;
     note("running on the target; its pages follow");
@@ -257,7 +257,7 @@ Result<MigrateReport> migrate(const MigrateOptions& o, SourceHost& host) {
       return rolled_back(host, o, rr, std::move(post).error().with_context("post-copy"));
     }
     rep.post = *post;
-    rep.all_in_us = now_us();  // made relative to the freeze below
+    t_all_in = now_us();
   }
   // The stopped tree here is the fallback until the target keeps the app. A lost answer to
   // the Commit leaves the outcome unknown: the tree is killed (the app may run there).
@@ -266,7 +266,7 @@ Result<MigrateReport> migrate(const MigrateOptions& o, SourceHost& host) {
   finish_round(host, rr, true);
   rep.round_log.push_back(rr.rec);
   rep.downtime_us = t_running - std::min(t_running, rr.frozen_from_us);
-  if (o.postcopy) rep.all_in_us -= std::min(rep.all_in_us, rr.frozen_from_us);
+  if (o.postcopy) rep.all_in_us = t_all_in - std::min(t_all_in, rr.frozen_from_us);
   if (!ack)
     return Error::make(ErrorKind::Generic, ack.error().message + ": the target restored " + o.id +
                                                " but did not confirm the commit: it may run there (the agent deletes "
