@@ -1,6 +1,10 @@
 // Internal: the image's byte pipes. write_all_iov() pushes iovecs out whole (short writes,
 // EINTR, IOV_MAX); ImageInput reads exactly what the reader asks for (a pipe or socket is
 // never read past the image; a regular file is read ahead and repositioned at the end).
+// A regular file is also mapped: small reads (section headers, registers, ranges) copy
+// from the mapping, so that a scan over thousands of one-page sections costs no syscall
+// per header; payloads of kMapReadMax bytes or more are read with pread, straight into
+// the caller's buffer.
 #pragma once
 #include <sys/uio.h>
 
@@ -19,6 +23,7 @@ class ImageInput {
   explicit ImageInput(int fd);
   ImageInput(ImageInput&& o) noexcept;
   ImageInput& operator=(ImageInput&&) = delete;
+  ImageInput(const ImageInput&) = delete;
   // A regular file's fd offset is left after the bytes read (read-ahead included).
   ~ImageInput();
   // Reads up to n bytes into dst, stopping early only at end of stream. Returns the
@@ -43,6 +48,9 @@ class ImageInput {
   uint64_t size_ = 0;     // the regular file's size as last seen (fstat again only past it)
   uint64_t fd_off_ = 0;   // where the next read of a regular file starts (pread)
   void sync();            // the fd's offset := fd_off_
+  bool map_file();        // map [0, size_) read-only; false: reads use the buffer
+  const uint8_t* map_ = nullptr;
+  uint64_t map_len_ = 0;
   std::vector<uint8_t> buf_;
   size_t pos_ = 0;
   size_t len_ = 0;

@@ -481,6 +481,65 @@ TEST_CASE("image: a reader on a file stops right after its End (two images back 
   CHECK(second->total_bytes == b.bytes.size());
 }
 
+// A regular file is mapped when the reader opens it (image_io.hpp): bytes appended later
+// are past the mapping and must still be read, from the grown file.
+TEST_CASE("image: a file that grows after the reader opened it is read to its End") {
+  Small a = small_image(false);
+  size_t first = a.header_at[2];  // the file header, the inventory and the pages section
+  UniqueFd fd = memfile_with(a.bytes, first);
+  auto r = ImageReader::from_fd(fd.get(), "grows.img");
+  REQUIRE(r.ok());
+  REQUIRE(::pwrite(fd.get(), a.bytes.data() + first, a.bytes.size() - first, off_t(first)) ==
+          static_cast<ssize_t>(a.bytes.size() - first));
+  int n = 0;
+  for (auto h = r->next(); h.ok() && h->has_value(); h = r->next()) ++n;
+  CHECK(n == 4);
+  CHECK(::lseek(fd.get(), 0, SEEK_CUR) == static_cast<off_t>(a.bytes.size()));
+}
+
+// Many one-page sections (an incremental round's scattered dirty pages): the headers come
+// from the mapping and the payloads by pread; a file and a pipe must read the same.
+TEST_CASE("image: thousands of small sections read the same from a file and a pipe") {
+  UniqueFd fd = memfile();
+  auto w = ImageWriter::to_fd(fd.get(), "many.img", {false, 1});
+  REQUIRE(w.ok());
+  std::vector<Bytes> payloads;
+  for (int i = 0; i < 3000; ++i) {
+    payloads.push_back(mixed_bytes(i % 5 == 0 ? 20000 : 8 + 4096, uint64_t(i)));
+    REQUIRE(w->add(SectionType::Pages, uint64_t(i), payloads.back()).ok());
+  }
+  REQUIRE(w->finish().ok());
+  Bytes all = slurp(fd.get());
+  int p[2];
+  REQUIRE(::pipe(p) == 0);
+  UniqueFd pr(p[0]), pw(p[1]);
+  std::thread feeder([&] {
+    for (size_t off = 0; off < all.size();) {
+      ssize_t k = ::write(pw.get(), all.data() + off, all.size() - off);
+      if (k <= 0) break;
+      off += size_t(k);
+    }
+    pw.reset();
+  });
+  ::lseek(fd.get(), 0, SEEK_SET);
+  for (int from_pipe = 0; from_pipe < 2; ++from_pipe) {
+    INFO("pipe " << from_pipe);
+    auto r = ImageReader::from_fd(from_pipe ? pr.get() : fd.get(), "many.img");
+    REQUIRE(r.ok());
+    size_t i = 0;
+    bool same = true;
+    for (auto h = r->next(); h.ok() && h->has_value(); h = r->next(), ++i) {
+      if (i % 3 == 1) continue;  // its payload skipped (sought over in the file)
+      auto got = r->read_payload();
+      REQUIRE(got.ok());
+      same = same && i < payloads.size() && *got == payloads[i] && (*h)->id == i;
+    }
+    CHECK(same);
+    CHECK(i == payloads.size());
+  }
+  feeder.join();
+}
+
 TEST_CASE("image: writer errors: broken pipe, misuse; reader misuse") {
   ::signal(SIGPIPE, SIG_IGN);
   int p[2];
