@@ -5,7 +5,9 @@
  * thread finds its TLS value, string and address (fs_base) and its tid unchanged, all threads
  * stop and are joined, the mutex is free and shared == the sum of per-thread increments.
  * CKPT_SELFTEST_BREAK: 1 thread 1's TLS value overwritten, 2 thread 2's heartbeat stopped,
- * 3 the mutex left locked by a thread that exited, 4 thread 3's TLS string overwritten. */
+ * 3 the mutex left locked by a thread that exited, 4 thread 3's TLS string overwritten.
+ * CKPT_BUSY=1: the workers spin instead of sleeping between steps (CPU pressure for the
+ * migration policy tests). */
 #include "ckpt_common.h"
 #include <pthread.h>
 #include <sys/syscall.h>
@@ -26,6 +28,7 @@ struct worker {
     int joined;
 };
 
+static int busy;  /* CKPT_BUSY */
 static __thread uint64_t tls_value;
 static __thread char tls_name[32];
 static struct worker workers[NTHREADS];
@@ -76,7 +79,12 @@ static void *worker_main(void *arg)
             self_check(w, w->check_result, sizeof w->check_result);
             __atomic_store_n(&w->check_done, 1, __ATOMIC_RELEASE);
         }
-        ckpt_sleep_ms(1);
+        if (busy) {  /* no clock: a restore on another host may see it jump */
+            for (volatile int k = 0; k < 200000; k++)
+                ;
+        } else {
+            ckpt_sleep_ms(1);
+        }
     }
     return NULL;
 }
@@ -190,6 +198,7 @@ static void stop_and_join(void)
 int main(void)
 {
     ckpt_init("threads");
+    busy = getenv("CKPT_BUSY") != NULL && getenv("CKPT_BUSY")[0] == '1';
     tls_value = expected_value(NTHREADS);
     expected_name(NTHREADS, tls_name, sizeof tls_name);
     for (int i = 0; i < NTHREADS; i++) {

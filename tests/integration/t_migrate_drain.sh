@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Event-driven migration (issue 7): `envrun drain`, the envrun.yaml `migration:` policies
+# Event-driven migration (issue 7): `envrun drain`, the envrun.yaml `migration:` policies (memory and CPU pressure with real loads)
 # and SIGTERM to the agent. Two "hosts": network namespaces joined by a veth pair
 # (10.231.9.1 <-> 10.231.9.2), an agent (`envrun serve`) in each; the containers start on
 # host A under agent A's state root. The tests/ckpt counter program must PASS wherever it
@@ -145,6 +145,27 @@ assert_eq "mem2 (16 MiB of 128 MiB) still runs on host A" running "$(status mem2
 assert_not_contains "agent A never fired for mem2" "$(cat "$T/agentA.log")" "mem2: memory in use"
 passes mem1 eb bigmem
 passes mem2 er
+
+section "cpu pressure: the container whose threads wait for a CPU moves; the idle one stays"
+# Four spinning threads on two cores: one of them is nearly always waiting, so the cgroup's
+# PSI "some" (cgroup2's cpu.pressure, avg10) climbs past 40% within some seconds (the idle counter beside it stays far below).
+CPUPOL=$(peer_yaml $PORT cpu_pressure $'  cpu_pressure_above: 40%\n  for: 1s\n')
+make_bundle cpu1 "args('/ckpt_threads')" 'c["process"]["env"].append("CKPT_BUSY=1")' \
+  'c["process"]["capabilities"] = {k: ["CAP_SYS_ADMIN", "CAP_KILL"] for k in ("bounding", "effective", "permitted")}'
+cp "$PROGS/ckpt_threads_static" "$B/rootfs/ckpt_threads"
+printf '%s\n' "$CPUPOL" >"$B/envrun.yaml"
+counter cpu2 "$CPUPOL"
+started cpu1
+wait_for 90 grep -q "cpu1: moved to" "$T/agentA.log" || fail "cpu1: moved to host B" "$(tail -n 20 "$T/agentA.log")"
+check "cpu1: runs on host B" runs_on_b cpu1
+assert_line_match "agent A: the policy fired for cpu1, with the reading" "$(cat "$T/agentA.log")" \
+  "cpu1: cpu pressure [0-9.]+% \\(PSI some avg10, above 40.0%\\) for [0-9.]+ s: migrating to $IP_B:$PORT"
+check "cpu1: gone from host A" gone_from_a cpu1
+passes cpu1 eb threads  # its threads all still step, and the spinning stops before the idle one is judged
+sleep 3
+assert_eq "cpu2 (a counter that sleeps) still runs on host A" running "$(status cpu2)"
+assert_not_contains "agent A never fired for cpu2" "$(cat "$T/agentA.log")" "cpu2: cpu pressure"
+passes cpu2 er
 
 section "SIGTERM to agent A: the container with a sigterm policy moves first; the others stay"
 counter s1 "$(peer_yaml $PORT 'drain, sigterm')"
