@@ -57,21 +57,28 @@ struct ImageReader::State {
     failed = Error::sys(name + ": " + what, e);
     return *failed;
   }
+  // What a read is for, in an error message: `text`, or "<text> of <n> bytes" (built only
+  // when the read fails: a scan of thousands of one-page sections made two strings per section).
+  struct What {
+    const char* text;
+    uint64_t n = UINT64_MAX;
+    std::string str() const { return n == UINT64_MAX ? std::string(text) : std::string(text) + " of " + std::to_string(n) + " bytes"; }
+  };
   // Reads exactly n bytes or fails: "truncated in <section> at offset X: <what> cut short".
-  Result<void> read_exact(uint8_t* dst, size_t n, const std::string& what) {
+  Result<void> read_exact(uint8_t* dst, size_t n, What what) {
     uint64_t at = in.offset();
     int64_t got = in.read(dst, n);
     if (got < 0) return fail_sys("read at offset " + std::to_string(at), static_cast<int>(-got));
     if (static_cast<size_t>(got) == n) return ok();
     return fail(ErrorKind::Generic, "truncated in " + format::label(cur) + " at offset " +
-                                        std::to_string(in.offset()) + ": " + what + " cut short");
+                                        std::to_string(in.offset()) + ": " + what.str() + " cut short");
   }
   std::string after() const {
     return have_cur ? format::label(cur) : std::string("the file header");
   }
   Result<void> consume(uint8_t* out, Mode mode);
   Result<void> consume_plain(uint8_t* out, Mode mode);
-  Result<void> skip_exact(uint64_t n, const std::string& what);
+  Result<void> skip_exact(uint64_t n, What what);
   Result<void> consume_chunks(uint8_t* out, Mode mode, uint32_t* crc);
   Result<bool> read_header();  // false: a valid End was read
   Result<void> check_end();
@@ -149,13 +156,13 @@ Result<bool> ImageReader::State::read_header() {
   bool crc_ok = false;
   uint32_t reserved = 0;
   SectionHeader h = format::decode_section(b, at, &crc_ok, &reserved);
-  std::string where = "section " + std::to_string(next_index) + " at offset " + std::to_string(at);
+  auto where = [&] { return "section " + std::to_string(next_index) + " at offset " + std::to_string(at); };
   if (!crc_ok)
-    return fail(ErrorKind::Generic, where + ": section header checksum mismatch (stored " +
+    return fail(ErrorKind::Generic, where() + ": section header checksum mismatch (stored " +
                                         format::hex32(format::get32(b + 44)) + ", computed " +
                                         format::hex32(crc32c(b, 44)) + ")");
   if (h.index != next_index)
-    return fail(ErrorKind::Generic, where + ": section header says index " + std::to_string(h.index) +
+    return fail(ErrorKind::Generic, where() + ": section header says index " + std::to_string(h.index) +
                                         " (sections lost, repeated or reordered)");
   if (h.flags & kSectionMustUnderstand & ~kSectionKnownFlags)
     return fail(ErrorKind::Generic, format::describe(h) + ": unknown section flags " + format::hex32(h.flags) +
@@ -216,7 +223,7 @@ Result<void> ImageReader::State::consume(uint8_t* out, Mode mode) {
 // from where read_payload_part stopped; Seek skips the bytes unread (a regular file).
 Result<void> ImageReader::State::consume_plain(uint8_t* out, Mode mode) {
   if (mode == Mode::Seek && in.regular()) {
-    ENVRUN_CHECK(skip_exact(cur.raw_size - part_pos, "payload of " + std::to_string(cur.raw_size) + " bytes"));
+    ENVRUN_CHECK(skip_exact(cur.raw_size - part_pos, What{"payload", cur.raw_size}));
     stored_last = cur.raw_size;
     return ok();
   }
@@ -224,7 +231,7 @@ Result<void> ImageReader::State::consume_plain(uint8_t* out, Mode mode) {
   for (uint64_t pos = part_pos; pos < cur.raw_size;) {
     size_t n = static_cast<size_t>(std::min<uint64_t>(cur.raw_size - pos, kSlice));
     uint8_t* dst = out ? out + pos : ensure(scratch, scratch_cap, n);
-    ENVRUN_CHECK(read_exact(dst, n, "payload of " + std::to_string(cur.raw_size) + " bytes"));
+    ENVRUN_CHECK(read_exact(dst, n, What{"payload", cur.raw_size}));
     crc = crc32c_extend(crc, dst, n);
     pos += n;
   }
@@ -236,13 +243,13 @@ Result<void> ImageReader::State::consume_plain(uint8_t* out, Mode mode) {
 }
 
 // Skips exactly n bytes of a regular file or fails as read_exact does.
-Result<void> ImageReader::State::skip_exact(uint64_t n, const std::string& what) {
+Result<void> ImageReader::State::skip_exact(uint64_t n, What what) {
   uint64_t at = in.offset();
   int64_t got = in.skip(n);
   if (got < 0) return fail_sys("seek at offset " + std::to_string(at), static_cast<int>(-got));
   if (static_cast<uint64_t>(got) == n) return ok();
   return fail(ErrorKind::Generic, "truncated in " + format::label(cur) + " at offset " +
-                                      std::to_string(in.offset()) + ": " + what + " cut short");
+                                      std::to_string(in.offset()) + ": " + what.str() + " cut short");
 }
 
 // zstd payload: chunks until raw_size bytes are produced. Skip checks the chunks' own
@@ -253,36 +260,36 @@ Result<void> ImageReader::State::consume_chunks(uint8_t* out, Mode mode, uint32_
   uint64_t produced = 0, stored = 0;
   while (produced < cur.raw_size) {
     uint64_t at = in.offset();
-    std::string chunk_at = format::describe(cur) + ": payload chunk at offset " + std::to_string(at);
+    auto chunk_at = [&] { return format::describe(cur) + ": payload chunk at offset " + std::to_string(at); };
     uint8_t hb[kChunkHeaderSize];
-    ENVRUN_CHECK(read_exact(hb, sizeof hb, "payload chunk header"));
+    ENVRUN_CHECK(read_exact(hb, sizeof hb, What{"payload chunk header"}));
     bool crc_ok = false;
     format::Chunk c = format::decode_chunk(hb, &crc_ok);
-    if (!crc_ok) return fail(ErrorKind::Generic, chunk_at + ": payload chunk header checksum mismatch");
+    if (!crc_ok) return fail(ErrorKind::Generic, chunk_at() + ": payload chunk header checksum mismatch");
     bool bad_raw = c.raw_len == 0 || c.raw_len > kMaxChunkRaw || c.raw_len > cur.raw_size - produced;
     bool bad_stored = c.stored_raw ? c.stored_len != c.raw_len
                                    : c.stored_len == 0 || c.stored_len > ZSTD_compressBound(c.raw_len);
     if (bad_raw || bad_stored)
-      return fail(ErrorKind::Generic, chunk_at + ": payload chunk sizes raw " + std::to_string(c.raw_len) +
+      return fail(ErrorKind::Generic, chunk_at() + ": payload chunk sizes raw " + std::to_string(c.raw_len) +
                                           ", stored " + std::to_string(c.stored_len) + " are not valid");
     if (mode == Mode::Seek && in.regular()) {
-      ENVRUN_CHECK(skip_exact(c.stored_len, "payload chunk of " + std::to_string(c.stored_len) + " bytes"));
+      ENVRUN_CHECK(skip_exact(c.stored_len, What{"payload chunk", c.stored_len}));
       produced += c.raw_len;
       stored += kChunkHeaderSize + c.stored_len;
       continue;
     }
     uint8_t* dst = mode == Mode::Read ? out + produced : ensure(scratch, scratch_cap, c.raw_len);
     uint8_t* src = c.stored_raw ? dst : ensure(zbuf, zbuf_cap, c.stored_len);
-    ENVRUN_CHECK(read_exact(src, c.stored_len, "payload chunk of " + std::to_string(c.stored_len) + " bytes"));
+    ENVRUN_CHECK(read_exact(src, c.stored_len, What{"payload chunk", c.stored_len}));
     uint32_t computed = crc32c(src, c.stored_len);
     if (computed != c.crc)
-      return fail(ErrorKind::Generic, chunk_at + ": payload chunk checksum mismatch (stored " +
+      return fail(ErrorKind::Generic, chunk_at() + ": payload chunk checksum mismatch (stored " +
                                           format::hex32(c.crc) + ", computed " + format::hex32(computed) + ")");
     if (mode == Mode::Read || mode == Mode::Check) {
       if (!c.stored_raw) {
         size_t r = ZSTD_decompressDCtx(dctx.get(), dst, c.raw_len, src, c.stored_len);
         if (ZSTD_isError(r) || r != c.raw_len)
-          return fail(ErrorKind::Generic, chunk_at + ": payload chunk does not decompress to " +
+          return fail(ErrorKind::Generic, chunk_at() + ": payload chunk does not decompress to " +
                                               std::to_string(c.raw_len) + " bytes" +
                                               (ZSTD_isError(r) ? std::string(": ") + ZSTD_getErrorName(r) : ""));
       }
@@ -340,7 +347,7 @@ Result<void> ImageReader::read_payload_part(std::span<uint8_t> out) {
   if (out.size() > st.cur.raw_size - st.part_pos)
     return misuse(format::describe(st.cur) + ": part of " + std::to_string(out.size()) + " bytes at " +
                   std::to_string(st.part_pos) + " runs past the payload of " + std::to_string(st.cur.raw_size));
-  ENVRUN_CHECK(st.read_exact(out.data(), out.size(), "payload of " + std::to_string(st.cur.raw_size) + " bytes"));
+  ENVRUN_CHECK(st.read_exact(out.data(), out.size(), State::What{"payload", st.cur.raw_size}));
   st.part_crc = crc32c_extend(st.part_crc, out.data(), out.size());
   st.part_pos += out.size();
   if (st.part_pos < st.cur.raw_size) return ok();

@@ -2,6 +2,7 @@
 #include "ckpt/incremental_restore.hpp"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -10,6 +11,7 @@
 #include <cstring>
 #include <set>
 
+#include "ckpt/crc32c.hpp"
 #include "ckpt/image_format.hpp"
 #include "ckpt/incremental.hpp"
 #include "ckpt/infect/infect.hpp"
@@ -71,8 +73,14 @@ Result<ParentChain> ParentChain::open(const nlohmann::json& inventory, const std
     if (!seen.insert(real).second) return refuse(file + ": the chain loops back to it");
     Image img{UniqueFd(::open(real, O_RDONLY | O_CLOEXEC)), file};
     if (!img.fd) return Error::sys("parent image: " + file);
-    auto summary = whole ? verify_image(img.fd.get(), file) : scan_image(img.fd.get(), file);
-    if (!summary) return std::move(summary).error().with_context("parent image of " + child);
+    if (whole) {
+      auto summary = verify_image(img.fd.get(), file);
+      if (!summary) return std::move(summary).error().with_context("parent image of " + child);
+    } else {
+      auto sections = index_sections(img.fd.get(), file);
+      if (!sections) return std::move(sections).error().with_context("parent image of " + child);
+      img.sections = std::move(*sections);
+    }
     if (::lseek(img.fd.get(), 0, SEEK_SET) < 0) return Error::sys("parent image: " + file + ": seek");
     auto inv = ENVRUN_TRY(read_inventory(img.fd.get(), file));
     std::string id = inv.contains("track") && inv["track"].is_object() ? inv["track"].value("id", "") : "";
@@ -85,6 +93,102 @@ Result<ParentChain> ParentChain::open(const nlohmann::json& inventory, const std
   }
   return chain;
 }
+
+// scan_image's walk (every header, the End section, nothing after it), keeping each
+// section and a plain pages section's address. Nullopt when a pages or parent-pages
+// section is compressed: apply() reads that parent with a reader of its own.
+Result<std::optional<std::vector<ParentChain::Entry>>> ParentChain::index_sections(int fd, const std::string& name) {
+  auto in = ENVRUN_TRY(ImageReader::from_fd(fd, name));
+  std::vector<Entry> out;
+  bool usable = true;
+  for (auto h = ENVRUN_TRY(in.next()); h; h = ENVRUN_TRY(in.next())) {
+    Entry e{*h, 0};
+    auto type = h->section_type();
+    if ((type == SectionType::Pages || type == SectionType::ParentPages) && h->compressed()) usable = false;
+    if (type == SectionType::Pages && !h->compressed() && h->raw_size > 8) {
+      uint8_t a[8];
+      ENVRUN_CHECK(in.read_payload_part(a));
+      std::memcpy(&e.addr, a, 8);
+    }
+    ENVRUN_CHECK(in.seek_payload());
+    out.push_back(e);
+  }
+  uint64_t end = in.offset();
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) return Error::sys(name + ": stat");
+  if (uint64_t(st.st_size) > end)
+    return Error::make(ErrorKind::Generic, name + ": data after the end section at offset " + std::to_string(end) +
+                                               " (the image ends there)");
+  if (!usable) return std::optional<std::vector<Entry>>();
+  return std::optional<std::vector<Entry>>(std::move(out));
+}
+
+// One parent's sections for apply(): from the table index_sections kept (payloads read
+// with pread and their crc checked here), or else from a reader.
+class ParentChain::Walk {
+ public:
+  static Result<Walk> open(Image& img) {
+    Walk w(img);
+    if (!img.sections) {
+      if (::lseek(img.fd.get(), 0, SEEK_SET) < 0) return Error::sys("parent image: " + img.name + ": seek");
+      w.in_ = ENVRUN_TRY(ImageReader::from_fd(img.fd.get(), img.name));
+    }
+    return w;
+  }
+  // The next section; for a plain pages section, its address is read (addr_known).
+  Result<std::optional<Entry>> next(bool& addr_known) {
+    addr_known = false, part_ = 0;
+    if (!in_) {
+      if (i_ >= img_->sections->size()) return std::optional<Entry>();
+      const Entry& e = (*img_->sections)[i_++];
+      cur_ = e.h;
+      addr_known = e.h.section_type() == SectionType::Pages && e.h.raw_size > 8;
+      return std::optional<Entry>(e);
+    }
+    auto h = ENVRUN_TRY(in_->next());
+    if (!h) return std::optional<Entry>();
+    cur_ = *h;
+    Entry e{*h, 0};
+    if (h->section_type() == SectionType::Pages && !h->compressed() && h->raw_size > 8) {
+      uint8_t a[8];
+      ENVRUN_CHECK(in_->read_payload_part(a));
+      std::memcpy(&e.addr, a, 8);
+      std::memcpy(head_, a, 8);
+      addr_known = true, part_ = 8;
+    }
+    return std::optional<Entry>(e);
+  }
+  // The current section's whole payload (its checksum checked), address included.
+  Result<void> read(std::span<uint8_t> out) {
+    if (in_) {
+      if (part_ == 0) return in_->read_payload(out);
+      if (out.size() != cur_.raw_size)
+        return Error::make(ErrorKind::Generic, img_->name + ": " + format::label(cur_) + ": buffer of the wrong size");
+      std::memcpy(out.data(), head_, part_);
+      return in_->read_payload_part(out.subspan(part_));
+    }
+    ssize_t got = ::pread(img_->fd.get(), out.data(), out.size(), off_t(cur_.offset + kSectionHeaderSize));
+    if (got < 0) return Error::sys(img_->name + ": read " + format::label(cur_));
+    if (size_t(got) != out.size() || out.size() != cur_.raw_size)
+      return Error::make(ErrorKind::Generic, img_->name + ": " + format::label(cur_) + ": payload cut short");
+    uint32_t crc = crc32c(out.data(), out.size());
+    if (crc != cur_.crc)
+      return Error::make(ErrorKind::Generic, img_->name + ": " + format::describe(cur_) + ": payload checksum mismatch (stored " +
+                                                 format::hex32(cur_.crc) + ", computed " + format::hex32(crc) + ")");
+    return ok();
+  }
+  // Leaves the current payload unread.
+  Result<void> skip() { return in_ ? in_->seek_payload() : ok(); }
+
+ private:
+  explicit Walk(Image& img) : img_(&img) {}
+  Image* img_;
+  std::optional<ImageReader> in_;
+  size_t i_ = 0;
+  uint64_t part_ = 0;  // bytes of the current payload read by next()
+  uint8_t head_[8] = {};
+  SectionHeader cur_;
+};
 
 Result<void> ParentChain::add_needed(const SectionHeader& h, ImageReader& in) {
   auto bytes = ENVRUN_TRY(in.read_payload());
@@ -101,48 +205,44 @@ Result<void> ParentChain::add_needed(const SectionHeader& h, ImageReader& in) {
 Result<std::map<uint64_t, PageRanges>> ParentChain::apply(Image& img, std::map<uint64_t, PageRanges>& needed,
                                                           const Plan& plan, uint64_t& pages, const DeferPages& defer) {
   std::map<uint64_t, PageRanges> further, found;
-  if (::lseek(img.fd.get(), 0, SEEK_SET) < 0) return Error::sys("parent image: " + img.name + ": seek");
-  auto in = ENVRUN_TRY(ImageReader::from_fd(img.fd.get(), img.name));
+  auto walk = ENVRUN_TRY(Walk::open(img));
   std::vector<uint8_t> buf;
-  for (auto h = ENVRUN_TRY(in.next()); h; h = ENVRUN_TRY(in.next())) {
+  bool addr_known = false;
+  for (auto e = ENVRUN_TRY(walk.next(addr_known)); e; e = ENVRUN_TRY(walk.next(addr_known))) {
+    const SectionHeader* h = &e->h;
     auto type = h->section_type();
     auto want = needed.find(h->id);
     // Payloads not used are sought over: a parent was verified whole when the chain was
     // opened, or (lazy restore) its payloads are checked by whoever reads them.
-    if (want == needed.end() || want->second.empty()) {
-      ENVRUN_CHECK(in.seek_payload());
+    if (want == needed.end() || want->second.empty() || (type != SectionType::Pages && type != SectionType::ParentPages)) {
+      ENVRUN_CHECK(walk.skip());
       continue;
     }
     if (type == SectionType::ParentPages) {
-      auto bytes = ENVRUN_TRY(in.read_payload());
-      auto theirs = ENVRUN_TRY(decode_ranges(bytes, img.name + ": " + format::label(*h)));
+      buf.resize(h->raw_size);
+      ENVRUN_CHECK(walk.read(buf));
+      auto theirs = ENVRUN_TRY(decode_ranges(buf, img.name + ": " + format::label(*h)));
       auto& f = further[h->id];
       auto more = intersect(want->second, theirs);
       f.insert(f.end(), more.begin(), more.end());
-      continue;
-    }
-    if (type != SectionType::Pages) {
-      ENVRUN_CHECK(in.seek_payload());
       continue;
     }
     if (h->raw_size < 8 || (h->raw_size - 8) % kPageBytes)
       return refuse(img.name + ": " + format::label(*h) + ": not whole pages");
     // The section's address first; its pages are read only if some are written now
     // (a lazy restore's page server reads the deferred ones itself).
-    bool whole = h->compressed();
-    if (whole) {
+    bool have_all = false;
+    uint64_t addr = e->addr;
+    if (!addr_known) {  // a zstd section is read whole
       buf.resize(h->raw_size);
-      ENVRUN_CHECK(in.read_payload(buf));
-    } else {
-      buf.resize(8);
-      ENVRUN_CHECK(in.read_payload_part(std::span<uint8_t>(buf.data(), 8)));
+      ENVRUN_CHECK(walk.read(buf));
+      std::memcpy(&addr, buf.data(), 8);
+      have_all = true;
     }
-    uint64_t addr;
-    std::memcpy(&addr, buf.data(), 8);
     PageRange held{addr, addr + (h->raw_size - 8)};
     auto hit = overlap(want->second, held);
     if (hit.empty()) {
-      if (!whole) ENVRUN_CHECK(in.seek_payload());
+      if (!have_all) ENVRUN_CHECK(walk.skip());
       continue;
     }
     size_t i = plan.index_of(pid_t(h->id));
@@ -153,12 +253,12 @@ Result<std::map<uint64_t, PageRanges>> ParentChain::apply(Image& img, std::map<u
       if (!defer || !ENVRUN_TRY(defer(plan.procs[i], r, img.name, *h, addr))) now.push_back(r);
       pages += r.bytes() / kPageBytes;
     }
-    if (!whole) {
+    if (!have_all) {
       if (now.empty()) {
-        ENVRUN_CHECK(in.seek_payload());
+        ENVRUN_CHECK(walk.skip());
       } else {
         buf.resize(h->raw_size);
-        ENVRUN_CHECK(in.read_payload_part(std::span<uint8_t>(buf.data() + 8, buf.size() - 8)));  // checksum checked
+        ENVRUN_CHECK(walk.read(buf));  // checksum checked
       }
     }
     for (const auto& r : now)

@@ -11,14 +11,15 @@
 // Every parent is opened and verified whole (checksums, End section) and checked to be
 // the very image its child was dumped against (the "track" id) before anything is
 // restored: a missing, corrupt or re-taken parent refuses the restore. A lazy restore
-// scans the parents' headers only (scan_image): reading every payload of a 1 GiB parent
-// before the app runs was most of a migration's downtime, and each payload is checked
-// anyway by whoever reads it (the restore, or the page server, which kills the tree on
-// a damaged one rather than let it run).
+// walks the parents' headers only (scan_image's checks) and keeps them for the page pass:
+// reading every payload of a 1 GiB parent before the app runs was most of a migration's
+// downtime, and each payload is checked anyway by whoever reads it (the restore, or the
+// page server, which kills the tree on a damaged one rather than let it run).
 #pragma once
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -61,10 +62,20 @@ class ParentChain {
   Result<uint64_t> write_pages(const Plan& plan, const DeferPages& defer = {});
 
  private:
+  // A lazy restore walks each parent's headers once, at open(), and keeps them: apply()
+  // then reads no header again (on a round of 20k scattered one-page sections, the second
+  // walk was a third of the restore).
+  struct Entry {
+    SectionHeader h;
+    uint64_t addr = 0;  // a plain pages section's first page
+  };
   struct Image {
     UniqueFd fd;
     std::string name;
+    std::optional<std::vector<Entry>> sections;  // lazy restore: every section, in order
   };
+  static Result<std::optional<std::vector<Entry>>> index_sections(int fd, const std::string& name);
+  class Walk;  // one parent's sections for apply(): from `sections`, or read again
   Result<std::map<uint64_t, PageRanges>> apply(Image& img, std::map<uint64_t, PageRanges>& needed, const Plan& plan,
                                                uint64_t& pages, const DeferPages& defer);
   std::vector<Image> images_;  // nearest first

@@ -59,9 +59,12 @@ DeferPages LazyRestore::own(const UffdPages& uffd) {
 }
 
 ParentChain::DeferPages LazyRestore::parents(const UffdPages& uffd) {
-  return [this, &uffd](const ProcPlan& pp, const PageRange& r, const std::string& image, const SectionHeader& h,
-                       uint64_t sec_addr) -> Result<bool> {
-    uint32_t file = ENVRUN_TRY(src_->add_file(image));
+  // The same parent's name comes for each of its thousands of ranges: its file id is kept.
+  return [this, &uffd, last = std::string(), last_file = uint32_t(0)](
+             const ProcPlan& pp, const PageRange& r, const std::string& image, const SectionHeader& h,
+             uint64_t sec_addr) mutable -> Result<bool> {
+    if (last.empty() || image != last) last_file = ENVRUN_TRY(src_->add_file(image)), last = image;
+    uint32_t file = last_file;
     bool taken = ENVRUN_TRY(take(uffd, pp, file, h, sec_addr, r.start, r.end));
     if (taken) parent_pages_ += r.bytes() / kPage;
     return taken;

@@ -164,6 +164,40 @@ check "pbad: the program is gone" wait_for 10 test -z "$(pgrep -f '^/ckpt_bigmem
 assert_eq "pbad: it never got to a verdict" "" "$(grep -E '^(PASS|FAIL)' "$T/lz-pbad.out")"
 er delete -f lz-pbad >/dev/null 2>&1
 
+section "a chain whose middle image has a damaged parent-pages list: the lazy restore refuses it"
+# The lazy restore reads each parent's headers once and keeps them; a parent-pages payload it
+# reads later (by pread) must still have its checksum checked.
+ckpt_bundle bigmem 16
+er run -d -b "$B" lz-ppbad >"$T/lz-ppbad.out" 2>&1 </dev/null
+wait_for 20 grep -q READY "$T/lz-ppbad.out" || fail "ppbad: READY"
+capture er checkpoint --leave-running --track-mem --image-path "$T/ppbad1" lz-ppbad
+capture er checkpoint --leave-running --track-mem --parent-path ../ppbad1 --image-path "$T/ppbad2" lz-ppbad
+capture er checkpoint --parent-path ../ppbad2 --image-path "$T/ppbad3" lz-ppbad
+assert_eq "ppbad: a chain of three images exits 0" 0 "$RC" || last_cmd_details
+# The offset of the first byte of the first parent-pages section's payload (type 11).
+off=$(python3 - "$T/ppbad2/envrun.img" <<'PY'
+import struct, sys
+b = open(sys.argv[1], "rb").read()
+at = struct.unpack_from("<I", b, 12)[0]
+while at + 48 <= len(b):
+    typ, flags, _id, raw, stored = struct.unpack_from("<IIQQQ", b, at)
+    if typ == 11 and raw > 0 and not flags & 1:
+        print(at + 48); break
+    at += 48 + stored
+PY
+)
+check "ppbad: the middle image has a parent-pages section" test -n "$off"
+img=$T/ppbad2/envrun.img
+byte=$(od -An -tu1 -j "${off:-0}" -N1 "$img" | tr -d ' ')
+printf "\\$(printf %o $((byte ^ 1)))" | dd of="$img" bs=1 seek="${off:-0}" conv=notrunc status=none
+capture er restore -d --lazy-pages --image-path "$T/ppbad3" -b "$B" lz-ppbad
+assert_eq "ppbad: the lazy restore fails" 1 "$RC"
+assert_contains "ppbad: ... naming the damaged payload" "$ERR" "parent-pages"
+assert_contains "ppbad: ... and its checksum" "$ERR" "payload checksum mismatch"
+check "ppbad: no container is left" test -z "$(er list -q | grep -x lz-ppbad)"
+check "ppbad: no program is left" wait_for 10 test -z "$(pgrep -f '^/ckpt_bigmem 16')"
+er delete -f lz-ppbad >/dev/null 2>&1
+
 section "the page server killed half-way: its watchdog kills the tree (no zero pages)"
 start bigmem lz-wd 64 || true
 ENVRUN_LAZY_TEST_DELAY_US=100000 capture er --debug --log "$T/wd.log" restore -d --lazy-pages --image-path "$T/lz-wd.img" -b "$B" lz-wd
