@@ -1,4 +1,4 @@
-// serve(): signalfd + listening socket in one poll loop.
+// serve(): signalfd + listening socket in one poll loop; a thread per connection.
 #include "agent/server.hpp"
 
 #include <poll.h>
@@ -7,7 +7,12 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
+#include <memory>
+#include <system_error>
+#include <thread>
+#include <vector>
 
 #include "agent/session.hpp"
 #include "kernel/fs.hpp"
@@ -15,6 +20,8 @@
 namespace envrun::agent {
 
 namespace {
+
+constexpr size_t kMaxConnections = 16;
 
 // SIGTERM/SIGINT blocked and read from a signalfd for as long as it lives.
 class StopSignals {
@@ -57,6 +64,28 @@ Result<void> serve(const ServeOptions& o) {
   log("listening on " + o.listen.text + " (root " + cfg.root.dir + ")");
   if (o.drain) ENVRUN_CHECK(o.drain->start(stop.fd()));
   ::signal(SIGPIPE, SIG_IGN);
+  // Every connection on a thread of its own: a handshake with a slow peer or a drain (its
+  // moves take minutes) no longer holds the accept loop. Incoming migrations still take
+  // turns (session.cpp). Threads inherit this one's mask: SIGTERM and SIGINT stay blocked.
+  struct Conn {
+    std::thread th;
+    std::shared_ptr<std::atomic<bool>> done;
+  };
+  struct Conns : std::vector<Conn> {
+    ~Conns() {  // every way out of here: no thread outlives what it refers to
+      for (auto& c : *this) c.th.join();
+    }
+  } conns;
+  auto reap = [&](bool all) {
+    for (auto it = conns.begin(); it != conns.end();) {
+      if (all || it->done->load()) {
+        it->th.join();
+        it = conns.erase(it);
+      } else {
+        ++it;
+      }
+    }
+  };
   for (;;) {
     pollfd p[2] = {{lsock.get(), POLLIN, 0}, {stop.fd(), POLLIN, 0}};
     if (::poll(p, 2, -1) < 0 && errno != EINTR) return Error::sys("poll");
@@ -67,20 +96,35 @@ Result<void> serve(const ServeOptions& o) {
     UniqueFd conn(::accept4(lsock.get(), reinterpret_cast<sockaddr*>(&peer), &len, SOCK_CLOEXEC));
     if (!conn) continue;
     std::string who = ha::endpoint_text(reinterpret_cast<sockaddr*>(&peer));
-    log("connection from " + who);
-    ha::ChannelOptions co;
-    co.max_payload = cfg.limits.max_frame;
-    co.timeout_ms = cfg.timeout_ms;
-    co.cancel_fd = stop.fd();
-    co.peer = who;
-    auto ch = ha::Channel::server(std::move(conn), cfg.psk, co);
-    if (!ch) {
-      log(ch.error().message);
+    reap(false);
+    if (conns.size() >= kMaxConnections) {
+      log("connection from " + who + " refused: " + std::to_string(kMaxConnections) + " connections are being served");
       continue;
     }
-    auto r = serve_session(*ch, cfg);
-    log(r ? *r : "failed: " + r.error().message);
+    log("connection from " + who);
+    auto done = std::make_shared<std::atomic<bool>>(false);
+    auto serve_one = [&cfg, &log, cancel = stop.fd(), who, done](UniqueFd sock) {
+      ha::ChannelOptions co;
+      co.max_payload = cfg.limits.max_frame;
+      co.timeout_ms = cfg.timeout_ms;
+      co.cancel_fd = cancel;
+      co.peer = who;
+      auto ch = ha::Channel::server(std::move(sock), cfg.psk, co);
+      if (!ch) {
+        log(ch.error().message);
+      } else {
+        auto r = serve_session(*ch, cfg);
+        log(r ? *r : "failed: " + r.error().message);
+      }
+      done->store(true);
+    };
+    try {
+      conns.push_back({std::thread(serve_one, std::move(conn)), done});
+    } catch (const std::system_error& e) {
+      log("connection from " + who + " dropped: no thread for it: " + e.what());
+    }
   }
+  reap(true);  // their waits end on the pending signal (the cancel fd); a running restore is waited for
   std::string sig = stop.pending();
   log("stopping (" + sig + ")");
   if (o.drain) o.drain->stop(sig == "SIGTERM");

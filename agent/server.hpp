@@ -1,6 +1,7 @@
-// `envrun serve`: the agent's accept loop. One connection at a time: authenticate
-// (ha/handshake.hpp), then serve one migration (session.hpp). SIGTERM or SIGINT stop it:
-// a migration in progress is abandoned and cleaned up, then the agent exits.
+// `envrun serve`: the agent's accept loop. Each connection (at most 16 at once) is served
+// on a thread of its own: authenticate (ha/handshake.hpp), then one migration (session.hpp;
+// incoming migrations take turns) or another op (a drain). SIGTERM or SIGINT stop it: a
+// migration in progress is abandoned and cleaned up, then the agent exits.
 #pragma once
 #include "agent/drain.hpp"
 #include "agent/session.hpp"

@@ -8,6 +8,7 @@
 
 #include <array>
 #include <chrono>
+#include <mutex>
 #include <optional>
 
 #include "ha/bundle_sync.hpp"
@@ -34,10 +35,18 @@ Result<void> rename_into(const std::string& from, const std::string& to) {
   return ok();
 }
 
+// Incoming migrations run one at a time (the server gives every connection a thread of its
+// own, so that a drain, a handshake or a stalled peer never holds the others): the content
+// store, the staging directories and the restores are not shared between migrations.
+std::mutex& incoming_mutex() {
+  static std::mutex m;
+  return m;
+}
+
 class Incoming {
  public:
   Incoming(ha::Channel& ch, const AgentConfig& cfg) : ch_(ch), cfg_(cfg), store_(cfg.root.blobs()) {}
-  ~Incoming() { cleanup(); }
+  ~Incoming() { cleanup(); }  // before serial_ lets the next migration in
 
   Result<std::string> run() {
     ENVRUN_CHECK(begin());
@@ -63,6 +72,7 @@ class Incoming {
   const std::string& id() const { return id_; }
 
  private:
+  std::unique_lock<std::mutex> serial_;   // incoming_mutex(), from the Begin on
   std::optional<std::string> other_op_;  // the outcome of a Begin op other than migrate (serve_op)
   std::string prebuilt_;                  // the manifest (JSON) staging/bundle.pre was built from
   void log(const std::string& s) const {
@@ -82,6 +92,11 @@ class Incoming {
     std::string id = j.value("id", std::string());
     ENVRUN_CHECK(runtime::StateStore::validate_id(id));
     if (j.value("op", std::string()) != "migrate") return Error::make(ErrorKind::Generic, "begin: unknown op");
+    serial_ = std::unique_lock<std::mutex>(incoming_mutex(), std::try_to_lock);
+    if (!serial_.owns_lock()) {
+      log(id + ": waits for the migration under way");
+      serial_ = std::unique_lock<std::mutex>(incoming_mutex());
+    }
     if (fs::exists(runtime::StateStore(cfg_.root.state()).dir(id)))
       return Error::make(ErrorKind::State, "container " + id + " already exists on this host");
     id_ = id;

@@ -107,6 +107,22 @@ assert_eq "m2: two files sent (the new and the changed one)" 2 "$(json_get "d['b
 assert_eq "m2: the changed file arrived" "motd $$" "$(tail -n 1 "$AROOT/bundles/m2/rootfs/etc/motd")"
 passes m2 eb
 
+section "two migrations at once to one agent: they take turns, both arrive"
+counter_run m2a
+counter_run m2b
+migrate m2a --to "$IP_B:$PORT" --psk-file "$T/psk" >"$T/m2a.migrate" 2>&1 &
+MA=$!
+migrate m2b --to "$IP_B:$PORT" --psk-file "$T/psk" >"$T/m2b.migrate" 2>&1 &
+MB=$!
+wait "$MA"; RA=$?
+wait "$MB"; RB=$?
+assert_eq "m2a, m2b: both migrations exit 0" "0 0" "$RA $RB" || cat "$T/m2a.migrate" "$T/m2b.migrate"
+assert_line_match "the agent made one wait for the other" "$(cat "$T/agent.log")" "m2[ab]: waits for the migration under way"
+for id in m2a m2b; do
+  assert_eq "$id: running on the target" running "$(eb state "$id" 2>/dev/null | json_get "d['status']")"
+  passes "$id" eb
+done
+
 section "wrong key: refused before anything moves; the app never stops"
 counter_run m3
 PID3=$(state_pid m3)

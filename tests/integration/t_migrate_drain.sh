@@ -120,6 +120,26 @@ passes d4 eb
 head -c 32 /dev/urandom >"$T/other.psk" && chmod 600 "$T/other.psk"
 expect_fail 1 "authentication failed" drain "$IP_A:$PORT" --psk-file "$T/other.psk" --dry-run
 
+section "a drain under way does not hold agent A: another client is served meanwhile"
+make_bundle big1 "args('/ckpt_bigmem', '384')" \
+  'c["process"]["capabilities"] = {k: ["CAP_SYS_ADMIN", "CAP_KILL"] for k in ("bounding", "effective", "permitted")}'
+cp "$PROGS/ckpt_bigmem_static" "$B/rootfs/ckpt_bigmem"
+printf '%s\n' "$(peer_yaml $PORT drain)" >"$B/envrun.yaml"
+started big1
+drain "$IP_A:$PORT" --psk-file "$T/psk" >"$T/big-drain.out" 2>&1 </dev/null &
+BIG_DRAIN=$!
+wait_for 30 grep -q "big1: drain: migrating to" "$T/agentA.log" || fail "big1: the drain begins" "$(tail -n 5 "$T/agentA.log")"
+capture drain "$IP_A:$PORT" --psk-file "$T/psk" --dry-run
+check "the first drain still runs when the second client's dry run is answered" kill -0 "$BIG_DRAIN"
+assert_eq "a dry run during the drain: exits 0" 0 "$RC" || last_cmd_details
+wait "$BIG_DRAIN"
+assert_eq "the drain of big1: exits 0" 0 "$?" || cat "$T/big-drain.out"
+check "big1: runs on host B" runs_on_b big1
+# Agent A's log: the dry run was answered between the start and the end of big1's move.
+order=$(grep -E "big1: drain: migrating to|drain \(dry run\) asked by|big1: drain: moved" "$T/agentA.log" | tail -n 3 | sed -E 's/^.*envrun serve: //; s/ (to|by) .*//')
+assert_eq "agent A: the dry run came in while big1 moved" "$(printf 'big1: drain: migrating\ndrain (dry run) asked\nbig1: drain: moved')" "$order"
+passes big1 eb bigmem
+
 section "memory pressure: the container that allocates past its threshold moves; the other stays"
 MEMPOL=$(peer_yaml $PORT memory_pressure $'  memory_pressure_above: 50%\n  for: 1s\n')
 LIMIT='c["linux"]["resources"]["memory"] = {"limit": 128 << 20}'
