@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # envrun migrate with pre-copy rounds (issue 7) between two "hosts": two network
 # namespaces joined by a veth pair, the agent in the second (as t_migrate.sh). The
-# counter and the dirtier (256 MiB rewritten at 20 MB/s) move with pre-copy and must PASS
+# counter and the dirtier (1 GiB rewritten at 50 MB/s, the issue's figure) move with pre-copy and must PASS
 # on the target (every page checked by the program); the JSON report has at least two
 # rounds, round 1 smaller than round 0, and the app's pause per round; --max-rounds 1 is
 # one live round and the final one; the agent killed between pre-copy rounds leaves the
@@ -46,7 +46,7 @@ proxy() {  # proxy PORT LOG ARGS...: migrate_proxy.py in host B in front of the 
 caps='c["process"]["capabilities"] = {k: ["CAP_SYS_ADMIN", "CAP_KILL"] for k in ("bounding", "effective", "permitted")}'
 make_bundle counter "args('/ckpt_counter')" "$caps"
 cp "$PROGS/ckpt_counter_static" "$B/rootfs/ckpt_counter"
-make_bundle dirtier "args('/dirtier', '256', '20')" "$caps"
+make_bundle dirtier "args('/dirtier', '1024', '50')" "$caps"
 cp "$DIRTIER" "$B/rootfs/dirtier"
 make_bundle dirtier64 "args('/dirtier', '64', '20')" "$caps"
 cp "$DIRTIER" "$B/rootfs/dirtier"
@@ -95,14 +95,14 @@ assert_contains "p1: the agent received round 1 as pages" "$(cat "$T/agent.log")
 assert_eq "p1: no image and nothing staged on the target" "" "$(find "$AROOT/incoming" "$IMGDIR/images" "$IMGDIR/incoming" -mindepth 1 2>&1)"
 passes p1 counter eb
 
-section "the dirtier (256 MiB, 20 MB/s) moves with pre-copy and every page passes"
+section "the dirtier (1 GiB, 50 MB/s) moves with pre-copy and every page passes"
 app_run dirtier p2
 capture migrate p2 --to "$IP_B:$PORT" --psk-file "$T/psk" --json
 assert_eq "p2: migrate exits 0" 0 "$RC" || last_cmd_details
 REPORT=$OUT
 echo "       report: $REPORT"
 report_checks p2
-check "p2: round 0 holds the 256 MiB" test "$(jq_ "d['round_log'][0]['pages']")" -ge 65536
+check "p2: round 0 holds the 1 GiB" test "$(jq_ "d['round_log'][0]['pages']")" -ge 262144
 passes p2 dirtier eb
 grep -E "^dirtier:" "$T/p2.out" | sed 's/^/       /'
 
