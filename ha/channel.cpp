@@ -82,17 +82,26 @@ Error Channel::peer_reason(Error send_error) {
 }
 
 Result<void> Channel::send(FrameType t, Bytes payload, uint8_t flags) {
-  FrameHeader h{t, flags, 0, uint32_t(payload.size()), send_seq_};
+  if (sealed_.size() < payload.size()) sealed_.resize(payload.size());
+  return send_sealed(t, payload.data(), std::span<uint8_t>(sealed_.data(), payload.size()), flags);
+}
+
+Result<void> Channel::send_in_place(FrameType t, std::span<uint8_t> payload, uint8_t flags) {
+  return send_sealed(t, payload.data(), payload, flags);
+}
+
+// Seals `in` into `out` (the same bytes or as many elsewhere) and sends the frame.
+Result<void> Channel::send_sealed(FrameType t, const uint8_t* in, std::span<uint8_t> out, uint8_t flags) {
+  FrameHeader h{t, flags, 0, uint32_t(out.size()), send_seq_};
   uint8_t head[kFrameHeaderSize];
   encode_header(h, head);
-  if (sealed_.size() < payload.size()) sealed_.resize(payload.size());
   AeadTag tag;
-  if (!send_aead_.seal(send_seq_, Bytes(head, sizeof head), payload.data(), payload.size(), sealed_.data(), tag))
+  if (!send_aead_.seal(send_seq_, Bytes(head, sizeof head), in, out.size(), out.data(), tag))
     return Error::make(ErrorKind::System, "OpenSSL: AES-256-GCM failed to seal a frame");
-  iovec iov[3] = {{head, sizeof head}, {sealed_.data(), payload.size()}, {tag.data(), tag.size()}};
+  iovec iov[3] = {{head, sizeof head}, {out.data(), out.size()}, {tag.data(), tag.size()}};
   if (auto r = write_all(io_, iov); !r) return peer_reason(std::move(r).error());
   ++send_seq_;
-  sent_bytes_ += sizeof head + payload.size() + tag.size();
+  sent_bytes_ += sizeof head + out.size() + tag.size();
   return ok();
 }
 
@@ -117,13 +126,20 @@ void Channel::send_error(const std::string& text) {
 }
 
 Result<Frame> Channel::recv() {
+  Frame f;
+  ENVRUN_CHECK(recv_into(f));
+  return f;
+}
+
+Result<void> Channel::recv_into(Frame& f) {
   uint8_t head[kFrameHeaderSize];
   ENVRUN_CHECK(read_exact(io_, head, "a frame header"));
   FrameHeader h = decode_header(head);
   if (h.length > max_payload_)
     return protocol_error("frame too large: " + std::to_string(h.length) + " bytes (type " + frame_type_name(h.type) +
                           "), the limit is " + std::to_string(max_payload_));
-  Frame f{h.type, h.flags, h.seq, std::vector<uint8_t>(h.length)};
+  f.type = h.type, f.flags = h.flags, f.seq = h.seq;
+  f.payload.resize(h.length);  // zero-filled only past what an earlier frame left
   ENVRUN_CHECK(read_exact(io_, f.payload, "a " + std::to_string(h.length) + "-byte frame"));
   AeadTag tag;
   ENVRUN_CHECK(read_exact(io_, tag, "a frame's tag"));
@@ -138,7 +154,7 @@ Result<Frame> Channel::recv() {
   if (h.reserved != 0 || (h.flags & ~kFlagMore)) return protocol_error("frame #" + std::to_string(h.seq) + ": unknown flags");
   ++recv_seq_;
   received_bytes_ += sizeof head + h.length + tag.size();
-  return f;
+  return ok();
 }
 
 Result<Channel::Message> Channel::recv_next(size_t max_bytes) {

@@ -54,7 +54,7 @@ Result<uint64_t> send_image(Channel& ch, int in_fd, int keep_fd, const std::stri
     if (keep_fd >= 0) ENVRUN_CHECK(write_all_fd(keep_fd, buf.data(), n, keep_name));
     total += n;
     if (send_failed) continue;
-    note(ch.send(FrameType::Data, Bytes(buf.data(), n)));
+    note(ch.send_in_place(FrameType::Data, std::span<uint8_t>(buf.data(), n)));  // buf is read anew
     if (!send_failed && ch.input_pending()) {  // the agent gave up (disk full, a limit): it says why
       auto m = ch.recv_next();
       note(m ? Result<void>(Error::make(ErrorKind::Generic, ch.peer() + ": unexpected message during the image"))
@@ -68,8 +68,9 @@ Result<uint64_t> send_image(Channel& ch, int in_fd, int keep_fd, const std::stri
 
 Result<uint64_t> receive_image(Channel& ch, int out_fd, const std::string& out_name, uint64_t max_bytes) {
   uint64_t total = 0;
+  Frame f;  // its buffer serves every frame
   for (;;) {
-    Frame f = ENVRUN_TRY(ch.recv());
+    ENVRUN_CHECK(ch.recv_into(f));
     if (f.type == FrameType::LazyHoles && total == 0) {  // post-copy: a sparse image (postcopy.hpp)
       auto j = nlohmann::json::parse(f.payload.begin(), f.payload.end(), nullptr, false);
       if (!j.is_object()) return Error::make(ErrorKind::Generic, ch.peer() + ": lazy-holes message: not valid JSON");

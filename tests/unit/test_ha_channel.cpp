@@ -154,6 +154,37 @@ TEST_CASE("good path: frames both ways, sequence numbers, split JSON messages") 
   CHECK(server_received > 16 * 5);
 }
 
+// The bulk paths (ha/image_transfer.cpp): the sender's buffer is sealed where it is, the
+// receiver's frame buffer is reused across frames of any size.
+TEST_CASE("send_in_place and recv_into: payloads of changing sizes arrive whole, the sender's buffer is sealed") {
+  std::vector<size_t> sizes = {70000, 10, 300000, 0, 4096, 70000};
+  std::vector<std::vector<uint8_t>> sent, got;
+  bool buffer_changed = true;
+  run_pair(
+      key(3), key(3), opts("client"),
+      [&](Channel& ch) {
+        for (size_t i = 0; i < sizes.size(); ++i) {
+          std::vector<uint8_t> b(sizes[i]);
+          for (size_t k = 0; k < b.size(); ++k) b[k] = uint8_t(k * 7 + i);
+          sent.push_back(b);
+          REQUIRE(ch.send_in_place(FrameType::Data, std::span<uint8_t>(b)).ok());
+          if (b.size() >= 16) buffer_changed = buffer_changed && b != sent.back();  // the ciphertext now
+        }
+      },
+      [&](Channel& ch) {
+        Frame f;
+        for (size_t i = 0; i < sizes.size(); ++i) {
+          REQUIRE(ch.recv_into(f).ok());
+          CHECK(f.type == FrameType::Data);
+          CHECK(f.seq == i);
+          got.push_back(f.payload);
+        }
+      });
+  CHECK(buffer_changed);
+  REQUIRE(got.size() == sent.size());
+  for (size_t i = 0; i < sent.size(); ++i) CHECK(got[i] == sent[i]);
+}
+
 TEST_CASE("wrong key: both sides say authentication failed, no frame gets through") {
   bool agent_ran = false;
   auto out = run_pair(key(1), key(2), opts("client"), {}, [&](Channel&) { agent_ran = true; });
