@@ -36,6 +36,7 @@ struct MigrateFlags {
   std::string timeout = "30s";
   std::string work_dir = "/var/tmp";
   bool json = false;
+  bool progress = false, no_progress = false;  // default: when standard error is a terminal
   bool no_precopy = false;
   uint32_t max_rounds = 8;
   std::string max_downtime = "100ms";
@@ -165,11 +166,13 @@ Result<int> run_migrate(const Globals& g, const MigrateFlags& f) {
   std::string tmpl = fs::join(f.work_dir, "envrun-migrate-" + f.id + ".XXXXXX");
   if (!::mkdtemp(tmpl.data())) return Error::sys("--work-dir " + f.work_dir);
   o.work_dir = tmpl;
-  o.note = [t0 = std::chrono::steady_clock::now()](const std::string& s) {
+  bool progress = f.progress || (!f.no_progress && ::isatty(STDERR_FILENO));
+  o.note = [t0 = std::chrono::steady_clock::now(), progress, id = f.id](const std::string& s) {
     auto ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
     char at[32];
     std::snprintf(at, sizeof at, "%.1f ms: ", ms);
     log::debug("migrate: " + std::string(at) + s);
+    if (progress) std::fprintf(stderr, "envrun: migrate %s: %.1f s: %s\n", id.c_str(), ms / 1000, s.c_str());
   };
   MigrateHooks hooks = f.hooks;
   hooks.set_context(f.id, f.to);
@@ -196,6 +199,9 @@ void add_migrate(CLI::App& app, Globals& g) {
   m->add_option("--timeout", f.timeout, "longest wait for the agent")->capture_default_str();
   m->add_option("--work-dir", f.work_dir, "where the rollback copy of the image is kept meanwhile")->capture_default_str();
   m->add_flag("--json", f.json, "print the report as one JSON object");
+  auto* prog = m->add_flag("--progress", f.progress, "print each step (rounds, restore, commit) on standard error as it "
+                                                      "ends (the default when standard error is a terminal)");
+  m->add_flag("--no-progress", f.no_progress, "do not print the steps")->excludes(prog);
   m->add_flag("--no-precopy", f.no_precopy, "stop-and-copy only: no memory rounds while the app runs");
   m->add_option("--max-rounds", f.max_rounds, "pre-copy rounds at most before the final one")->capture_default_str();
   m->add_option("--max-downtime", f.max_downtime, "downtime budget: pre-copy ends once the predicted final round fits")

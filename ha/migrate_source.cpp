@@ -163,6 +163,7 @@ Result<void> restore_on_target(Channel& ch, const MigrateOptions& o, HashCache& 
     auto j = ENVRUN_TRY(msg.json());
     rep.target_pid = j.value("pid", int64_t(0));
     rep.lazy_pages = j.value("lazy_pages", false);
+    if (o.note) o.note("running on the target as pid " + std::to_string(rep.target_pid));
     return ok();
   }
 }
@@ -264,6 +265,7 @@ Result<MigrateReport> migrate(const MigrateOptions& o, SourceHost& host) {
   auto sent_commit = ch.send(FrameType::Commit, {});
   auto ack = sent_commit ? ch.recv_json(FrameType::Committed) : Result<nlohmann::json>(std::move(sent_commit).error());
   finish_round(host, rr, true);
+  if (ack) note("committed: stopped and deleted here");
   rep.round_log.push_back(rr.rec);
   rep.downtime_us = t_running - std::min(t_running, rr.frozen_from_us);
   if (o.postcopy) rep.all_in_us = t_all_in - std::min(t_all_in, rr.frozen_from_us);

@@ -75,6 +75,7 @@ expect_fail 2 "port must be 1..65535" er migrate x --to "localhost:0" --psk-file
 expect_fail 2 "\"host-b\": not an absolute path" er --cgroup-root host-b list
 expect_fail 2 "\"..\" is not allowed" er --cgroup-root /a/../b list
 expect_fail 4 "" er migrate nosuch --to "$IP_B:$PORT" --psk-file "$T/psk"
+expect_fail 2 "--progress excludes --no-progress" er migrate x --to "$IP_B:$PORT" --psk-file "$T/psk" --progress --no-progress
 
 section "stop-and-copy: the counter moves to host B and passes there"
 ckpt_bundle
@@ -101,9 +102,14 @@ section "a second migration of the same bundle sends only what changed"
 echo "changed $$" >"$T/counter/rootfs/etc/hostname-mig"
 echo "motd $$" >>"$T/counter/rootfs/etc/motd"
 counter_run m2
-capture migrate m2 --to "$IP_B:$PORT" --psk-file "$T/psk" --json
+capture migrate m2 --to "$IP_B:$PORT" --psk-file "$T/psk" --json --progress
 assert_eq "m2: migrate exits 0" 0 "$RC" || last_cmd_details
-assert_eq "m2: two files sent (the new and the changed one)" 2 "$(json_get "d['bundle']['files_sent']" <<<"$OUT")"
+M2OUT=$OUT
+# --progress: each step on standard error as it ends, in order; the JSON report alone on stdout.
+STEPS=$(sed -nE 's/^envrun: migrate m2: [0-9.]+ s: //p' <<<"$ERR" | sed -E 's/^(pre-copy round [0-9]+|pre-copy ends|running on the target|bundle prefetched|final image stored there|restore asked|committed).*/\1/' | grep -vE '^final (manifest|bundle)' | tr '\n' '|')
+assert_line_match "m2 --progress: the steps in order" "$STEPS" '^bundle prefetched\|(pre-copy round 0\|)?(pre-copy round [1-9][0-9]*\|)*(pre-copy ends\|)?final image stored there\|restore asked\|running on the target\|committed\|$'
+check "m2 --progress: stdout holds the JSON report alone" python3 -c "import json,sys; json.loads(sys.argv[1])" "$M2OUT"
+assert_eq "m2: two files sent (the new and the changed one)" 2 "$(json_get "d['bundle']['files_sent']" <<<"$M2OUT")"
 assert_eq "m2: the changed file arrived" "motd $$" "$(tail -n 1 "$AROOT/bundles/m2/rootfs/etc/motd")"
 passes m2 eb
 
