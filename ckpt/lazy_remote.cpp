@@ -24,19 +24,43 @@ Result<void> io_all(int fd, uint8_t* p, size_t n, bool writing) {
 
 }  // namespace
 
-Result<void> RemoteFill::ensure(uint64_t off, uint64_t len, bool fault) {
-  if (len == 0 || filled_.count({off, len})) return ok();
+Result<void> RemoteFill::send_request(uint64_t off, uint64_t len, bool fault) {
   uint8_t req[16];
   uint64_t l = len | (fault ? 1ull << 63 : 0);
   for (int i = 0; i < 8; ++i) req[i] = uint8_t(off >> (8 * i)), req[8 + i] = uint8_t(l >> (8 * i));
   ENVRUN_CHECK(io_all(fd_.get(), req, sizeof req, true));
+  pending_.emplace_back(off, len);
+  return ok();
+}
+
+Result<void> RemoteFill::take_answer() {
+  auto [off, len] = pending_.front();
   uint8_t status = 1;
   ENVRUN_CHECK(io_all(fd_.get(), &status, 1, false));
   if (status != 0)
     return Error::make(ErrorKind::System, "page fetch: the migration agent could not fetch bytes " + std::to_string(off) +
                                               "+" + std::to_string(len) + " of the image from the source");
+  pending_.pop_front();
   filled_.insert({off, len});
   fetched_ += len;
+  return ok();
+}
+
+bool RemoteFill::pending(uint64_t off, uint64_t len) const {
+  for (const auto& p : pending_)
+    if (p.first == off && p.second == len) return true;
+  return false;
+}
+
+Result<void> RemoteFill::ask(uint64_t off, uint64_t len) {
+  if (len == 0 || filled_.count({off, len}) || pending(off, len)) return ok();
+  return send_request(off, len, false);
+}
+
+Result<void> RemoteFill::ensure(uint64_t off, uint64_t len, bool fault) {
+  if (len == 0 || filled_.count({off, len})) return ok();
+  if (!pending(off, len)) ENVRUN_CHECK(send_request(off, len, fault));
+  while (!filled_.count({off, len})) ENVRUN_CHECK(take_answer());
   return ok();
 }
 

@@ -93,7 +93,17 @@ Result<std::optional<PageChunk>> DiskPageSource::next() {
   }
   while (cursor_ < locs_.size() && given_[cursor_]) ++cursor_;
   if (cursor_ >= locs_.size()) return std::optional<PageChunk>();
+  if (remote_) ENVRUN_CHECK(ask_ahead());
   return std::optional<PageChunk>(ENVRUN_TRY(load(cursor_++, false)));
+}
+
+// Post-copy: the sections of the next locations asked for before they are needed, a few
+// at a time (a fault's request waits behind at most these).
+Result<void> DiskPageSource::ask_ahead() {
+  constexpr size_t kAhead = 8, kLook = 64;
+  for (size_t j = cursor_; j < locs_.size() && j < cursor_ + kLook && remote_->unanswered() < kAhead; ++j)
+    if (!given_[j] && locs_[j].file == 0) ENVRUN_CHECK(remote_->ask(locs_[j].payload_off, locs_[j].raw_size));
+  return ok();
 }
 
 std::vector<int> DiskPageSource::fds() const {

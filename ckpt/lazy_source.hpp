@@ -90,6 +90,7 @@ class DiskPageSource final : public LazyPageSource {
   size_t cursor_ = 0;
   std::vector<uint8_t> buf_;
   std::shared_ptr<RemoteFill> remote_;
+  Result<void> ask_ahead();
 };
 
 }  // namespace envrun::ckpt

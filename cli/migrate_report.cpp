@@ -54,7 +54,8 @@ void print_migrate_report(const MigrateReportHeader& h, const ha::MigrateReport&
                         {"image_bytes", r.image_bytes}, {"wire_bytes_sent", r.wire_sent}};
     if (r.postcopy)
       j["postcopy"] = {{"all_in_ms", ms(r.all_in_us)}, {"ranges_fetched", r.post.ranges}, {"bytes_fetched", r.post.bytes},
-                       {"fault_ranges", r.post.fault_ranges}, {"background_ranges", r.post.background_ranges}};
+                       {"fault_ranges", r.post.fault_ranges}, {"background_ranges", r.post.background_ranges},
+                       {"max_in_flight", r.post.max_in_flight}};
     std::printf("%s\n", j.dump().c_str());
     return;
   }
@@ -73,9 +74,10 @@ void print_migrate_report(const MigrateReportHeader& h, const ha::MigrateReport&
   std::printf("  bytes on the wire:  %10llu\n", (unsigned long long)r.wire_sent);
   if (r.postcopy)
     std::printf("  post-copy:          %10.1f ms until every page was in; %llu ranges fetched (%llu for faults, %llu in "
-                "the background), %llu bytes\n",
+                "the background, up to %llu at once), %llu bytes\n",
                 ms(r.all_in_us), (unsigned long long)r.post.ranges, (unsigned long long)r.post.fault_ranges,
-                (unsigned long long)r.post.background_ranges, (unsigned long long)r.post.bytes);
+                (unsigned long long)r.post.background_ranges, (unsigned long long)r.post.max_in_flight,
+                (unsigned long long)r.post.bytes);
 }
 
 }  // namespace envrun::cli

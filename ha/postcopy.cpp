@@ -2,11 +2,13 @@
 #include "ha/postcopy.hpp"
 
 #include <fcntl.h>
+#include <poll.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
+#include <deque>
 
 #include "kernel/fd.hpp"
 
@@ -144,6 +146,7 @@ Result<PostcopyStats> serve_page_fetches(Channel& ch, int fd, const std::string&
       s.ranges = j.value("pages_fetched", uint64_t(0)), s.bytes = j.value("bytes", uint64_t(0));
       s.fault_ranges = j.value("fault_ranges", uint64_t(0)), s.background_ranges = j.value("background_ranges", uint64_t(0));
       s.all_in_ms = j.value("all_in_ms", uint64_t(0));
+      s.max_in_flight = j.value("max_in_flight", uint64_t(0));
       return s;
     }
     if (m.type != FrameType::PageFetch) return bad(ch, std::string("expected a page fetch, got ") + frame_type_name(m.type));
@@ -182,30 +185,69 @@ Result<bool> read_request(int fd, uint64_t& off, uint64_t& len) {
 
 }  // namespace
 
-Result<bool> relay_one(Channel& ch, int fetch_fd, int image_fd, const std::string& image_name, PostcopyStats& s) {
-  {
-    uint64_t off, len;
-    if (!ENVRUN_TRY(read_request(fetch_fd, off, len))) return false;
-    bool fault = (len >> 63) != 0;
-    len &= ~(1ull << 63);
-    ENVRUN_CHECK(ch.send_json(FrameType::PageFetch, {{"off", off}, {"len", len}, {"fault", fault}}));
-    uint64_t at = off;
-    for (;;) {
-      Frame f = ENVRUN_TRY(ch.recv());
-      if (f.type == FrameType::FetchEnd) break;
-      if (f.type == FrameType::Error) return bad(ch, "an error instead of the pages");
-      if (f.type != FrameType::Data || at + f.payload.size() > off + len)
-        return bad(ch, std::string("unexpected ") + frame_type_name(f.type) + " frame in a page fetch");
-      ENVRUN_CHECK(pwrite_all(image_fd, f.payload.data(), f.payload.size(), at, image_name));
-      at += f.payload.size();
-    }
-    if (at != off + len) return bad(ch, "a page fetch answered " + std::to_string(at - off) + " of " + std::to_string(len) + " bytes");
-    uint8_t status = 0;
-    if (::write(fetch_fd, &status, 1) != 1) return Error::sys("page fetch fd: write");
-    ++s.ranges, s.bytes += len;
-    ++(fault ? s.fault_ranges : s.background_ranges);
-  }
+namespace {
+
+struct Fetch {
+  uint64_t off = 0, len = 0;
+  bool fault = false;
+};
+
+// One request from fetch_fd passed on as a PageFetch message; false at EOF.
+Result<bool> forward_one(Channel& ch, int fetch_fd, std::deque<Fetch>& pending) {
+  uint64_t off, len;
+  if (!ENVRUN_TRY(read_request(fetch_fd, off, len))) return false;
+  bool fault = (len >> 63) != 0;
+  len &= ~(1ull << 63);
+  ENVRUN_CHECK(ch.send_json(FrameType::PageFetch, {{"off", off}, {"len", len}, {"fault", fault}}));
+  pending.push_back({off, len, fault});
   return true;
+}
+
+// The answer to the oldest request (the source answers in order): written into the
+// image, then its status byte to the page server (unless it is gone: a section it asked
+// for ahead and then did not need).
+Result<void> take_answer(Channel& ch, int fetch_fd, int image_fd, const std::string& image_name, std::deque<Fetch>& pending,
+                         PostcopyStats& s, Frame& f, bool tell = true) {
+  Fetch q = pending.front();
+  uint64_t at = q.off;
+  for (;;) {
+    ENVRUN_CHECK(ch.recv_into(f));
+    if (f.type == FrameType::FetchEnd) break;
+    if (f.type == FrameType::Error) return bad(ch, "an error instead of the pages");
+    if (f.type != FrameType::Data || at + f.payload.size() > q.off + q.len)
+      return bad(ch, std::string("unexpected ") + frame_type_name(f.type) + " frame in a page fetch");
+    ENVRUN_CHECK(pwrite_all(image_fd, f.payload.data(), f.payload.size(), at, image_name));
+    at += f.payload.size();
+  }
+  if (at != q.off + q.len) return bad(ch, "a page fetch answered " + std::to_string(at - q.off) + " of " + std::to_string(q.len) + " bytes");
+  uint8_t status = 0;
+  if (tell && ::write(fetch_fd, &status, 1) != 1) return Error::sys("page fetch fd: write");
+  pending.pop_front();
+  ++s.ranges, s.bytes += q.len;
+  ++(q.fault ? s.fault_ranges : s.background_ranges);
+  return ok();
+}
+
+bool readable(int fd) {
+  pollfd p{fd, POLLIN, 0};
+  return ::poll(&p, 1, 0) > 0;
+}
+
+}  // namespace
+
+// Requests are passed on as they come, before the older ones are answered: the source
+// answers in order, and the wire stays busy while the page server copies. Returns once
+// nothing is in flight.
+Result<bool> relay_one(Channel& ch, int fetch_fd, int image_fd, const std::string& image_name, PostcopyStats& s) {
+  std::deque<Fetch> pending;
+  Frame f;
+  bool open = ENVRUN_TRY(forward_one(ch, fetch_fd, pending));
+  while (!pending.empty()) {
+    while (open && readable(fetch_fd)) open = ENVRUN_TRY(forward_one(ch, fetch_fd, pending));
+    s.max_in_flight = std::max<uint64_t>(s.max_in_flight, pending.size());
+    ENVRUN_CHECK(take_answer(ch, fetch_fd, image_fd, image_name, pending, s, f, open));
+  }
+  return open;
 }
 
 Result<PostcopyStats> relay_page_fetches(Channel& ch, int fetch_fd, int image_fd, const std::string& image_name,
@@ -215,7 +257,8 @@ Result<PostcopyStats> relay_page_fetches(Channel& ch, int fetch_fd, int image_fd
   }
   s.all_in_ms = now_ms() - t0;
   ENVRUN_CHECK(ch.send_json(FrameType::PagesIn, {{"pages_fetched", s.ranges}, {"bytes", s.bytes}, {"fault_ranges", s.fault_ranges},
-                                                  {"background_ranges", s.background_ranges}, {"all_in_ms", s.all_in_ms}}));
+                                                  {"background_ranges", s.background_ranges}, {"all_in_ms", s.all_in_ms},
+                                                  {"max_in_flight", s.max_in_flight}}));
   return s;
 }
 

@@ -47,6 +47,7 @@ struct PostcopyStats {
   uint64_t ranges = 0, bytes = 0;
   uint64_t fault_ranges = 0, background_ranges = 0;
   uint64_t all_in_ms = 0;  // from Running until every page was in (the agent's clock)
+  uint64_t max_in_flight = 0;  // most requests asked and not yet answered at once
 };
 
 // The source: one PageFetch message answered from its copy (fd): Data frames, FetchEnd.
@@ -55,8 +56,9 @@ Result<void> answer_page_fetch(Channel& ch, int fd, const std::string& name, con
 // The source, after Running: answers PageFetch messages from its copy (fd) until PagesIn.
 Result<PostcopyStats> serve_page_fetches(Channel& ch, int fd, const std::string& name);
 
-// The agent: one request of the restore or its page server on fetch_fd relayed over the
-// channel, the answer written into image_fd, the status byte sent; false: fetch_fd closed.
+// The agent: the requests of the restore or its page server on fetch_fd relayed over the
+// channel (each passed on as it comes, the answers taken in order), each answer written
+// into image_fd and its status byte sent, until none is in flight; false: fetch_fd closed.
 Result<bool> relay_one(Channel& ch, int fetch_fd, int image_fd, const std::string& image_name, PostcopyStats& s);
 
 // The agent, after Running: relay_one until fetch_fd is closed (every page is in); then

@@ -63,6 +63,7 @@ report_checks() {
     test "$(jq_ "d['postcopy']['ranges_fetched'] - d['postcopy']['fault_ranges'] - d['postcopy']['background_ranges']")" -ge 0
   check "$id: the image sent leaves the pages out (image bytes < bytes fetched)" \
     test "$(jq_ "int(d['image_bytes'] < d['postcopy']['bytes_fetched'])")" = 1
+  check "$id: the page server asks ahead: several ranges in flight at once" test "$(jq_ "d['postcopy']['max_in_flight']")" -ge 2
   check "$id: downtime <= time until every page was in <= total" \
     test "$(jq_ "int(0 < d['downtime_ms'] <= d['postcopy']['all_in_ms'] <= d['total_ms'] + 1)")" = 1
   echo "       downtime $(jq_ "d['downtime_ms']") ms, all pages in $(jq_ "d['postcopy']['all_in_ms']") ms," \
