@@ -63,7 +63,6 @@ report_checks() {
     test "$(jq_ "d['postcopy']['ranges_fetched'] - d['postcopy']['fault_ranges'] - d['postcopy']['background_ranges']")" -ge 0
   check "$id: the image sent leaves the pages out (image bytes < bytes fetched)" \
     test "$(jq_ "int(d['image_bytes'] < d['postcopy']['bytes_fetched'])")" = 1
-  check "$id: the page server asks ahead: several ranges in flight at once" test "$(jq_ "d['postcopy']['max_in_flight']")" -ge 2
   check "$id: downtime <= time until every page was in <= total" \
     test "$(jq_ "int(0 < d['downtime_ms'] <= d['postcopy']['all_in_ms'] <= d['total_ms'] + 1)")" = 1
   echo "       downtime $(jq_ "d['downtime_ms']") ms, all pages in $(jq_ "d['postcopy']['all_in_ms']") ms," \
@@ -98,6 +97,9 @@ assert_eq "l2: migrate exits 0" 0 "$RC" || last_cmd_details
 REPORT=$OUT
 echo "       report: $REPORT"
 report_checks l2 $((256 << 20))
+# 263 ranges, most fetched by the page server, which keeps 8 asked ahead (a fault one more);
+# the counter's 23 ranges did not always overlap (CI once saw 1 in flight).
+check "l2: the page server asks ahead: several ranges in flight at once" test "$(jq_ "d['postcopy']['max_in_flight']")" -ge 4
 assert_eq "l2: running on the target" running "$(eb state l2 2>/dev/null | json_get "d['status']")"
 passes l2 dirtier eb
 grep -E "^dirtier:" "$T/l2.out" | sed 's/^/       /'
