@@ -49,6 +49,12 @@ Result<std::string> Drainer::serve(ha::Channel& ch, const nlohmann::json& begin)
   bool dry = begin.value("dry_run", false);
   if (!to.empty()) ENVRUN_CHECK(ha::parse_endpoint(to));
   Plan plan = plan_drain(list_candidates(cfg_.root), to, cfg_.psk_file);
+  // One being moved already (another drain, a policy) stays out of this plan, and says so
+  // (its state may not even read as running while it is checkpointed).
+  auto busy = mover_.busy();
+  std::erase_if(plan.moves, [&](const PlannedMove& m) { return busy.count(m.id) > 0; });
+  std::erase_if(plan.stays, [&](const Stay& s) { return busy.count(s.id) > 0; });
+  for (const auto& id : busy) plan.stays.push_back({id, "a migration of it is under way"});
   log(std::string("drain") + (dry ? " (dry run)" : "") + " asked by " + ch.peer() + ": " + std::to_string(plan.moves.size()) +
       " to move, " + std::to_string(plan.stays.size()) + " stay");
   ENVRUN_CHECK(ch.send_json(FrameType::DrainPlan, plan_json(plan)));

@@ -38,6 +38,11 @@ std::string report_text(int fd) {
 
 }  // namespace
 
+std::set<std::string> Mover::busy() {
+  std::lock_guard<std::mutex> lk(mu_);
+  return busy_;
+}
+
 MoveOutcome Mover::move(const PlannedMove& m, const std::function<void()>& tick) {
   {
     std::lock_guard<std::mutex> lk(mu_);

@@ -27,6 +27,8 @@ class Mover {
       : root_(std::move(root)), globals_(std::move(envrun_globals)) {}
   // tick() runs every 2 s while the migration runs (keep-alives to a drain client).
   MoveOutcome move(const PlannedMove& m, const std::function<void()>& tick = {});
+  // The containers being moved now.
+  std::set<std::string> busy();
 
  private:
   MoveOutcome run(const PlannedMove& m, const std::function<void()>& tick);
