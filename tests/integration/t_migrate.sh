@@ -219,6 +219,29 @@ else
   echo "redis-server or redis-cli not installed: skipped"
 fi
 
+section "at most 16 connections at once: a 17th is closed at once, and the agent goes on"
+# 17 peers that connect and say nothing (each would wait out the handshake's timeout).
+in_a python3 - "$IP_B" 7073 "$T/agent-small.log" <<'PY' >"$T/conns.out" 2>&1
+import socket, sys, time
+ip, port, log = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+socks = [socket.create_connection((ip, port), timeout=5) for _ in range(16)]
+deadline = time.monotonic() + 10
+while open(log).read().count("connection from") < 16 and time.monotonic() < deadline:
+    time.sleep(0.05)
+extra = socket.create_connection((ip, port), timeout=5)
+extra.settimeout(5)
+closed = extra.recv(1) == b""
+print("17th closed" if closed else "17th kept open")
+for s in socks:
+    s.close()
+PY
+assert_contains "the 17th connection is closed at once" "$(cat "$T/conns.out")" "17th closed"
+assert_contains "... and the agent says why" "$(cat "$T/agent-small.log")" "refused: 16 connections are being served"
+counter_run m7
+capture migrate m7 --to "$IP_B:7073" --psk-file "$T/psk" --no-precopy
+assert_contains "m7: a migration afterwards still reaches the agent (and fails for its full disk, as m6's)" "$ERR" "No space left on device"
+passes m7 er
+
 section "SIGTERM stops the agent cleanly"
 kill -TERM "$SMALL_PID"
 wait "$SMALL_PID"
