@@ -167,7 +167,7 @@ Result<bool> LazyServer::copy(size_t i, uint64_t dst, const uint8_t* src, uint64
 
 Result<void> LazyServer::deliver(const PageChunk& c, bool background) {
   ++st_.chunks;
-  if (background && delay_us_) ::usleep(useconds_t(delay_us_));
+  if (delay_us_) ::usleep(useconds_t(delay_us_));
   bool skip = background && skip_every_ && st_.chunks % skip_every_ == 0;
   for (size_t i = 0; i < s_.targets.size(); ++i) {
     if (!s_.targets[i].uffd) continue;

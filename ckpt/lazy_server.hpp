@@ -20,7 +20,9 @@
 // Test hooks, in the server's environment: ENVRUN_LAZY_TEST_SKIP=N drops every N-th
 // background chunk as if it were copied (the integration test proves that the
 // programs' own checks then fail); ENVRUN_LAZY_TEST_DELAY_US=U waits U us before each
-// background chunk (time for the test to kill the server half-way).
+// chunk, a fault's too (time for the test to kill the server, or the agent, half-way:
+// with sections asked ahead, an app that faults all over its memory had every page in
+// within a second even with the background slowed).
 #pragma once
 #include <sys/types.h>
 
