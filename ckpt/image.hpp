@@ -15,6 +15,7 @@
 #include <sys/uio.h>
 
 #include <array>
+#include <functional>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -206,5 +207,9 @@ Result<ImageSummary> verify_image(int fd, std::string name);
 // of a few small reads; a damaged payload is found by the reader that consumes it (the
 // restore checks each payload before the restored processes may run).
 Result<ImageSummary> scan_image(int fd, std::string name);
+// The same, calling visit(header, reader) for every section before its payload is
+// sought over (visit may read a part of it with read_payload_part).
+using SectionVisitor = std::function<Result<void>(const SectionHeader&, ImageReader&)>;
+Result<ImageSummary> scan_image(int fd, std::string name, const SectionVisitor& visit);
 
 }  // namespace envrun::ckpt

@@ -41,7 +41,7 @@ bool is_regular(int fd) {
 }  // namespace
 
 namespace {
-Result<ImageSummary> walk(int fd, std::string name, bool payloads) {
+Result<ImageSummary> walk(int fd, std::string name, bool payloads, const SectionVisitor& visit = {}) {
   ImageReader reader = ENVRUN_TRY(ImageReader::from_fd(fd, name));
   ImageSummary sum;
   sum.format_major = reader.format_major();
@@ -49,6 +49,7 @@ Result<ImageSummary> walk(int fd, std::string name, bool payloads) {
   for (;;) {
     auto h = ENVRUN_TRY(reader.next());
     if (!h) break;
+    if (visit) ENVRUN_CHECK(visit(*h, reader));
     ENVRUN_CHECK(payloads ? reader.check_payload() : reader.seek_payload());
     SectionTotals& t = sum.of(h->section_type());
     ++t.count;
@@ -75,5 +76,8 @@ Result<ImageSummary> walk(int fd, std::string name, bool payloads) {
 
 Result<ImageSummary> verify_image(int fd, std::string name) { return walk(fd, std::move(name), true); }
 Result<ImageSummary> scan_image(int fd, std::string name) { return walk(fd, std::move(name), false); }
+Result<ImageSummary> scan_image(int fd, std::string name, const SectionVisitor& visit) {
+  return walk(fd, std::move(name), false, visit);
+}
 
 }  // namespace envrun::ckpt

@@ -2,7 +2,6 @@
 #include "ckpt/incremental_restore.hpp"
 
 #include <fcntl.h>
-#include <sys/stat.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -94,31 +93,34 @@ Result<ParentChain> ParentChain::open(const nlohmann::json& inventory, const std
   return chain;
 }
 
-// scan_image's walk (every header, the End section, nothing after it), keeping each
-// section and a plain pages section's address. Nullopt when a pages or parent-pages
-// section is compressed: apply() reads that parent with a reader of its own.
+namespace {
+
+// A plain pages section's first 8 bytes: the address of its first page (nullopt for
+// another section or a zstd one, which is read whole).
+Result<std::optional<uint64_t>> read_address(const SectionHeader& h, ImageReader& in) {
+  if (h.section_type() != SectionType::Pages || h.compressed() || h.raw_size <= 8) return std::optional<uint64_t>();
+  uint8_t a[8];
+  ENVRUN_CHECK(in.read_payload_part(a));
+  uint64_t addr;
+  std::memcpy(&addr, a, 8);
+  return std::optional<uint64_t>(addr);
+}
+
+}  // namespace
+
+// scan_image's walk, keeping each section and a plain pages section's address. Nullopt
+// when a pages or parent-pages section is compressed: apply() reads that parent with a
+// reader of its own.
 Result<std::optional<std::vector<ParentChain::Entry>>> ParentChain::index_sections(int fd, const std::string& name) {
-  auto in = ENVRUN_TRY(ImageReader::from_fd(fd, name));
   std::vector<Entry> out;
   bool usable = true;
-  for (auto h = ENVRUN_TRY(in.next()); h; h = ENVRUN_TRY(in.next())) {
-    Entry e{*h, 0};
-    auto type = h->section_type();
-    if ((type == SectionType::Pages || type == SectionType::ParentPages) && h->compressed()) usable = false;
-    if (type == SectionType::Pages && !h->compressed() && h->raw_size > 8) {
-      uint8_t a[8];
-      ENVRUN_CHECK(in.read_payload_part(a));
-      std::memcpy(&e.addr, a, 8);
-    }
-    ENVRUN_CHECK(in.seek_payload());
-    out.push_back(e);
-  }
-  uint64_t end = in.offset();
-  struct stat st {};
-  if (::fstat(fd, &st) != 0) return Error::sys(name + ": stat");
-  if (uint64_t(st.st_size) > end)
-    return Error::make(ErrorKind::Generic, name + ": data after the end section at offset " + std::to_string(end) +
-                                               " (the image ends there)");
+  ENVRUN_CHECK(scan_image(fd, name, [&](const SectionHeader& h, ImageReader& in) -> Result<void> {
+    auto type = h.section_type();
+    if ((type == SectionType::Pages || type == SectionType::ParentPages) && h.compressed()) usable = false;
+    auto addr = ENVRUN_TRY(read_address(h, in));
+    out.push_back({h, addr.value_or(0)});
+    return ok();
+  }));
   if (!usable) return std::optional<std::vector<Entry>>();
   return std::optional<std::vector<Entry>>(std::move(out));
 }
@@ -149,11 +151,9 @@ class ParentChain::Walk {
     if (!h) return std::optional<Entry>();
     cur_ = *h;
     Entry e{*h, 0};
-    if (h->section_type() == SectionType::Pages && !h->compressed() && h->raw_size > 8) {
-      uint8_t a[8];
-      ENVRUN_CHECK(in_->read_payload_part(a));
-      std::memcpy(&e.addr, a, 8);
-      std::memcpy(head_, a, 8);
+    if (auto addr = ENVRUN_TRY(read_address(*h, *in_))) {
+      e.addr = *addr;
+      std::memcpy(head_, &e.addr, 8);
       addr_known = true, part_ = 8;
     }
     return std::optional<Entry>(e);
